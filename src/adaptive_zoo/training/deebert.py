@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import AutoTokenizer, DataCollatorWithPadding, EvalPrediction, Trainer
+from transformers import AutoConfig, AutoTokenizer, DataCollatorWithPadding, EvalPrediction, Trainer
 
-from ..models.deebert import DeeBertForSequenceClassification
+from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from .common import accuracy_metric, set_trainable, tokenize_classification, trainer_work_dir, training_arguments
 
 logger = logging.getLogger(__name__)
+
+# Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
+NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
+                     "id2label", "label2id", "num_labels", "entropy_threshold"}
 
 
 @dataclass
@@ -67,13 +71,20 @@ def off_ramp_accuracies(prediction: EvalPrediction) -> dict[str, float]:
 
 def build_deebert(base_model: str, label_names: list[str], **config_overrides) -> DeeBertForSequenceClassification:
     """A DeeBERT classifier warm-started from any BERT checkpoint; off-ramp poolers copy the pretrained pooler."""
-    model = DeeBertForSequenceClassification.from_pretrained(
-        base_model,
+    base_config = AutoConfig.from_pretrained(base_model)
+    if base_config.model_type not in ("bert", "deebert"):
+        raise ValueError(
+            f"DeeBERT here is built on BERT; {base_model!r} is a {base_config.model_type!r} model. "
+            "Pass a BERT checkpoint ('minilm', a local BERT folder or a Hub id)."
+        )
+    bert_fields = {k: v for k, v in base_config.to_dict().items() if k not in NOT_CONFIG_FIELDS}
+    config = DeeBertConfig(
+        **{**bert_fields, **config_overrides},
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
-        **config_overrides,
     )
+    model = DeeBertForSequenceClassification.from_pretrained(base_model, config=config)
     model.init_off_ramps_from_pooler()
     return model
 
@@ -85,6 +96,8 @@ def train_deebert(
     args: DeeBertTrainingArguments,
 ) -> tuple[DeeBertForSequenceClassification, dict]:
     """Run both stages; returns the trained model and each stage's final evaluation metrics."""
+    # Training runs every layer anyway; evaluation between epochs must too (S is chosen after training).
+    model.config.entropy_threshold = None
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
     collator = DataCollatorWithPadding(tokenizer)
     work_dir = trainer_work_dir(args.output_dir)
@@ -104,7 +117,7 @@ def train_deebert(
             work_dir / "stage1",
             num_train_epochs=args.num_train_epochs,
             learning_rate=args.learning_rate,
-            warmup_ratio=0.1,
+            warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
             **common,
         ),
         train_dataset=encoded["train"],

@@ -1,0 +1,187 @@
+"""`adaptive-zoo` command line: train, evaluate, push, quickstart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .data import KNOWN_DATASETS
+
+METHODS = ("deebert",)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number
+
+
+def _add_train_parser(subparsers) -> None:
+    train = subparsers.add_parser("train", help="Train a model and write a Hub-ready folder.")
+    train.add_argument("method", choices=METHODS)
+    train.add_argument("--dataset", default="bbc_news",
+                       help=f"Bundled name ({', '.join(sorted(KNOWN_DATASETS))}), a local CSV/JSON file, or a Hub id.")
+    train.add_argument("--output-dir", required=True, help="The Hub folder to write (replaced atomically).")
+    train.add_argument("--base-model", default="minilm", help="'minilm' (bundled), a local folder, or a Hub id.")
+    train.add_argument("--max-train-samples", type=_positive_int, default=None)
+    train.add_argument("--max-eval-samples", type=_positive_int, default=None,
+                       help="Cap on validation and test samples (tuning and measurement).")
+    train.add_argument("--num-train-epochs", type=float, default=2.0, help="Stage 1 (backbone) epochs.")
+    train.add_argument("--off-ramp-epochs", type=float, default=2.0, help="DeeBERT stage 2 (off-ramps) epochs.")
+    train.add_argument("--max-length", type=_positive_int, default=128)
+    train.add_argument("--batch-size", type=_positive_int, default=16)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--accuracy-budget", type=float, default=1.0,
+                       help="Accuracy points the chosen threshold may lose against full depth on validation.")
+
+
+def _add_evaluate_parser(subparsers) -> None:
+    evaluate = subparsers.add_parser("evaluate", help="Measure accuracy and real speed-ups of a saved model.")
+    evaluate.add_argument("model", help="A saved folder or Hub repo id.")
+    evaluate.add_argument("--dataset", default="bbc_news")
+    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument("--max-eval-samples", type=_positive_int, default=None)
+    evaluate.add_argument("--max-length", type=_positive_int, default=None,
+                          help="Defaults to the saved tokenizer's model_max_length.")
+    evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
+    evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
+    evaluate.add_argument("--seed", type=int, default=42, help="Seed of the dataset split.")
+    evaluate.add_argument("--json", dest="json_path", default=None, help="Also write the report to this file.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adaptive-zoo", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(subparsers)
+    _add_evaluate_parser(subparsers)
+
+    push = subparsers.add_parser("push", help="Upload a saved folder to the Hub as one commit.")
+    push.add_argument("folder")
+    push.add_argument("repo_id")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--commit-message", default=None)
+
+    quickstart = subparsers.add_parser(
+        "quickstart", help="The main job: DeeBERT on bbc_news from MiniLM, measured, saved, checked (~10 min on 2 cores)."
+    )
+    quickstart.add_argument("--output-dir", default="adaptive-zoo-quickstart/deebert-minilm-bbc_news")
+    quickstart.add_argument("--max-train-samples", type=_positive_int, default=None)
+    quickstart.add_argument("--max-eval-samples", type=_positive_int, default=None)
+    quickstart.add_argument("--num-train-epochs", type=float, default=2.0)
+    quickstart.add_argument("--off-ramp-epochs", type=float, default=2.0)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
+    from .recipes import train_deebert_recipe
+
+    recipes = {"deebert": train_deebert_recipe}
+    return recipes[args.method](
+        dataset=args.dataset, output_dir=args.output_dir, base_model=args.base_model,
+        max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+        num_train_epochs=args.num_train_epochs, off_ramp_epochs=args.off_ramp_epochs, max_length=args.max_length,
+        batch_size=args.batch_size, seed=args.seed, accuracy_budget=args.accuracy_budget,
+    )
+
+
+def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .data import load_task_data, select_first
+    from .evaluation.classification import evaluate_classifier
+    from .hub.folder import check_hub_folder
+    from .training.common import check_label_count
+
+    if Path(args.model).exists():
+        check_hub_folder(args.model)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    task = load_task_data(args.dataset, seed=args.seed)
+    if task.task != "classification":
+        raise ValueError(f"{args.dataset!r} is a {task.task} dataset; {args.model} is a classifier.")
+    check_label_count(task.dataset, model.config.num_labels)
+    split = select_first(task.dataset[args.split], args.max_eval_samples)
+    max_length = args.max_length or min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    report = evaluate_classifier(
+        model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
+        measure_wallclock=not args.no_wallclock, repeats=args.repeats,
+    )
+    report = {"model": args.model, "model_type": model.config.model_type, "dataset": args.dataset,
+              "split": args.split, **report}
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def run_push(args: argparse.Namespace) -> str:
+    from .hub.push import push_folder
+
+    return push_folder(args.folder, args.repo_id, private=args.private, commit_message=args.commit_message)
+
+
+def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .hub.verify import verify_fresh_process_load
+    from .recipes import train_deebert_recipe
+
+    start = time.perf_counter()
+    results = train_deebert_recipe(
+        dataset="bbc_news", output_dir=args.output_dir, base_model="minilm",
+        max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+        num_train_epochs=args.num_train_epochs, off_ramp_epochs=args.off_ramp_epochs,
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(args.output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(args.output_dir)
+    texts = ["Shares in the carmaker rose after profits beat forecasts.",
+             "The striker scored twice as the champions won the cup final."]
+    check = verify_fresh_process_load(model, tokenizer, args.output_dir, texts)
+    return {"output_dir": args.output_dir, "minutes": round((time.perf_counter() - start) / 60, 1),
+            "fresh_process_trust_remote_code_load": check, "test": results}
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    results = report.get("test", report)
+    if results and "accuracy" in results:
+        line = (f"accuracy {100 * results['accuracy']:.2f} | full depth {100 * results['baseline_accuracy']:.2f} | "
+                f"executed-FLOPs speed-up {results['flops_speedup']:.2f}x")
+        if "wallclock_speedup" in results:
+            line += (f" | throughput speed-up (batch {results['batch_size']}) {results['wallclock_speedup']:.2f}x"
+                     f" | latency speed-up (batch 1) {results['latency_speedup']:.2f}x")
+        if "exit" in results:
+            line += f" | mean exit layer {results['exit']['mean_exit_layer']:.2f} {results['exit']['histogram']}"
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "train":
+            report = run_train(args)
+        elif args.command == "evaluate":
+            report = run_evaluate(args)
+        elif args.command == "push":
+            print(run_push(args))
+            return 0
+        else:
+            report = run_quickstart(args)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        print(f"adaptive-zoo: error: {error}", file=sys.stderr)
+        return 2
+    if report is not None:
+        print(json.dumps(report, indent=2, default=str))
+        _print_summary(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""End-to-end recipes behind `adaptive-zoo train <method>`: data -> training -> tuning on validation ->
+measurement on test -> a Hub-ready folder (weights, code, tokenizer, card, plots, results), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoTokenizer
+
+from .backbones import KNOWN_BASE_MODELS, resolve_base_model
+from .data import load_task_data, select_first
+from .evaluation.classification import evaluate_classifier
+from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
+from .hub.cards import classification_eval_results, render_model_card
+from .hub.folder import atomic_output_dir
+from .training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "adaptive_zoo_results.json"
+SWEEP_IMAGE = "threshold_sweep.png"
+
+
+def classification_data(dataset: str, *, seed: int, max_train_samples: int | None, max_eval_samples: int | None):
+    task = load_task_data(dataset, seed=seed)
+    if task.task != "classification":
+        raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; this method needs a classification dataset.")
+    task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
+    for split in ("validation", "test"):
+        task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    return task
+
+
+def train_deebert_recipe(
+    *,
+    dataset: str = "bbc_news",
+    output_dir: str,
+    base_model: str = "minilm",
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    num_train_epochs: float = 2.0,
+    off_ramp_epochs: float = 2.0,
+    max_length: int = 128,
+    batch_size: int = 16,
+    seed: int = 42,
+    accuracy_budget: float = 1.0,
+    eval_batch_size: int = 32,
+    wallclock_repeats: int = 5,
+) -> dict[str, Any] | None:
+    """Train DeeBERT, choose S on validation, measure on test, write the Hub folder. Returns the test report
+    (None on non-main processes of a distributed run, which only take part in training)."""
+    task = classification_data(dataset, seed=seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    base_path = resolve_base_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    tokenizer.model_max_length = max_length  # what pipelines truncate to, saved with the tokenizer
+    model = build_deebert(base_path, task.label_names)
+    args = DeeBertTrainingArguments(
+        output_dir=output_dir, num_train_epochs=num_train_epochs, off_ramp_epochs=off_ramp_epochs,
+        max_length=max_length, batch_size=batch_size, seed=seed,
+    )
+    model, stage_metrics = train_deebert(model, tokenizer, task.dataset, args)
+    if not stage_metrics.pop("is_main_process"):
+        return None
+
+    validation, test = task.dataset["validation"], task.dataset["test"]
+    sweep = sweep_entropy_thresholds(
+        model, tokenizer, validation["text"], validation["label"], accuracy_budget=accuracy_budget,
+        batch_size=eval_batch_size, max_length=max_length,
+    )
+    model.config.entropy_threshold = sweep.chosen_threshold
+    results = evaluate_classifier(
+        model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size, max_length=max_length,
+        repeats=wallclock_repeats,
+    )
+    logger.info("Test results: %s", results)
+
+    model_name = f"deebert-{Path(base_model).name}-{Path(dataset).stem}"
+    train_command = "adaptive-zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else \
+        f"adaptive-zoo train deebert --dataset {dataset} --output-dir OUTPUT_DIR"
+    with atomic_output_dir(output_dir) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        plot_threshold_sweep(sweep, Path(folder) / SWEEP_IMAGE)
+        record = {
+            "method": "deebert", "dataset": dataset, "base_model": base_model, "split": "test", "test": results,
+            "validation_sweep": sweep.to_dict(), "training": {**vars(args), **stage_metrics},
+        }
+        (Path(folder) / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
+        card = render_model_card(
+            "deebert",
+            model_name=model_name,
+            base_model=None if os.path.exists(base_model) else ("sentence-transformers/all-MiniLM-L6-v2" if base_model == "minilm" else base_model),
+            dataset_name=dataset,
+            eval_results=classification_eval_results(results, model_name=model_name, dataset_name=dataset, split="test"),
+            tags=["deebert", "text-classification"],
+            base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
+            dataset_description=f"`{dataset}` (adaptive-zoo bundled/local data), splits "
+            + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
+            label_names=task.label_names,
+            num_layers=model.config.num_hidden_layers,
+            threshold_text="off (never exit)" if sweep.chosen_threshold is None else f"{sweep.chosen_threshold:.4g} nats",
+            eval_split="test",
+            results=results,
+            sweep_image=SWEEP_IMAGE,
+            accuracy_budget=accuracy_budget,
+            full_depth_accuracy=sweep.full_depth_accuracy,
+            repo_id="OWNER/" + model_name,
+            train_command=train_command,
+            training=vars(args),
+            pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model"
+            if base_model else "",
+        )
+        card.save(Path(folder) / "README.md")
+    return results

@@ -37,3 +37,28 @@ def loopback_hub(tmp_path_factory):
             yield hub
     finally:
         hub.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tiny assets (tests/tiny.py)
+# ---------------------------------------------------------------------------------------------------------------
+from tiny import save_tiny_bert, save_tiny_tokenizer, write_tiny_classification_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_tokenizer")
+    save_tiny_tokenizer(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory):
+    """A tiny random BERT + tokenizer folder, used as `--base-model` in CLI tests."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_csv(tmp_path_factory):
+    """A 3-class CSV with custom column names (sentence, category)."""
+    return write_tiny_classification_csv(tmp_path_factory.mktemp("tiny_data") / "toy.csv")

@@ -38,7 +38,7 @@ def tiny_model(seed: int = 0) -> BertForSequenceClassification:
 def tiny_tokenizer(tmp_path: Path) -> BertTokenizerFast:
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    return BertTokenizerFast(vocab_file=str(vocab))
+    return BertTokenizerFast(vocab=str(vocab))
 
 
 def save_folder(target: Path, model, tokenizer=None) -> Path:

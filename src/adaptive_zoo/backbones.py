@@ -42,3 +42,22 @@ def resolve_base_model(name_or_path: str | os.PathLike) -> str:
     if expanded.exists():
         return name if Path(name).exists() else str(expanded)
     return name
+
+
+def sentence_embedding_pooling(model_path: str | os.PathLike) -> str | None:
+    """How a sentence-transformers backbone was trained to pool tokens ("mean" or "cls"), read from its
+    `modules.json` / Pooling config; None when the folder is not a sentence-transformers model."""
+    import json
+
+    folder = Path(model_path)
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return None
+    for module in json.loads(modules_file.read_text()):
+        if module.get("type", "").endswith("Pooling"):
+            pooling = json.loads((folder / module["path"] / "config.json").read_text())
+            if pooling.get("pooling_mode_mean_tokens"):
+                return "mean"
+            if pooling.get("pooling_mode_cls_token"):
+                return "cls"
+    return None

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub.errors import StrictDataclassError
+
 from .data import KNOWN_DATASETS
 
 METHODS = ("deebert",)
@@ -22,11 +24,17 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _add_column_arguments(parser) -> None:
+    parser.add_argument("--text-column", default=None, help="Text column of a local file (default: text).")
+    parser.add_argument("--label-column", default=None, help="Label column of a local file (default: label).")
+
+
 def _add_train_parser(subparsers) -> None:
     train = subparsers.add_parser("train", help="Train a model and write a Hub-ready folder.")
     train.add_argument("method", choices=METHODS)
     train.add_argument("--dataset", default="bbc_news",
                        help=f"Bundled name ({', '.join(sorted(KNOWN_DATASETS))}), a local CSV/JSON file, or a Hub id.")
+    _add_column_arguments(train)
     train.add_argument("--output-dir", required=True, help="The Hub folder to write (replaced atomically).")
     train.add_argument("--base-model", default="minilm", help="'minilm' (bundled), a local folder, or a Hub id.")
     train.add_argument("--max-train-samples", type=_positive_int, default=None)
@@ -34,6 +42,9 @@ def _add_train_parser(subparsers) -> None:
                        help="Cap on validation and test samples (tuning and measurement).")
     train.add_argument("--num-train-epochs", type=float, default=2.0, help="Stage 1 (backbone) epochs.")
     train.add_argument("--off-ramp-epochs", type=float, default=2.0, help="DeeBERT stage 2 (off-ramps) epochs.")
+    train.add_argument("--off-ramp-pooling", choices=("auto", "cls", "mean"), default="auto",
+                       help="DeeBERT off-ramp input: [CLS] (paper) or token mean; auto = the backbone's own pooling.")
+    train.add_argument("--off-ramp-learning-rate", type=float, default=1e-3)
     train.add_argument("--max-length", type=_positive_int, default=128)
     train.add_argument("--batch-size", type=_positive_int, default=16)
     train.add_argument("--seed", type=int, default=42)
@@ -45,6 +56,7 @@ def _add_evaluate_parser(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="Measure accuracy and real speed-ups of a saved model.")
     evaluate.add_argument("model", help="A saved folder or Hub repo id.")
     evaluate.add_argument("--dataset", default="bbc_news")
+    _add_column_arguments(evaluate)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.add_argument("--batch-size", type=_positive_int, default=32)
     evaluate.add_argument("--max-eval-samples", type=_positive_int, default=None)
@@ -85,10 +97,12 @@ def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
     recipes = {"deebert": train_deebert_recipe}
     return recipes[args.method](
-        dataset=args.dataset, output_dir=args.output_dir, base_model=args.base_model,
+        dataset=args.dataset, text_column=args.text_column, label_column=args.label_column,
+        output_dir=args.output_dir, base_model=args.base_model,
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
         num_train_epochs=args.num_train_epochs, off_ramp_epochs=args.off_ramp_epochs, max_length=args.max_length,
         batch_size=args.batch_size, seed=args.seed, accuracy_budget=args.accuracy_budget,
+        off_ramp_pooling=args.off_ramp_pooling, off_ramp_learning_rate=args.off_ramp_learning_rate,
     )
 
 
@@ -104,7 +118,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         check_hub_folder(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    task = load_task_data(args.dataset, seed=args.seed)
+    task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
     if task.task != "classification":
         raise ValueError(f"{args.dataset!r} is a {task.task} dataset; {args.model} is a classifier.")
     check_label_count(task.dataset, model.config.num_labels)
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         else:
             report = run_quickstart(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
+    except (ValueError, FileNotFoundError, ImportError, OSError, StrictDataclassError) as error:
         print(f"adaptive-zoo: error: {error}", file=sys.stderr)
         return 2
     if report is not None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, set_seed
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import load_task_data, select_first
@@ -28,8 +28,16 @@ RESULTS_FILE = "adaptive_zoo_results.json"
 SWEEP_IMAGE = "threshold_sweep.png"
 
 
-def classification_data(dataset: str, *, seed: int, max_train_samples: int | None, max_eval_samples: int | None):
-    task = load_task_data(dataset, seed=seed)
+def classification_data(
+    dataset: str,
+    *,
+    seed: int,
+    max_train_samples: int | None,
+    max_eval_samples: int | None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+):
+    task = load_task_data(dataset, seed=seed, text_column=text_column, label_column=label_column)
     if task.task != "classification":
         raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; this method needs a classification dataset.")
     task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
@@ -41,6 +49,8 @@ def classification_data(dataset: str, *, seed: int, max_train_samples: int | Non
 def train_deebert_recipe(
     *,
     dataset: str = "bbc_news",
+    text_column: str | None = None,
+    label_column: str | None = None,
     output_dir: str,
     base_model: str = "minilm",
     max_train_samples: int | None = None,
@@ -51,18 +61,24 @@ def train_deebert_recipe(
     batch_size: int = 16,
     seed: int = 42,
     accuracy_budget: float = 1.0,
+    off_ramp_pooling: str = "auto",
+    off_ramp_learning_rate: float = 1e-3,
     eval_batch_size: int = 32,
     wallclock_repeats: int = 5,
 ) -> dict[str, Any] | None:
     """Train DeeBERT, choose S on validation, measure on test, write the Hub folder. Returns the test report
     (None on non-main processes of a distributed run, which only take part in training)."""
-    task = classification_data(dataset, seed=seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    set_seed(seed)  # the new heads are initialised before the Trainer seeds anything
+    task = classification_data(dataset, seed=seed, max_train_samples=max_train_samples,
+                               max_eval_samples=max_eval_samples, text_column=text_column, label_column=label_column)
     base_path = resolve_base_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     tokenizer.model_max_length = max_length  # what pipelines truncate to, saved with the tokenizer
-    model = build_deebert(base_path, task.label_names)
+    pooling = {} if off_ramp_pooling == "auto" else {"off_ramp_pooling": off_ramp_pooling}
+    model = build_deebert(base_path, task.label_names, **pooling)
     args = DeeBertTrainingArguments(
         output_dir=output_dir, num_train_epochs=num_train_epochs, off_ramp_epochs=off_ramp_epochs,
+        off_ramp_learning_rate=off_ramp_learning_rate,
         max_length=max_length, batch_size=batch_size, seed=seed,
     )
     model, stage_metrics = train_deebert(model, tokenizer, task.dataset, args)

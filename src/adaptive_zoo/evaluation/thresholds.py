@@ -35,9 +35,10 @@ class ThresholdSweep:
 
 
 def candidate_thresholds(entropies: np.ndarray, count: int = 10) -> list[float]:
-    """Thresholds spread over the intermediate off-ramps' observed entropies (quantiles), so each candidate
-    changes which samples exit; 0 (nothing exits) is always included."""
-    quantiles = np.quantile(entropies.reshape(-1), np.linspace(0.05, 0.95, count))
+    """Thresholds spread over the intermediate off-ramps' observed entropies (quantiles up to just above the
+    largest, where everything exits at layer 1), so each candidate changes which samples exit; 0 (nothing
+    exits) is always included."""
+    quantiles = np.quantile(entropies.reshape(-1), np.linspace(0.05, 1.0, count)) * (1 + 1e-6)
     return sorted({0.0, *(round(float(q), 6) for q in quantiles)})
 
 

@@ -41,6 +41,8 @@ def load_in_fresh_process(
     timeout: float = 300,
 ) -> dict:
     """Load `source` in a child process without adaptive-zoo and return its logits (and exit layers)."""
+    if Path(source).exists():  # the child runs elsewhere: a relative folder must not turn into a repo id
+        source = Path(source).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "outputs.json"
         result = subprocess.run(

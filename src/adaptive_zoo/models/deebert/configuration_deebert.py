@@ -5,8 +5,17 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
-from huggingface_hub.dataclasses import strict
+from huggingface_hub.dataclasses import strict, validated_field
 from transformers import BertConfig
+
+
+def check_entropy_threshold(value: float | int | None) -> None:
+    """A field validator, so it runs on assignment as well as at construction (the threshold is the knob
+    users turn after training)."""
+    if value is not None and not value >= 0:
+        raise ValueError(
+            f"`entropy_threshold` (the paper's S) must be >= 0 nats, or None to disable early exit; got {value}."
+        )
 
 
 @strict
@@ -24,6 +33,12 @@ class DeeBertConfig(BertConfig):
             off: every sample runs every layer, and the logits equal those of a `BertForSequenceClassification`
             with the same weights. Must be `>= 0`; entropies lie in `[0, ln(num_labels)]`, so a threshold
             above `ln(num_labels)` makes every sample exit at the first layer. Training ignores it.
+        off_ramp_pooling (`str`, *optional*, defaults to `"cls"`):
+            What each intermediate off-ramp reads from its layer's output before its pooler (dense + tanh) and
+            classifier: `"cls"`, the [CLS] state, as in the paper and as BERT's own pooler does; or `"mean"`, the
+            mean over non-padding tokens, for backbones pretrained with mean pooling (e.g. sentence-transformers
+            MiniLM), whose early-layer [CLS] state is nearly the same for every input. The final classifier
+            always uses BERT's [CLS] pooler, so the full-depth model stays a plain BERT classifier.
         off_ramp_dropout (`float`, *optional*, defaults to `None`):
             Dropout probability before each off-ramp's classifier. `None` uses `classifier_dropout`, and if
             that is `None` too, `hidden_dropout_prob`, as the final classifier of BERT does.
@@ -39,16 +54,14 @@ class DeeBertConfig(BertConfig):
 
     model_type = "deebert"
 
-    entropy_threshold: float | int | None = None
+    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
+    off_ramp_pooling: str = "cls"
     off_ramp_dropout: float | int | None = None
 
     def validate_early_exit(self):
         """Part of `@strict` validation: runs at construction and on every assignment of a field."""
-        if self.entropy_threshold is not None and not self.entropy_threshold >= 0:
-            raise ValueError(
-                f"`entropy_threshold` (the paper's S) must be >= 0 nats, or None to disable early exit; "
-                f"got {self.entropy_threshold}."
-            )
+        if self.off_ramp_pooling not in ("cls", "mean"):
+            raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
         if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
             raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
         if self.problem_type not in (None, "single_label_classification"):

@@ -61,18 +61,38 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(dim=-1)  # (B,)
 
 
-class DeeBertOffRamp(nn.Module):
-    """The classifier after one intermediate layer: BERT's pooler on [CLS], dropout, linear classifier."""
+class DeeBertOffRampPooler(nn.Module):
+    """Dense + tanh over one vector per row, named like `BertPooler` so it can start from BERT's pooler."""
 
     def __init__(self, config: DeeBertConfig):
         super().__init__()
-        self.pooler = BertPooler(config)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, pooled_tokens: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(pooled_tokens))  # (B, H)
+
+
+class DeeBertOffRamp(nn.Module):
+    """The classifier after one intermediate layer: token pooling ([CLS] or mean), pooler, dropout, linear."""
+
+    def __init__(self, config: DeeBertConfig):
+        super().__init__()
+        self.pooling = config.off_ramp_pooling
+        self.pooler = DeeBertOffRampPooler(config)
         self.dropout = nn.Dropout(off_ramp_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        # hidden_states: (B, T, H) -> logits (B, C)
-        return self.classifier(self.dropout(self.pooler(hidden_states)))
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # hidden_states: (B, T, H), attention_mask: (B, T) with 1 on real tokens -> logits (B, C)
+        if self.pooling == "cls":
+            pooled_tokens = hidden_states[:, 0]  # (B, H)
+        elif attention_mask is None:
+            pooled_tokens = hidden_states.mean(dim=1)  # (B, H)
+        else:
+            weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, T, 1)
+            pooled_tokens = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, H)
+        return self.classifier(self.dropout(self.pooler(pooled_tokens)))
 
 
 def off_ramp_dropout(config: DeeBertConfig) -> float:
@@ -117,11 +137,13 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         for ramp in self.off_ramps:
             ramp.pooler.load_state_dict(self.bert.pooler.state_dict())
 
-    def classify_at(self, layer_index: int, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Logits of the off-ramp after layer `layer_index` (0-based) for hidden states (B, T, H) -> (B, C)."""
+    def classify_at(
+        self, layer_index: int, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits of the off-ramp after layer `layer_index` (0-based): hidden states (B, T, H) -> (B, C)."""
         if layer_index == self.config.num_hidden_layers - 1:
             return self.classifier(self.dropout(self.bert.pooler(hidden_states)))
-        return self.off_ramps[layer_index](hidden_states)
+        return self.off_ramps[layer_index](hidden_states, attention_mask)
 
     @can_return_tuple
     def forward(
@@ -174,7 +196,7 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             last_layer = layer_index == num_layers - 1
             if not (last_layer or keep_ramp_logits or threshold is not None):
                 continue
-            layer_logits = self.classify_at(layer_index, hidden_states)  # (A, C)
+            layer_logits = self.classify_at(layer_index, hidden_states, attention_mask)  # (A, C)
             if ramp_logits is not None:
                 ramp_logits[running_rows, layer_index] = layer_logits
             if last_layer:

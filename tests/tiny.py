@@ -1,0 +1,51 @@
+"""Tiny assets for unit tests: a 99-token WordPiece vocabulary, texts over it, a tokenizer, a tiny BERT."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]  # 99 tokens
+
+# Eight texts of different lengths, so a batch of them is padded.
+TEXTS = [" ".join(f"w{(7 * i + 3 * j) % 94}" for j in range(3 + 2 * i)) for i in range(8)]
+
+
+def tiny_bert_config(**overrides) -> dict:
+    return dict(vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,
+                max_position_embeddings=64, **overrides)
+
+
+def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(vocab), model_max_length=64)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def save_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised tiny BERT with its tokenizer: stands in for a pretrained base model."""
+    torch.manual_seed(seed)
+    BertForSequenceClassification(BertConfig(**tiny_bert_config())).bert.save_pretrained(folder)
+    save_tiny_tokenizer(folder)
+    return folder
+
+
+def write_tiny_classification_csv(path: Path, num_rows: int = 90, num_classes: int = 3) -> Path:
+    """A learnable toy task: the class decides which third of the vocabulary the words come from."""
+    generator = torch.Generator().manual_seed(0)
+    names = ["alpha", "beta", "gamma", "delta"][:num_classes]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sentence", "category"])
+        for row in range(num_rows):
+            label = row % num_classes
+            length = int(torch.randint(3, 12, (1,), generator=generator))
+            words = torch.randint(0, 30, (length,), generator=generator) + 30 * label
+            writer.writerow([" ".join(f"w{int(w)}" for w in words), names[label]])
+    return path

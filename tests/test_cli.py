@@ -71,7 +71,13 @@ import sys
 sys.modules["adaptive_zoo"] = None
 from transformers import pipeline
 classifier = pipeline("text-classification", model={str(trained_folder)!r}, trust_remote_code=True)
-print(classifier(["w1 w2 w3", "w40 w41 " * 200])[1]["label"])
+try:
+    classifier(["w40 w41 " * 200])
+except ValueError as error:
+    assert "truncation=True" in str(error), error
+else:
+    raise AssertionError("an over-long input must be a clear error without truncation")
+print(classifier(["w1 w2 w3", "w40 w41 " * 200], truncation=True)[1]["label"])
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-2000:]

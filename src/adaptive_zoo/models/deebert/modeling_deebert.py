@@ -168,8 +168,15 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        if labels is not None and labels.shape[0] != (input_ids if input_ids is not None else inputs_embeds).shape[0]:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {(input_ids if input_ids is not None else inputs_embeds).shape[0]} inputs.")
+        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if sequence_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The input has {sequence_length} tokens but the model takes at most "
+                f"{self.config.max_position_embeddings}: tokenize with `truncation=True` "
+                "(for a pipeline: `classifier(texts, truncation=True)`)."
+            )
+        if labels is not None and labels.shape[0] != batch_size:
+            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
         threshold = None if self.training else self.config.entropy_threshold
         keep_ramp_logits = self.training or bool(output_ramp_logits)
         num_layers = self.config.num_hidden_layers
@@ -177,7 +184,6 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         hidden_states = self.bert.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )  # (B, T, H)
-        batch_size = hidden_states.shape[0]
         device = hidden_states.device
 
         # Rows still in flight, as indices into the batch; exited rows are written out and dropped.

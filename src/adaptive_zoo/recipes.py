@@ -19,13 +19,19 @@ from .data import load_task_data, select_first
 from .evaluation.classification import evaluate_classifier
 from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
 from .hub.cards import classification_eval_results, render_model_card
-from .hub.folder import atomic_output_dir
+from .hub.folder import atomic_output_dir, check_hub_folder
 from .training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "adaptive_zoo_results.json"
 SWEEP_IMAGE = "threshold_sweep.png"
+OFF_RAMP_POOLING_TEXT = {
+    "cls": "the [CLS] state, as in the paper.",
+    "mean": "the mean of the token states (`off_ramp_pooling=\"mean\"`): the backbone was pretrained with mean "
+    "pooling, and its early-layer [CLS] state is nearly the same for every input. The final classifier is "
+    "BERT's own [CLS] pooler.",
+}
 
 
 def classification_data(
@@ -121,6 +127,7 @@ def train_deebert_recipe(
             + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
             label_names=task.label_names,
             num_layers=model.config.num_hidden_layers,
+            off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
             threshold_text="off (never exit)" if sweep.chosen_threshold is None else f"{sweep.chosen_threshold:.4g} nats",
             eval_split="test",
             results=results,
@@ -134,4 +141,5 @@ def train_deebert_recipe(
             if base_model else "",
         )
         card.save(Path(folder) / "README.md")
+        check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
     return results

@@ -35,10 +35,11 @@ class ThresholdSweep:
 
 
 def candidate_thresholds(entropies: np.ndarray, count: int = 10) -> list[float]:
-    """Thresholds spread over the intermediate off-ramps' observed entropies (quantiles up to just above the
-    largest, where everything exits at layer 1), so each candidate changes which samples exit; 0 (nothing
-    exits) is always included."""
-    quantiles = np.quantile(entropies.reshape(-1), np.linspace(0.05, 1.0, count)) * (1 + 1e-6)
+    """Thresholds spread over the intermediate off-ramps' observed entropies, so each candidate changes which
+    samples exit: `count` quantiles, denser at the top where accuracy starts to drop, up to just above the
+    largest entropy (everything exits at layer 1); 0 (nothing exits) is always included."""
+    levels = np.concatenate([np.linspace(0.05, 0.95, count), [0.97, 0.98, 0.99, 1.0]])
+    quantiles = np.quantile(entropies.reshape(-1), levels) * (1 + 1e-6)
     return sorted({0.0, *(round(float(q), 6) for q in quantiles)})
 
 
@@ -115,16 +116,16 @@ def plot_threshold_sweep(sweep: ThresholdSweep, path: str | Path, *, title: str 
     series = []
     for point in sweep.points:
         for kind, key in (("executed FLOPs", "flops_speedup"), ("wall-clock, batch 32", "wallclock_speedup")):
-            series.append({"speedup": point[key], "accuracy": 100 * point["accuracy"], "measure": kind,
-                           "S": f"{point['threshold']:.3g}"})
-    chosen = None
+            series.append({"speedup": point[key], "accuracy": 100 * point["accuracy"], "measure": kind})
+    chosen, chosen_text = None, "early exit off"
     if sweep.chosen_index is not None:
         chosen = {"speedup": sweep.points[sweep.chosen_index]["flops_speedup"],
                   "accuracy": 100 * sweep.points[sweep.chosen_index]["accuracy"]}
+        chosen_text = f"chosen S = {sweep.chosen_threshold:.3g}"
     return plot_tradeoff(
         series, "speedup", "accuracy", path,
-        series_key="measure", label_key="S", baseline_y=100 * sweep.full_depth_accuracy,
+        series_key="measure", baseline_y=100 * sweep.full_depth_accuracy,
         baseline_label="full depth", chosen=chosen,
-        title=title or "DeeBERT: accuracy vs speed-up over entropy thresholds S",
+        title=title or f"DeeBERT threshold sweep: {chosen_text} (budget {sweep.accuracy_budget:g} pt)",
         xlabel="speed-up over vanilla BERT (x)", ylabel="validation accuracy (%)",
     )

@@ -160,7 +160,12 @@ def train_deebert(
     stage2_metrics = stage2.evaluate()
     set_trainable(model, True)
     model.eval()
-    return model, {"stage1": stage1_metrics, "stage2": stage2_metrics, "is_main_process": stage2.is_world_process_zero()}
+    return model, {
+        "stage1": stage1_metrics,
+        "stage2": stage2_metrics,
+        "world_size": stage2.args.world_size,
+        "is_main_process": stage2.is_world_process_zero(),
+    }
 
 
 def load_tokenizer(base_model: str):

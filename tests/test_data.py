@@ -13,13 +13,13 @@ from datasets import ClassLabel, DatasetDict
 from adaptive_zoo.backbones import KNOWN_BASE_MODELS, resolve_base_model
 from adaptive_zoo.data import (
     KNOWN_DATASETS,
+    bundled,
     get_dataset_spec,
     load_task_data,
     load_task_dataset,
+    registry,
     select_first,
 )
-from adaptive_zoo.data import bundled, registry
-
 
 SPLITS = ("train", "validation", "test")
 

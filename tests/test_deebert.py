@@ -8,14 +8,14 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
+from mixins import AdaptiveModelTesterMixin
+from tiny import TEXTS, tiny_bert_config
 from transformers import DataCollatorWithPadding, set_seed
 
 from adaptive_zoo.evaluation.classification import full_depth, vanilla_counterpart
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification, prediction_entropy
 from adaptive_zoo.training.common import training_arguments
-from adaptive_zoo.training.deebert import OffRampTrainer, build_deebert, train_deebert, DeeBertTrainingArguments
-from mixins import AdaptiveModelTesterMixin
-from tiny import TEXTS, tiny_bert_config
+from adaptive_zoo.training.deebert import DeeBertTrainingArguments, OffRampTrainer, build_deebert, train_deebert
 
 
 def threshold_in_widest_gap(entropies: torch.Tensor) -> float:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_deebert import threshold_in_widest_gap
 from transformers import AutoTokenizer, BertForSequenceClassification
 
 from adaptive_zoo.backbones import resolve_base_model
 from adaptive_zoo.data import load_task_data, select_first
 from adaptive_zoo.evaluation.classification import full_depth
-from adaptive_zoo.hub.verify import verify_fresh_process_load
+from adaptive_zoo.hub.verify import load_in_fresh_process, verify_fresh_process_load
 from adaptive_zoo.models.deebert import prediction_entropy
 from adaptive_zoo.training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
-from test_deebert import threshold_in_widest_gap
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
                                     off_ramp_epochs=1, max_length=64, batch_size=16, learning_rate=1e-4,
                                     trainer_overrides={"save_strategy": "no"})
     model, _ = train_deebert(model, tokenizer, task.dataset, args)
-    return model, tokenizer, task.dataset["test"]["text"][:16]
+    return model, tokenizer, task.dataset["test"]["text"][:32]
 
 
 def test_full_depth_equals_stock_bert_loading_the_same_folder(trained, tmp_path):
@@ -43,7 +43,7 @@ def test_full_depth_equals_stock_bert_loading_the_same_folder(trained, tmp_path)
         torch.testing.assert_close(model(**inputs).logits, stock(**inputs).logits, rtol=0, atol=1e-6)
 
 
-def test_batch_invariance_on_real_articles(trained):
+def test_batch_invariance_on_real_articles_batch_32_vs_1(trained):
     model, tokenizer, texts = trained
     inputs = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode(), full_depth(model):
@@ -77,5 +77,7 @@ def test_saved_folder_loads_in_a_fresh_process(trained, tmp_path):
         tokenizer.save_pretrained(tmp_path)
         check = verify_fresh_process_load(model, tokenizer, tmp_path, texts[:4])
         assert check["same_exit_layers"]
+        backbone = load_in_fresh_process(tmp_path, texts[:2], auto_class="AutoModel")
+        assert backbone["class"].endswith("modeling_deebert.DeeBertModel")
     finally:
         model.config.entropy_threshold = None

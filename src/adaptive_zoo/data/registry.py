@@ -17,7 +17,6 @@ from datasets import ClassLabel, DatasetDict
 from . import bundled
 from .splits import ensure_splits
 
-
 Task = Literal["classification", "seq2seq"]
 LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 

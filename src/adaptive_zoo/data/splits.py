@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
-
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
 

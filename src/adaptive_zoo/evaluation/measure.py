@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-
 __all__ = [
     "WallclockResult",
     "compare_wallclock",

@@ -17,7 +17,6 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-
 __all__ = ["plot_tradeoff"]
 
 

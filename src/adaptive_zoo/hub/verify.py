@@ -25,8 +25,9 @@ model = {auto_class}.from_pretrained(source, trust_remote_code=True).eval()
 tokenizer = AutoTokenizer.from_pretrained(source)
 with torch.inference_mode():
     outputs = model(**tokenizer(texts, return_tensors="pt", padding=True, truncation=True))
+main_output = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
 json.dump({{"class": type(model).__module__ + "." + type(model).__name__,
-           "logits": outputs.logits.tolist(),
+           "logits": main_output.tolist(),
            "exit_layers": outputs.exit_layers.tolist() if getattr(outputs, "exit_layers", None) is not None else None}},
           open(out, "w"))
 """
@@ -40,7 +41,8 @@ def load_in_fresh_process(
     env: dict[str, str] | None = None,
     timeout: float = 300,
 ) -> dict:
-    """Load `source` in a child process without adaptive-zoo and return its logits (and exit layers)."""
+    """Load `source` in a child process without adaptive-zoo and return its logits (the last hidden state for
+    a backbone) and exit layers."""
     if Path(source).exists():  # the child runs elsewhere: a relative folder must not turn into a repo id
         source = Path(source).resolve()
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,19 +8,16 @@ Both stages run on the stock `Trainer`; stage 2 only swaps the loss (`OffRampTra
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import AutoConfig, AutoTokenizer, DataCollatorWithPadding, EvalPrediction, Trainer
+from transformers import AutoConfig, DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from .common import accuracy_metric, set_trainable, tokenize_classification, trainer_work_dir, training_arguments
-
-logger = logging.getLogger(__name__)
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
 NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
@@ -109,32 +106,29 @@ def train_deebert(
     # Training runs every layer anyway; evaluation between epochs must too (S is chosen after training).
     model.config.entropy_threshold = None
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
-    collator = DataCollatorWithPadding(tokenizer)
     work_dir = trainer_work_dir(args.output_dir)
-    common = dict(
-        per_device_train_batch_size=args.batch_size,
-        seed=args.seed,
-        data_seed=args.seed,
-        **args.trainer_overrides,
-    )
+
+    def stage_trainer(trainer_class, name: str, compute_metrics, **stage_arguments) -> Trainer:
+        return trainer_class(
+            model=model,
+            args=training_arguments(
+                work_dir / name, per_device_train_batch_size=args.batch_size, seed=args.seed, data_seed=args.seed,
+                **stage_arguments, **args.trainer_overrides,
+            ),
+            train_dataset=encoded["train"],
+            eval_dataset=encoded["validation"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=compute_metrics,
+        )
 
     # Stage 1: ordinary fine-tuning of backbone + final classifier; off-ramps not trained yet.
     set_trainable(model, True)
     set_trainable(model.off_ramps, False)
-    stage1 = Trainer(
-        model=model,
-        args=training_arguments(
-            work_dir / "stage1",
-            num_train_epochs=args.num_train_epochs,
-            learning_rate=args.learning_rate,
-            warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
-            **common,
-        ),
-        train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=accuracy_metric,
+    stage1 = stage_trainer(
+        Trainer, "stage1", accuracy_metric,
+        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
+        warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
     )
     stage1.train()
     stage1_metrics = stage1.evaluate()
@@ -142,19 +136,9 @@ def train_deebert(
     # Stage 2: freeze what stage 1 trained; only the intermediate off-ramps learn.
     set_trainable(model, False)
     set_trainable(model.off_ramps, True)
-    stage2 = OffRampTrainer(
-        model=model,
-        args=training_arguments(
-            work_dir / "stage2",
-            num_train_epochs=args.off_ramp_epochs,
-            learning_rate=args.off_ramp_learning_rate,
-            **common,
-        ),
-        train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=off_ramp_accuracies,
+    stage2 = stage_trainer(
+        OffRampTrainer, "stage2", off_ramp_accuracies,
+        num_train_epochs=args.off_ramp_epochs, learning_rate=args.off_ramp_learning_rate,
     )
     stage2.train()
     stage2_metrics = stage2.evaluate()
@@ -166,7 +150,3 @@ def train_deebert(
         "world_size": stage2.args.world_size,
         "is_main_process": stage2.is_world_process_zero(),
     }
-
-
-def load_tokenizer(base_model: str):
-    return AutoTokenizer.from_pretrained(base_model)

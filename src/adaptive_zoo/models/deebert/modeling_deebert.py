@@ -20,11 +20,10 @@ from torch import nn
 from torch.nn import CrossEntropyLoss
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ModelOutput
-from transformers.models.bert.modeling_bert import BertModel, BertPooler, BertPreTrainedModel
+from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_deebert import DeeBertConfig
-
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeBertModel"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import Dataset
 from tiny import TEXTS, tiny_bert_config
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, TrainerState
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, TrainerCallback, TrainerState
 
 from adaptive_zoo.training.adapler import (
     SALIENCY_COLUMN,
@@ -119,3 +119,39 @@ def test_best_checkpoints_picks_the_top_three_on_validation(tmp_path):
     (tmp_path / "checkpoint-30").rmdir()
     with pytest.raises(FileNotFoundError):
         best_checkpoints(state, tmp_path)
+
+
+def test_adapler_trainer_gives_eta_theta_their_own_group_and_runs_the_schedule(tokenizer, tmp_path):
+    from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+    from adaptive_zoo.training.adapler import AdapLeRTrainer
+    from adaptive_zoo.training.common import training_arguments
+
+    torch.manual_seed(0)
+    config = AdapLeRConfig(**tiny_bert_config(), num_labels=3, lambda_init=10.0, lambda_growth=3.0, eta=[0.9] * 4)
+    model = AdapLeRBertForSequenceClassification(config).train()
+    data = encoded_train(tokenizer)
+    data = data.add_column(SALIENCY_COLUMN, [[1.0] * len(ids) for ids in data["input_ids"]])
+    lambdas = []
+
+    class RecordLambda(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            lambdas.append((int(state.epoch or 0), model.soft_removal_lambda))
+
+    trainer = AdapLeRTrainer(
+        model=model,
+        args=training_arguments(tmp_path, num_train_epochs=2, eval_strategy="no", save_strategy="no",
+                                per_device_train_batch_size=4, learning_rate=1e-3),
+        train_dataset=data,
+        data_collator=SaliencyCollator(tokenizer),
+        adaptive_learning_rate=0.5,
+        callbacks=[RecordLambda()],
+    )
+    eta_before = model.eta.detach().clone()
+    trainer.train()
+    groups = trainer.optimizer.param_groups
+    adaptive_group = [g for g in groups if any(p is model.eta for p in g["params"])]
+    assert len(adaptive_group) == 1 and adaptive_group[0]["weight_decay"] == 0.0
+    assert {id(p) for p in adaptive_group[0]["params"]} == {id(model.eta), id(model.theta)}
+    assert not torch.equal(eta_before, model.eta.detach()), "eta is trained"
+    assert ((model.eta > 0) & (model.eta <= 1)).all(), "eta stays in (0, 1]"
+    assert {epoch: lam for epoch, lam in lambdas} == {0: 10.0, 1: 30.0}  # lambda_init * growth ** epoch

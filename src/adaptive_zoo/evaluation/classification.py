@@ -18,8 +18,14 @@ from .measure import count_flops, exit_summary, latency_and_throughput, pad_batc
 
 # How each family turns its adaptivity off (the "never exit" setting), and which vanilla transformers class
 # shares its weights. A new family adds one line to each.
-FULL_DEPTH_SETTINGS: dict[str, dict[str, Any]] = {"deebert": {"entropy_threshold": None}}
-VANILLA_CLASSES: dict[str, tuple[type, type]] = {"deebert": (BertConfig, BertForSequenceClassification)}
+FULL_DEPTH_SETTINGS: dict[str, dict[str, Any]] = {
+    "deebert": {"entropy_threshold": None},
+    "adapler": {"inference_mode": "off"},
+}
+VANILLA_CLASSES: dict[str, tuple[type, type]] = {
+    "deebert": (BertConfig, BertForSequenceClassification),
+    "adapler": (BertConfig, BertForSequenceClassification),
+}
 
 
 @contextlib.contextmanager

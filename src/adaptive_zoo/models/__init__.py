@@ -2,6 +2,7 @@
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
+from .adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
 from .deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
 
 # Each entry: (config class, {Auto class: model class}). The first model class listed is the one whose
@@ -10,6 +11,10 @@ MODEL_FAMILIES = {
     "deebert": (
         DeeBertConfig,
         {AutoModelForSequenceClassification: DeeBertForSequenceClassification, AutoModel: DeeBertModel},
+    ),
+    "adapler": (
+        AdapLeRConfig,
+        {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification, AutoModel: AdapLeRModel},
     ),
 }
 
@@ -27,4 +32,13 @@ def register_models() -> None:
 
 register_models()
 
-__all__ = ["MODEL_FAMILIES", "register_models", "DeeBertConfig", "DeeBertForSequenceClassification", "DeeBertModel"]
+__all__ = [
+    "MODEL_FAMILIES",
+    "register_models",
+    "AdapLeRBertForSequenceClassification",
+    "AdapLeRConfig",
+    "AdapLeRModel",
+    "DeeBertConfig",
+    "DeeBertForSequenceClassification",
+    "DeeBertModel",
+]

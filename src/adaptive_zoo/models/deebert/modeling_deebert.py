@@ -113,6 +113,10 @@ class DeeBertModel(BertModel):
 
 
 class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
+    # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
+    # the loss by the gradient-accumulation steps.
+    accepts_loss_kwargs = False
+
     def __init__(self, config: DeeBertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels

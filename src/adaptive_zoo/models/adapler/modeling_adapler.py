@@ -1,0 +1,430 @@
+"""PyTorch AdapLeR (Modarressi, Mohebbi, Pilehvar: "AdapLeR: Speeding up Inference by Adaptive Length
+Reduction", ACL 2022).
+
+A BERT classifier with a Contribution Predictor (CP) before every layer. CP_ℓ reads h^ℓ, the input of layer
+ℓ + 1 (CP_0 reads the embeddings), and estimates each token's contribution S̃^ℓ (a softmax over the tokens
+present in the row). A token is kept iff S̃^ℓ >= δ^ℓ = η^ℓ / n, with n the number of tokens present in the
+row; [CLS] (position 0) is always kept.
+
+- Inference (`inference_mode="remove"`): tokens below δ are removed for real. Each row's kept tokens are
+  packed to the left in their original order and the batch is cut to the longest row, so deeper layers run on
+  (B, T', H) with T' <= T: real savings at any batch size. Everything is per row (softmax, n, δ over the row's
+  present tokens only), so a row's result does not depend on what it is batched with. Unlike the paper's
+  reference code, which needs batch size 1, batching works.
+- Training (and `inference_mode="mask"`): soft removal (eq. 4). Every token stays; a non-positive additive
+  attention mask M accumulates m^-(S̃^ℓ) layer after layer, sharpening as λ grows each epoch.
+- `inference_mode="off"`: nothing is removed; the logits equal `BertForSequenceClassification`'s.
+
+Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus
+`contribution_predictors.*`, `eta` and `theta`, so any BERT classifier checkpoint loads.
+
+This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
+`trust_remote_code` can load a saved folder without adaptive-zoo installed.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import CrossEntropyLoss
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_adapler import AdapLeRConfig
+
+# `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
+BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRModel"}
+
+# Bounds that `clamp_adaptive_parameters_` keeps η and θ in after each optimiser step.
+ETA_MIN = 1e-3
+THETA_MIN = 1e-3
+
+
+@dataclass
+class AdapLeRSequenceClassifierOutput(ModelOutput):
+    r"""
+    Output of [`AdapLeRBertForSequenceClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            In training: `ce_loss + gamma * cp_loss + phi * length_loss` (the terms that were computed). In eval
+            mode: `ce_loss`.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Classification logits.
+        kept_tokens (`torch.LongTensor` of shape `(batch_size, num_hidden_layers)`):
+            Number of tokens of each row entering each layer ([CLS] and [SEP] included, padding not). With
+            `inference_mode="remove"` in eval mode it is non-increasing over layers; otherwise (soft removal or
+            "off") nothing is removed and every layer holds the row's present-token count.
+        kept_masks (`tuple` of `num_hidden_layers` `torch.BoolTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Returned when `output_kept_masks=True`: which original positions entered each layer (the paper's
+            Figure 4 rationales). Without real removal these are the attention mask.
+        ce_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Cross-entropy of `logits`, when `labels` is given.
+        cp_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            L_CP (eq. 6), in training with `labels` and `saliency`: sum over layers ℓ of (L - ℓ) times the batch
+            mean of the inclusive KL(Ŝ^ℓ || S̃^ℓ).
+        length_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            L_LENGTH (eq. 8), in training with `labels` and soft removal: sum of exp(M) over layers and present
+            tokens, divided by (number of present tokens in the batch x L), so it is the expected retained
+            fraction, in [0, 1].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    kept_tokens: torch.LongTensor | None = None
+    kept_masks: tuple[torch.BoolTensor, ...] | None = None
+    ce_loss: torch.FloatTensor | None = None
+    cp_loss: torch.FloatTensor | None = None
+    length_loss: torch.FloatTensor | None = None
+
+
+def soft_removal(
+    scores: torch.Tensor, delta: torch.Tensor | float, lam: float, beta: float
+) -> torch.Tensor:
+    """The soft-removal function m^-(S̃) of eq. 4, element-wise (a non-positive mask increment).
+
+    Below the cutoff (S̃ < δ) it is λ_adj (S̃ - δ) - β / λ with λ_adj = λ / δ (the removal zone, steeper as λ
+    grows); at or above it, (S̃ - 1) β / ((1 - δ) λ) (the leaky zone, from -β / λ at S̃ = δ up to 0 at S̃ = 1).
+    Both zones give -β / λ at S̃ = δ, so the function is continuous. `delta` broadcasts against `scores`.
+    """
+    delta = torch.as_tensor(delta, dtype=scores.dtype, device=scores.device)
+    removal_zone = (lam / delta) * (scores - delta) - beta / lam
+    # (1 - δ) is 0 only for a row holding just [CLS] with η = 1, whose value is discarded: keep it finite so
+    # no NaN reaches the gradient through the unselected branch of `where`.
+    leaky_zone = (scores - 1) * beta / ((1 - delta).clamp_min(torch.finfo(scores.dtype).eps) * lam)
+    return torch.where(scores < delta, removal_zone, leaky_zone)
+
+
+def amplify_cls(scores: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
+    """Multiply each row's first ([CLS]) score by `factor` and renormalise the row to sum to 1.
+
+    With saliencies S and factor θ^ℓ this is eq. 7 (the CP targets Ŝ^ℓ); with the CP's S̃^ℓ and the dummy
+    variable θ_d^ℓ it is eq. 9. Zeros (padding, removed tokens) stay zero. scores: (B, T) -> (B, T).
+    """
+    amplified = torch.cat([scores[:, :1] * factor, scores[:, 1:]], dim=1)  # (B, T)
+    return amplified / amplified.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(amplified.dtype).tiny)
+
+
+def dummy_variable(theta: torch.Tensor) -> torch.Tensor:
+    """θ_d = θ / θ.detach() (appendix B): exactly 1 in value, with dθ_d/dθ = 1 / θ. Used in place of θ in the
+    soft-removal path, autograd then gives grad θ = grad θ_d / θ, which is eq. 14."""
+    return theta / theta.detach()
+
+
+def inclusive_kl(target: torch.Tensor, log_predicted: torch.Tensor) -> torch.Tensor:
+    """Inclusive KL(target || predicted) = Σ_i target_i log(target_i / predicted_i) per row (eq. 6, appendix A).
+
+    target: (B, T) probabilities, zero on absent tokens; log_predicted: (B, T) log-probabilities (may be -inf
+    where target is 0). Returns (B,). Terms with target_i = 0 are 0.
+    """
+    log_predicted = torch.where(target > 0, log_predicted, torch.zeros_like(log_predicted))
+    return (torch.xlogy(target, target) - target * log_predicted).sum(dim=-1)
+
+
+class AdapLeRContributionPredictor(nn.Module):
+    """CP_ℓ (section 3.1): an MLP scoring each token, then a softmax over the tokens present in the row."""
+
+    def __init__(self, config: AdapLeRConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.contribution_predictor_hidden_size)
+        self.activation = nn.GELU()
+        self.output = nn.Linear(config.contribution_predictor_hidden_size, 1)
+
+    def log_scores(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """log S̃: hidden_states (B, T, H), present (B, T) bool -> (B, T) float32, -inf where not present."""
+        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
+        logits = logits.float().masked_fill(~present, float("-inf"))  # (B, T)
+        return torch.log_softmax(logits, dim=-1)  # (B, T)
+
+    def forward(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """S̃: (B, T, H), (B, T) bool -> (B, T) float32, summing to 1 over each row's present tokens."""
+        return self.log_scores(hidden_states, present).exp()
+
+
+class AdapLeRPreTrainedModel(BertPreTrainedModel):
+    config_class = AdapLeRConfig
+    config: AdapLeRConfig
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, AdapLeRBertForSequenceClassification):
+            # Also runs in `from_pretrained` for a checkpoint without them (e.g. a fine-tuned BERT).
+            eta, theta = initial_eta_theta(module.config)
+            init.copy_(module.eta, eta)
+            init.copy_(module.theta, theta)
+
+
+def initial_eta_theta(config: AdapLeRConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    num_layers = config.num_hidden_layers
+    eta = torch.tensor([float(v) for v in (config.eta or [1.0] * num_layers)])
+    theta = torch.tensor([float(v) for v in (config.theta or [1.0] * num_layers)])
+    return eta, theta
+
+
+class AdapLeRModel(BertModel):
+    """The plain BERT backbone of an AdapLeR checkpoint (what `AutoModel` loads): all tokens, no CPs."""
+
+    config_class = AdapLeRConfig
+    config: AdapLeRConfig
+
+
+class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
+    """BERT classifier with AdapLeR's per-layer Contribution Predictors and token removal (see the module
+    docstring). `eta` and `theta` (shape (L,)) are trainable; `soft_removal_lambda` is the λ of eq. 4."""
+
+    # The losses are batch means that ignore `num_items_in_batch`: let the Trainer scale for gradient accumulation.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: AdapLeRConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.config = config
+
+        self.bert = BertModel(config)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        # CP_ℓ scores the input of layer ℓ (0-based); CP_0 reads the embeddings.
+        self.contribution_predictors = nn.ModuleList(
+            AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers)
+        )
+        eta, theta = initial_eta_theta(config)
+        self.eta = nn.Parameter(eta)  # (L,) η^ℓ
+        self.theta = nn.Parameter(theta)  # (L,) θ^ℓ
+        # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). Not saved: a plain attribute.
+        self.soft_removal_lambda: float = float(config.lambda_init)
+        config.auto_map = {**BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+
+        self.post_init()
+
+    # -- the η, θ objective ------------------------------------------------------------------------------------
+    def adaptive_parameters(self) -> list[nn.Parameter]:
+        """[eta, theta]: the parameters of the speed-up objective, for their own optimiser param group."""
+        return [self.eta, self.theta]
+
+    @torch.no_grad()
+    def clamp_adaptive_parameters_(self) -> None:
+        """Keep η in [1e-3, 1] and θ >= 1e-3; call after each optimiser step."""
+        self.eta.clamp_(ETA_MIN, 1.0)
+        self.theta.clamp_(min=THETA_MIN)
+
+    def sync_config_from_parameters(self) -> None:
+        """Write the trained η and θ into `config.eta` / `config.theta` (call before saving)."""
+        self.config.eta = [float(v) for v in self.eta.detach().float().cpu().tolist()]
+        self.config.theta = [float(v) for v in self.theta.detach().float().cpu().tolist()]
+
+    # -- forward -----------------------------------------------------------------------------------------------
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        saliency: torch.Tensor | None = None,
+        output_kept_masks: bool | None = None,
+        **kwargs,
+    ) -> AdapLeRSequenceClassifierOutput:
+        r"""
+        attention_mask (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 on real tokens, 0 on padding. Padding must be on the right: position 0 holds [CLS].
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, num_labels)`. In training the loss adds the AdapLeR terms (see `loss`).
+        saliency (`torch.FloatTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Per-token saliency S from the fine-tuned model (phase 2), aligned with `input_ids`, non-negative,
+            zeros on padding. In training with `labels` it gives the CP targets and `cp_loss`; ignored otherwise.
+        output_kept_masks (`bool`, *optional*):
+            Also return `kept_masks`, which original positions entered each layer.
+
+        Gradient routing: one backward of `loss` trains both of the paper's objectives. `length_loss` is built
+        from S̃ detached, so it reaches only η and θ (θ through θ_d, eq. 14); the CP targets use θ detached,
+        so `cp_loss` does not train θ directly. Put `adaptive_parameters()` in their own param group.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        if sequence_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The input has {sequence_length} tokens but the model takes at most "
+                f"{self.config.max_position_embeddings}: tokenize with `truncation=True` "
+                "(for a pipeline: `classifier(texts, truncation=True)`)."
+            )
+        if labels is not None and labels.shape[0] != batch_size:
+            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+        if saliency is not None and tuple(saliency.shape) != (batch_size, sequence_length):
+            raise ValueError(
+                f"`saliency` must have the shape of `input_ids`, {(batch_size, sequence_length)} (one score per "
+                f"token, zeros on padding); got {tuple(saliency.shape)}."
+            )
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch_size, sequence_length):
+            raise ValueError(
+                f"AdapLeR takes a 2-D `attention_mask` of shape {(batch_size, sequence_length)}; "
+                f"got {tuple(attention_mask.shape)}."
+            )
+        mode = self.config.inference_mode
+        soft = mode != "off" and (self.training or mode == "mask")
+        hard = mode == "remove" and not self.training
+
+        hidden_states = self.bert.embeddings(
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
+        )  # (B, T, H)
+        device = hidden_states.device
+        if attention_mask is None:
+            present = torch.ones(batch_size, sequence_length, dtype=torch.bool, device=device)  # (B, T)
+        else:
+            present = attention_mask.to(device=device, dtype=torch.bool)  # (B, T)
+        if (soft or hard) and not bool(present[:, 0].all()):
+            raise ValueError(
+                "AdapLeR always keeps the first token ([CLS]), so padding must be on the right "
+                "(tokenizer.padding_side = 'right'); a row has padding at position 0."
+            )
+
+        run = self._forward_hard if hard else self._forward_soft if soft else self._forward_off
+        hidden_states, kept_tokens, kept_masks, aux = run(
+            hidden_states, present, attention_mask, labels, saliency, bool(output_kept_masks), **kwargs
+        )
+
+        pooled_output = self.dropout(self.bert.pooler(hidden_states))  # (B, H)
+        logits = self.classifier(pooled_output)  # (B, C)
+
+        loss = ce_loss = cp_loss = length_loss = None
+        if labels is not None:
+            ce_loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+            loss = ce_loss
+            cp_loss, length_loss = aux
+            if cp_loss is not None:
+                loss = loss + self.config.gamma * cp_loss
+            if length_loss is not None:
+                loss = loss + self.config.phi * length_loss
+
+        return AdapLeRSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            kept_tokens=kept_tokens,
+            kept_masks=kept_masks,
+            ce_loss=ce_loss,
+            cp_loss=cp_loss,
+            length_loss=length_loss,
+        )
+
+    def _forward_off(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+        """No removal: exactly `BertModel`'s encoder loop."""
+        layer_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+        )
+        for layer in self.bert.encoder.layer:
+            hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
+        num_layers = self.config.num_hidden_layers
+        kept_tokens = present.sum(dim=-1, keepdim=True).expand(-1, num_layers).clone()  # (B, L)
+        kept_masks = (present,) * num_layers if output_kept_masks else None
+        return hidden_states, kept_tokens, kept_masks, (None, None)
+
+    def _forward_hard(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+        """Real removal: before each layer drop the tokens below δ and pack each row's survivors to the left."""
+        batch_size, sequence_length, hidden_size = hidden_states.shape
+        device = hidden_states.device
+        kept_tokens = torch.zeros(batch_size, self.config.num_hidden_layers, dtype=torch.long, device=device)  # (B, L)
+        kept_masks = [] if output_kept_masks else None
+        # Original position of the token in each slot of each row; slots past a row's count are stale.
+        positions = torch.arange(sequence_length, device=device).expand(batch_size, -1)  # (B, T)
+        layer_mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)
+
+        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+            scores = predictor(hidden_states, present)  # (B, T) S̃, zeros where absent
+            delta = self.eta[layer_index].float() / present.sum(dim=-1)  # (B,) δ = η / n, per row
+            keep = (scores >= delta[:, None]) & present  # (B, T)
+            keep[:, 0] = True  # [CLS] stays
+            if not torch.equal(keep, present):
+                counts = keep.sum(dim=-1)  # (B,)
+                new_length = int(counts.max())
+                # Stable sort of "dropped" flags: kept slots first, in their original order.
+                order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :new_length]  # (B, T')
+                hidden_states = hidden_states.gather(
+                    1, order.unsqueeze(-1).expand(-1, -1, hidden_size)
+                )  # (B, T', H)
+                positions = positions.gather(1, order)  # (B, T')
+                present = torch.arange(new_length, device=device) < counts[:, None]  # (B, T')
+                layer_mask = create_bidirectional_mask(
+                    config=self.config, inputs_embeds=hidden_states, attention_mask=present
+                )
+            kept_tokens[:, layer_index] = present.sum(dim=-1)
+            if kept_masks is not None:
+                kept_masks.append(
+                    torch.zeros(batch_size, sequence_length, dtype=torch.bool, device=device).scatter_(
+                        1, positions, present
+                    )
+                )  # (B, T_original)
+            hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T', H)
+        return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
+
+    def _forward_soft(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+        """Soft removal (eq. 4): every token stays; an additive mask M accumulates before each layer."""
+        if self.config._attn_implementation not in ("eager", "sdpa"):
+            raise ValueError(
+                "Soft removal adds a float mask to the attention scores, which needs "
+                f"`attn_implementation='sdpa'` or 'eager'; got {self.config._attn_implementation!r}."
+            )
+        num_layers = self.config.num_hidden_layers
+        lam, beta = float(self.soft_removal_lambda), float(self.config.beta)
+        compute_losses = self.training and labels is not None
+        with_cp_loss = compute_losses and saliency is not None
+
+        removable = present.clone()  # (B, T)
+        removable[:, 0] = False  # [CLS] gets no mask
+        tokens_present = present.sum(dim=-1)  # (B,) n
+        mask_floor = torch.finfo(hidden_states.dtype).min
+        zeros = torch.zeros(present.shape, dtype=torch.float32, device=present.device)  # (B, T)
+        accumulated_mask = zeros  # (B, T) M, feeds the attention: trained by CE
+        length_mask = zeros  # (B, T) the same values, but from S̃ detached: L_LENGTH reaches only η, θ
+        retained, cp_loss = [], None
+        if with_cp_loss:
+            if bool((saliency < 0).any()):
+                raise ValueError("`saliency` must be non-negative (norms of gradient x input).")
+            salient = saliency.float() * present  # (B, T) S, zeros on padding
+            cp_loss = zeros.new_zeros(())
+
+        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+            log_scores = predictor.log_scores(hidden_states, present)  # (B, T) log S̃
+            scores = log_scores.exp()  # (B, T) S̃
+            delta = (self.eta[layer_index].float() / tokens_present).unsqueeze(-1)  # (B, 1) δ = η / n
+            theta_d = dummy_variable(self.theta[layer_index].float())  # () θ_d == 1
+            step = soft_removal(amplify_cls(scores, theta_d), delta, lam, beta)  # (B, T) m^-
+            accumulated_mask = accumulated_mask + torch.where(removable, step, zeros)  # (B, T)
+            if compute_losses:
+                length_step = soft_removal(amplify_cls(scores.detach(), theta_d), delta, lam, beta)  # (B, T)
+                length_mask = length_mask + torch.where(removable, length_step, zeros)  # (B, T)
+                retained.append(torch.where(present, length_mask.exp(), zeros).sum())
+            if with_cp_loss:
+                target = amplify_cls(salient, self.theta[layer_index].detach().float())  # (B, T) Ŝ^ℓ, eq. 7
+                cp_loss = cp_loss + (num_layers - layer_index) * inclusive_kl(target, log_scores).mean()
+            additive = torch.where(present, accumulated_mask, mask_floor).clamp_min(mask_floor)  # (B, T)
+            additive = additive.to(hidden_states.dtype)[:, None, None, :]  # (B, 1, 1, T)
+            hidden_states = layer(hidden_states, attention_mask=additive, **kwargs)  # (B, T, H)
+
+        length_loss = None
+        if compute_losses:
+            length_loss = torch.stack(retained).sum() / (tokens_present.sum() * num_layers)
+        kept_tokens = tokens_present.unsqueeze(-1).expand(-1, num_layers).clone()  # (B, L)
+        kept_masks = (present,) * num_layers if output_kept_masks else None
+        return hidden_states, kept_tokens, kept_masks, (cp_loss, length_loss)
+
+
+__all__ = [
+    "AdapLeRBertForSequenceClassification",
+    "AdapLeRContributionPredictor",
+    "AdapLeRModel",
+    "AdapLeRPreTrainedModel",
+    "AdapLeRSequenceClassifierOutput",
+    "amplify_cls",
+    "dummy_variable",
+    "inclusive_kl",
+    "soft_removal",
+]

@@ -14,7 +14,7 @@ from huggingface_hub.errors import StrictDataclassError
 
 from .data import KNOWN_DATASETS
 
-METHODS = ("deebert",)
+METHODS = ("deebert", "adapler")
 
 
 def _positive_int(value: str) -> int:
@@ -40,16 +40,29 @@ def _add_train_parser(subparsers) -> None:
     train.add_argument("--max-train-samples", type=_positive_int, default=None)
     train.add_argument("--max-eval-samples", type=_positive_int, default=None,
                        help="Cap on validation and test samples (tuning and measurement).")
-    train.add_argument("--num-train-epochs", type=float, default=2.0, help="Stage 1 (backbone) epochs.")
-    train.add_argument("--off-ramp-epochs", type=float, default=2.0, help="DeeBERT stage 2 (off-ramps) epochs.")
-    train.add_argument("--off-ramp-pooling", choices=("auto", "cls", "mean"), default="auto",
-                       help="DeeBERT off-ramp input: [CLS] (paper) or token mean; auto = the backbone's own pooling.")
-    train.add_argument("--off-ramp-learning-rate", type=float, default=1e-3)
-    train.add_argument("--max-length", type=_positive_int, default=128)
-    train.add_argument("--batch-size", type=_positive_int, default=16)
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--num-train-epochs", type=float, default=None,
+                       help="Fine-tuning epochs (DeeBERT stage 1, AdapLeR phase 1).")
+    train.add_argument("--learning-rate", type=float, default=None, help="Fine-tuning learning rate.")
+    train.add_argument("--max-length", type=_positive_int, default=None)
+    train.add_argument("--batch-size", type=_positive_int, default=None)
+    train.add_argument("--seed", type=int, default=None)
     train.add_argument("--accuracy-budget", type=float, default=1.0,
-                       help="Accuracy points the chosen threshold may lose against full depth on validation.")
+                       help="Accuracy points the adaptive model may lose against full depth on validation.")
+    deebert = train.add_argument_group("deebert")
+    deebert.add_argument("--off-ramp-epochs", type=float, default=None, help="Stage 2 (off-ramps) epochs.")
+    deebert.add_argument("--off-ramp-pooling", choices=("auto", "cls", "mean"), default=None,
+                         help="Off-ramp input: [CLS] (paper) or token mean; auto = the backbone's own pooling.")
+    deebert.add_argument("--off-ramp-learning-rate", type=float, default=None)
+    adapler = train.add_argument_group("adapler")
+    adapler.add_argument("--preset", default=None, help="The paper's hyperparameters for a dataset (Tables 3-4), "
+                         "e.g. sst2, imdb, ag_news; explicit flags override it.")
+    adapler.add_argument("--adaptive-epochs", type=float, default=None, help="Phase 3 epochs (lambda grows each).")
+    adapler.add_argument("--adaptive-learning-rate", type=float, default=None, help="Phase 3 weights' learning rate.")
+    adapler.add_argument("--eta-theta-learning-rate", type=float, default=None)
+    adapler.add_argument("--gamma", type=float, default=None, help="Weight of the CP loss (eq. 5).")
+    adapler.add_argument("--phi", type=float, default=None, help="Weight of the length loss (eq. 8).")
+    adapler.add_argument("--lambda-init", type=float, default=None)
+    adapler.add_argument("--lambda-growth", type=float, default=None, help="lambda = init * growth ** epoch.")
 
 
 def _add_evaluate_parser(subparsers) -> None:
@@ -92,17 +105,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from .recipes import train_deebert_recipe
+# Which training flags each method takes (the CLI name of each is the flag with dashes).
+METHOD_FLAGS = {
+    "deebert": ("num_train_epochs", "off_ramp_epochs", "off_ramp_pooling", "off_ramp_learning_rate", "learning_rate",
+                "max_length", "batch_size", "seed"),
+    "adapler": ("preset", "num_train_epochs", "learning_rate", "adaptive_epochs", "adaptive_learning_rate",
+                "eta_theta_learning_rate", "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size",
+                "seed"),
+}
 
-    recipes = {"deebert": train_deebert_recipe}
-    return recipes[args.method](
+
+def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
+    from .recipes import train_adapler_recipe, train_deebert_recipe
+
+    given = {name: value for name, value in vars(args).items() if value is not None}
+    foreign = [name for method, names in METHOD_FLAGS.items() if method != args.method for name in names
+               if name in given and name not in METHOD_FLAGS[args.method]]
+    if foreign:
+        raise ValueError(f"`train {args.method}` does not take --{', --'.join(n.replace('_', '-') for n in foreign)}.")
+    recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe}[args.method]
+    return recipe(
         dataset=args.dataset, text_column=args.text_column, label_column=args.label_column,
-        output_dir=args.output_dir, base_model=args.base_model,
-        max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-        num_train_epochs=args.num_train_epochs, off_ramp_epochs=args.off_ramp_epochs, max_length=args.max_length,
-        batch_size=args.batch_size, seed=args.seed, accuracy_budget=args.accuracy_budget,
-        off_ramp_pooling=args.off_ramp_pooling, off_ramp_learning_rate=args.off_ramp_learning_rate,
+        output_dir=args.output_dir, base_model=args.base_model, max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples, accuracy_budget=args.accuracy_budget,
+        **{name: given[name] for name in METHOD_FLAGS[args.method] if name in given},
     )
 
 

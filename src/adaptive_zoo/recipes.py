@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import load_task_data, select_first
@@ -66,6 +66,7 @@ def train_deebert_recipe(
     max_length: int = 128,
     batch_size: int = 16,
     seed: int = 42,
+    learning_rate: float = 5e-5,
     accuracy_budget: float = 1.0,
     off_ramp_pooling: str = "auto",
     off_ramp_learning_rate: float = 1e-3,
@@ -84,7 +85,7 @@ def train_deebert_recipe(
     model = build_deebert(base_path, task.label_names, **pooling)
     args = DeeBertTrainingArguments(
         output_dir=output_dir, num_train_epochs=num_train_epochs, off_ramp_epochs=off_ramp_epochs,
-        off_ramp_learning_rate=off_ramp_learning_rate,
+        learning_rate=learning_rate, off_ramp_learning_rate=off_ramp_learning_rate,
         max_length=max_length, batch_size=batch_size, seed=seed,
     )
     model, stage_metrics = train_deebert(model, tokenizer, task.dataset, args)
@@ -142,4 +143,86 @@ def train_deebert_recipe(
         )
         card.save(Path(folder) / "README.md")
         check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
+    return results
+
+
+def train_adapler_recipe(
+    *,
+    dataset: str = "bbc_news",
+    text_column: str | None = None,
+    label_column: str | None = None,
+    output_dir: str,
+    base_model: str = "minilm",
+    preset: str | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    accuracy_budget: float = 1.0,
+    eval_batch_size: int = 32,
+    wallclock_repeats: int = 5,
+    **training_overrides,
+) -> dict[str, Any] | None:
+    """AdapLeR's three phases behind one call: fine-tune (every epoch kept), saliency from the three best
+    checkpoints, adaptive length-reduction training, then the phase-3 checkpoint with the best measured speed-up
+    within `accuracy_budget` points of phase 1 is measured on test and written as the Hub folder."""
+    from .training.adapler import (
+        ADAPLER_PRESETS,
+        AdapLeRTrainingArguments,
+        best_checkpoints,
+        build_adapler,
+        choose_checkpoint,
+        epoch_checkpoints,
+        extract_saliency,
+        finetune_backbone,
+        save_saliency,
+        train_length_reduction,
+    )
+    from .training.common import tokenize_classification, trainer_work_dir
+
+    if preset is not None and preset not in ADAPLER_PRESETS:
+        raise ValueError(f"Unknown AdapLeR preset {preset!r}; known: {', '.join(sorted(ADAPLER_PRESETS))}.")
+    settings = {**(ADAPLER_PRESETS[preset] if preset else {}),
+                **{k: v for k, v in training_overrides.items() if v is not None}}
+    args = AdapLeRTrainingArguments(output_dir=output_dir, **settings)
+    set_seed(args.seed)
+    task = classification_data(dataset, seed=args.seed, max_train_samples=max_train_samples,
+                               max_eval_samples=max_eval_samples, text_column=text_column, label_column=label_column)
+    base_path = resolve_base_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    tokenizer.model_max_length = args.max_length
+    encoded = tokenize_classification(task.dataset, tokenizer, args.max_length)
+
+    phase1, phase1_dir = finetune_backbone(base_path, task.label_names, tokenizer, encoded, args)
+    checkpoints = best_checkpoints(phase1.state, phase1_dir, k=args.saliency_checkpoints)
+    phase1_accuracy = max(e["eval_accuracy"] for e in phase1.state.log_history if "eval_accuracy" in e)
+    saliency = extract_saliency(checkpoints, encoded["train"], tokenizer)
+    train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(output_dir) / "saliency")
+
+    init = str(checkpoints[0]) if args.phase3_init == "finetuned" else base_path
+    model = build_adapler(init, task.label_names, gamma=args.gamma, phi=args.phi, lambda_init=args.lambda_init,
+                          lambda_growth=args.lambda_growth)
+    phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
+    if not phase3.is_world_process_zero():
+        return None
+    chosen, selection = choose_checkpoint(
+        epoch_checkpoints(phase3.state, phase3_dir), tokenizer, task.dataset["validation"],
+        reference_accuracy=phase1_accuracy, accuracy_budget=accuracy_budget, max_length=args.max_length,
+        batch_size=eval_batch_size,
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(chosen).eval()
+    model.sync_config_from_parameters()
+    test = task.dataset["test"]
+    results = evaluate_classifier(model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
+                                  max_length=args.max_length, repeats=wallclock_repeats)
+
+    with atomic_output_dir(output_dir) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        record = {
+            "method": "adapler", "dataset": dataset, "base_model": base_model, "preset": preset, "split": "test",
+            "test": results, "phase1_validation_accuracy": phase1_accuracy,
+            "saliency_checkpoints": [c.name for c in checkpoints], "phase3_selection": selection,
+            "training": {**vars(args), "world_size": phase3.args.world_size},
+        }
+        (Path(folder) / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
+        check_hub_folder(folder, require_tokenizer=True)
     return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -62,10 +63,19 @@ def encode_examples(
     return [dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")) for text in texts]
 
 
-def predict_with_flops(
-    model: nn.Module, batches: Sequence[dict[str, torch.Tensor]]
-) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-    """Predictions, exit layers (if the model reports them) and the FLOPs executed to get them, in one pass."""
+@dataclass
+class Predictions:
+    """What one measured pass over a split gives: predicted classes, each family's routing record, FLOPs."""
+
+    labels: torch.Tensor  # (N,)
+    flops: int
+    exit_layers: torch.Tensor | None = None  # (N,) early-exit models
+    kept_tokens: torch.Tensor | None = None  # (N, L) token-dropping models: tokens entering each layer
+
+
+def predict_with_flops(model: nn.Module, batches: Sequence[dict[str, torch.Tensor]]) -> Predictions:
+    """Predictions, routing (exit layers or kept tokens, if the model reports them) and the FLOPs executed to
+    get them, in one pass."""
     outputs: list[Any] = []
 
     def run() -> None:
@@ -73,10 +83,26 @@ def predict_with_flops(
             outputs.append(model(**batch))
 
     flops = count_flops(run)
-    predictions = torch.cat([output.logits.argmax(-1) for output in outputs])
-    exits = [getattr(output, "exit_layers", None) for output in outputs]
-    exit_layers = torch.cat(exits) if all(e is not None for e in exits) else None
-    return predictions, exit_layers, flops
+
+    def gathered(name: str) -> torch.Tensor | None:
+        values = [getattr(output, name, None) for output in outputs]
+        return torch.cat(values) if all(v is not None for v in values) else None
+
+    return Predictions(
+        labels=torch.cat([output.logits.argmax(-1) for output in outputs]),
+        flops=flops,
+        exit_layers=gathered("exit_layers"),
+        kept_tokens=gathered("kept_tokens"),
+    )
+
+
+def kept_token_summary(kept_tokens: torch.Tensor) -> dict[str, Any]:
+    """Mean tokens entering each layer, and the mean fraction of each input's tokens that each layer sees."""
+    kept = kept_tokens.float()  # (N, L)
+    return {
+        "mean_kept_tokens_per_layer": kept.mean(dim=0).tolist(),
+        "mean_kept_fraction_per_layer": (kept / kept[:, :1]).mean(dim=0).tolist(),
+    }
 
 
 def evaluate_classifier(
@@ -103,24 +129,26 @@ def evaluate_classifier(
     batches = [pad_batch(features[i : i + batch_size], pad_id) for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(list(labels))
 
-    predictions, exit_layers, adaptive_flops = predict_with_flops(model, batches)
+    adaptive = predict_with_flops(model, batches)
     with full_depth(model):
-        full_predictions, _, _ = predict_with_flops(model, batches)
-    vanilla_predictions, _, vanilla_flops = predict_with_flops(vanilla, batches)
+        full = predict_with_flops(model, batches)
+    plain = predict_with_flops(vanilla, batches)
 
     report: dict[str, Any] = {
         "num_samples": len(texts),
         "batch_size": batch_size,
         "max_length": max_length,
-        "accuracy": float((predictions == gold).float().mean()),
-        "baseline_accuracy": float((full_predictions == gold).float().mean()),
-        "vanilla_accuracy": float((vanilla_predictions == gold).float().mean()),
-        "flops": adaptive_flops,
-        "vanilla_flops": vanilla_flops,
-        "flops_speedup": vanilla_flops / adaptive_flops,
+        "accuracy": float((adaptive.labels == gold).float().mean()),
+        "baseline_accuracy": float((full.labels == gold).float().mean()),
+        "vanilla_accuracy": float((plain.labels == gold).float().mean()),
+        "flops": adaptive.flops,
+        "vanilla_flops": plain.flops,
+        "flops_speedup": plain.flops / adaptive.flops,
     }
-    if exit_layers is not None:
-        report["exit"] = exit_summary(exit_layers, model.config.num_hidden_layers)
+    if adaptive.exit_layers is not None:
+        report["exit"] = exit_summary(adaptive.exit_layers, model.config.num_hidden_layers)
+    if adaptive.kept_tokens is not None:
+        report.update(kept_token_summary(adaptive.kept_tokens))
     if measure_wallclock:
         timing = latency_and_throughput(
             {"vanilla": vanilla, "adaptive": model},

@@ -73,7 +73,7 @@ def sweep_entropy_thresholds(
     full_accuracy = float((ramp_logits[:, -1].argmax(-1) == gold).float().mean())
     if thresholds is None:
         thresholds = candidate_thresholds(prediction_entropy(ramp_logits[:, :-1]).numpy())
-    _, _, vanilla_flops = predict_with_flops(vanilla, batches)
+    vanilla_flops = predict_with_flops(vanilla, batches).flops
 
     def run(module, inputs):
         return lambda: [module(**batch) for batch in inputs]
@@ -83,18 +83,18 @@ def sweep_entropy_thresholds(
     try:
         for threshold in thresholds:
             model.config.entropy_threshold = float(threshold)
-            predictions, exit_layers, flops = predict_with_flops(model, batches)
+            measured = predict_with_flops(model, batches)
             timing = compare_wallclock(
                 {"vanilla": run(vanilla, timed_batches), "adaptive": run(model, timed_batches)},
                 baseline="vanilla",
                 repeats=repeats,
             )
-            summary = exit_summary(exit_layers, model.config.num_hidden_layers)
+            summary = exit_summary(measured.exit_layers, model.config.num_hidden_layers)
             points.append(
                 {
                     "threshold": float(threshold),
-                    "accuracy": float((predictions == gold).float().mean()),
-                    "flops_speedup": vanilla_flops / flops,
+                    "accuracy": float((measured.labels == gold).float().mean()),
+                    "flops_speedup": vanilla_flops / measured.flops,
                     "wallclock_speedup": timing.speedup["adaptive"],
                     "mean_exit_layer": summary["mean_exit_layer"],
                     "exit_histogram": summary["histogram"],

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
@@ -27,6 +28,8 @@ from transformers import (
     TrainerCallback,
     TrainerState,
 )
+
+from .common import accuracy_metric, adaptive_config_from_base, trainer_work_dir, training_arguments
 
 SALIENCY_COLUMN = "saliency"
 
@@ -212,3 +215,155 @@ class AdapLeRTrainer(Trainer):
             optimizer_kwargs.pop("lr", None)
             self.optimizer = optimizer_class(groups, lr=self.args.learning_rate, **optimizer_kwargs)
         return self.optimizer
+
+
+# -- presets (appendix D, Tables 3 and 4) ----------------------------------------------------------------------
+
+
+@dataclass
+class AdapLeRTrainingArguments:
+    """Everything the three phases take. `ADAPLER_PRESETS` holds the paper's per-dataset values."""
+
+    output_dir: str
+    num_train_epochs: float = 3.0
+    """Phase 1 (fine-tuning) epochs; every epoch is checkpointed so the 3 best can be averaged in phase 2."""
+    learning_rate: float = 2e-5
+    adaptive_epochs: float = 3.0
+    """Phase 3 epochs; lambda grows once per epoch, so this also sets how hard the final removal is."""
+    adaptive_learning_rate: float = 3e-5
+    """Phase 3 learning rate of the weights (the paper uses 3e-5 for the length-reduction training)."""
+    eta_theta_learning_rate: float = 1e-2
+    """Phase 3 learning rate of eta and theta, in their own parameter group (not given in the paper)."""
+    batch_size: int = 16
+    max_length: int = 128
+    gamma: float = 5e-3
+    phi: float = 5e-4
+    lambda_init: float = 10.0
+    lambda_growth: float = 10.0
+    saliency_checkpoints: int = 3
+    phase3_init: str = "finetuned"
+    """Phase 3 starts from the best phase-1 checkpoint ("finetuned") or from the base model ("pretrained")."""
+    seed: int = 42
+    trainer_overrides: dict = field(default_factory=dict)
+
+
+def _preset(epochs, lr, max_length, batch_size, gamma, phi, lambda_init, lambda_growth, adaptive_epochs=None):
+    return dict(num_train_epochs=epochs, learning_rate=lr, max_length=max_length, batch_size=batch_size,
+                gamma=gamma, phi=phi, lambda_init=lambda_init, lambda_growth=lambda_growth,
+                adaptive_epochs=adaptive_epochs or epochs)
+
+
+# Table 3 (epochs, learning rate, max length, batch size) and Table 4 (gamma, phi, lambda = init * growth^epoch).
+# MRPC's length-reduction training runs 10 epochs (appendix D). The phase-3 learning rate is 3e-5 for all.
+ADAPLER_PRESETS: dict[str, dict] = {
+    "sst2": _preset(5, 2e-5, 64, 32, 5e-3, 5e-4, 10, 10),
+    "imdb": _preset(5, 2e-5, 512, 16, 5e-3, 5e-4, 10, 10),
+    "hatexplain": _preset(5, 3e-5, 72, 32, 5e-2, 2e-2, 50, 50),
+    "mrpc": _preset(5, 2e-5, 128, 32, 3e-2, 5e-2, 10, 3, adaptive_epochs=10),
+    "mnli": _preset(3, 2e-5, 128, 32, 5e-3, 5e-4, 50, 50),
+    "qnli": _preset(5, 2e-5, 128, 32, 5e-3, 1e-4, 10, 10),
+    "ag_news": _preset(5, 2e-5, 128, 32, 1e-1, 1e-1, 10, 10),
+    "dbpedia": _preset(3, 2e-5, 128, 32, 1e-1, 1e-1, 50, 50),
+}
+
+
+def build_adapler(base_model: str, label_names: list[str], **config_overrides):
+    """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
+    from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+
+    config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
+    return AdapLeRBertForSequenceClassification.from_pretrained(base_model, config=config)
+
+
+# -- the three phases ------------------------------------------------------------------------------------------
+
+
+def finetune_backbone(base_model: str, label_names, tokenizer, encoded: DatasetDict, args: AdapLeRTrainingArguments):
+    """Phase 1: plain BERT fine-tuning, every epoch checkpointed and evaluated. Returns the trainer and the
+    phase-1 output folder (where the checkpoints are)."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_model, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+    )
+    output = trainer_work_dir(args.output_dir) / "phase1"
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(
+            output, num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, warmup_steps=0.06,
+            weight_decay=0.1, per_device_train_batch_size=args.batch_size, save_total_limit=None,
+            seed=args.seed, data_seed=args.seed, **args.trainer_overrides,
+        ),
+        train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
+    )
+    trainer.train()
+    return trainer, output
+
+
+def train_length_reduction(model, tokenizer, train_with_saliency: Dataset, validation: Dataset,
+                           args: AdapLeRTrainingArguments) -> tuple[AdapLeRTrainer, Path]:
+    """Phase 3: adaptive length-reduction training, a checkpoint per epoch (the speed-up grows as lambda does)."""
+    output = trainer_work_dir(args.output_dir) / "phase3"
+    trainer = AdapLeRTrainer(
+        model=model,
+        args=training_arguments(
+            output, num_train_epochs=args.adaptive_epochs, learning_rate=args.adaptive_learning_rate,
+            warmup_steps=0.06, weight_decay=0.1, per_device_train_batch_size=args.batch_size, save_total_limit=None,
+            seed=args.seed, data_seed=args.seed, **args.trainer_overrides,
+        ),
+        train_dataset=train_with_saliency, eval_dataset=validation,
+        data_collator=SaliencyCollator(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
+        adaptive_learning_rate=args.eta_theta_learning_rate,
+    )
+    trainer.train()
+    return trainer, output
+
+
+def epoch_checkpoints(state: TrainerState, output_dir: str | os.PathLike) -> list[Path]:
+    """Every evaluated checkpoint of a run, in training order."""
+    steps = [entry["step"] for entry in state.log_history if "eval_accuracy" in entry]
+    return [Path(output_dir) / f"checkpoint-{step}" for step in steps if (Path(output_dir) / f"checkpoint-{step}").is_dir()]
+
+
+def choose_checkpoint(
+    checkpoints: Sequence[Path],
+    tokenizer: PreTrainedTokenizerBase,
+    validation: Dataset,
+    *,
+    reference_accuracy: float,
+    accuracy_budget: float,
+    max_length: int,
+    batch_size: int = 32,
+) -> tuple[Path, list[dict]]:
+    """The phase-3 checkpoint with the largest executed-FLOPs speed-up (with real token removal) whose validation
+    accuracy is within `accuracy_budget` points of `reference_accuracy` (phase 1's best); the most accurate one
+    if none is. Returns it and every checkpoint's measurement."""
+    from ..evaluation.classification import encode_examples, predict_with_flops, vanilla_counterpart
+    from ..evaluation.measure import pad_batch
+    from ..models.adapler import AdapLeRBertForSequenceClassification
+
+    features = encode_examples(tokenizer, validation["text"], max_length)
+    batches = [pad_batch(features[i : i + batch_size], tokenizer.pad_token_id or 0)
+               for i in range(0, len(features), batch_size)]
+    gold = torch.as_tensor(validation["label"])
+    measured, vanilla_flops = [], None
+    for checkpoint in checkpoints:
+        model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
+        if vanilla_flops is None:
+            vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
+        result = predict_with_flops(model, batches)
+        measured.append({
+            "checkpoint": checkpoint.name,
+            "accuracy": float((result.labels == gold).float().mean()),
+            "flops_speedup": vanilla_flops / result.flops,
+            "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
+        })
+    floor = reference_accuracy - accuracy_budget / 100.0
+    allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
+    if allowed:
+        best = max(allowed, key=lambda i: measured[i]["flops_speedup"])
+    else:
+        best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
+    for index, entry in enumerate(measured):
+        entry["chosen"] = index == best
+    return checkpoints[best], measured

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
+from transformers import AutoConfig, BertConfig, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
 
 
 def check_texts(texts: Iterable[str], where: str) -> None:
@@ -98,3 +98,28 @@ def trainer_work_dir(output_dir: str | os.PathLike) -> Path:
     exactly what ships."""
     output_dir = Path(output_dir)
     return output_dir.with_name(output_dir.name + "-training")
+
+
+# Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
+NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
+                     "id2label", "label2id", "num_labels"}
+
+
+def adaptive_config_from_base(base_model: str, config_class, label_names: list[str], **overrides):
+    """A family's config built explicitly from a BERT checkpoint's config, so the new `model_type` is the
+    family's (loading a `bert` config.json into the subclass would leave `model_type='bert'` on the instance).
+    Family fields saved in the base (e.g. a previous threshold) are dropped: `overrides` set them anew."""
+    base_config = AutoConfig.from_pretrained(base_model)
+    if base_config.model_type not in ("bert", config_class.model_type):
+        raise ValueError(
+            f"{config_class.__name__} is built on BERT; {base_model!r} is a {base_config.model_type!r} model. "
+            "Pass a BERT checkpoint ('minilm', a local BERT folder or a Hub id)."
+        )
+    bert_fields = set(BertConfig().to_dict())
+    fields = {k: v for k, v in base_config.to_dict().items() if k in bert_fields and k not in NOT_CONFIG_FIELDS}
+    return config_class(
+        **{**fields, **overrides},
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+    )

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import AutoConfig, DataCollatorWithPadding, EvalPrediction, Trainer
+from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
-from .common import accuracy_metric, set_trainable, tokenize_classification, trainer_work_dir, training_arguments
-
-# Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
-NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
-                     "id2label", "label2id", "num_labels", "entropy_threshold", "off_ramp_pooling"}
+from .common import (
+    accuracy_metric,
+    adaptive_config_from_base,
+    set_trainable,
+    tokenize_classification,
+    trainer_work_dir,
+    training_arguments,
+)
 
 
 @dataclass
@@ -78,19 +81,7 @@ def build_deebert(base_model: str, label_names: list[str], **config_overrides) -
     """A DeeBERT classifier warm-started from any BERT checkpoint; off-ramp poolers copy the pretrained pooler.
     `off_ramp_pooling` defaults to `default_off_ramp_pooling(base_model)`."""
     config_overrides.setdefault("off_ramp_pooling", default_off_ramp_pooling(base_model))
-    base_config = AutoConfig.from_pretrained(base_model)
-    if base_config.model_type not in ("bert", "deebert"):
-        raise ValueError(
-            f"DeeBERT here is built on BERT; {base_model!r} is a {base_config.model_type!r} model. "
-            "Pass a BERT checkpoint ('minilm', a local BERT folder or a Hub id)."
-        )
-    bert_fields = {k: v for k, v in base_config.to_dict().items() if k not in NOT_CONFIG_FIELDS}
-    config = DeeBertConfig(
-        **{**bert_fields, **config_overrides},
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-    )
+    config = adaptive_config_from_base(base_model, DeeBertConfig, label_names, **config_overrides)
     model = DeeBertForSequenceClassification.from_pretrained(base_model, config=config)
     model.init_off_ramps_from_pooler()
     return model

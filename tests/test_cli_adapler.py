@@ -1,0 +1,64 @@
+"""`adaptive-zoo train adapler`: the three phases behind one command, on a tiny base model and the toy CSV."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from adaptive_zoo.cli import main
+from adaptive_zoo.hub.folder import check_hub_folder
+
+COLUMNS = ["--text-column", "sentence", "--label-column", "category"]
+ARGS = ["--num-train-epochs", "3", "--adaptive-epochs", "2", "--max-length", "32", "--batch-size", "8",
+        "--learning-rate", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def adapler_folder(tmp_path_factory, tiny_bert_dir, tiny_csv):
+    folder = tmp_path_factory.mktemp("runs") / "adapler-toy"
+    assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(folder),
+                 "--base-model", str(tiny_bert_dir), *ARGS]) == 0
+    return folder
+
+
+def test_three_phases_write_a_hub_folder_with_their_records(adapler_folder):
+    check_hub_folder(adapler_folder, require_tokenizer=True)
+    training = adapler_folder.with_name(adapler_folder.name + "-training")
+    assert {"phase1", "phase3", "saliency"} <= set(os.listdir(training))
+    record = json.loads((adapler_folder / "adaptive_zoo_results.json").read_text())
+    assert len(record["saliency_checkpoints"]) == 3
+    assert sum(entry["chosen"] for entry in record["phase3_selection"]) == 1
+    kept = record["test"]["mean_kept_tokens_per_layer"]
+    assert len(kept) == 4 and all(a >= b for a, b in zip(kept, kept[1:]))
+
+
+def test_saved_config_carries_the_trained_eta_and_theta(adapler_folder):
+    config = json.loads((adapler_folder / "config.json").read_text())
+    weights = load_file(adapler_folder / "model.safetensors")
+    assert config["model_type"] == "adapler"
+    torch.testing.assert_close(torch.tensor(config["eta"]), weights["eta"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(config["theta"]), weights["theta"], rtol=0, atol=1e-6)
+
+
+def test_evaluate_reports_kept_tokens(adapler_folder, tiny_csv, tmp_path):
+    report_path = tmp_path / "report.json"
+    assert main(["evaluate", str(adapler_folder), "--dataset", str(tiny_csv), *COLUMNS, "--no-wallclock",
+                 "--json", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["model_type"] == "adapler"
+    assert len(report["mean_kept_tokens_per_layer"]) == 4 and report["flops_speedup"] > 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--preset", "no_such_preset"], "sst2"), (["--off-ramp-epochs", "2"], "--off-ramp-epochs")],
+)
+def test_bad_adapler_arguments_are_clear_errors(extra, message, tmp_path, tiny_bert_dir, tiny_csv, capsys):
+    assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(tmp_path / "x"),
+                 "--base-model", str(tiny_bert_dir), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

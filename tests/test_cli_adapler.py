@@ -62,3 +62,16 @@ def test_bad_adapler_arguments_are_clear_errors(extra, message, tmp_path, tiny_b
                  "--base-model", str(tiny_bert_dir), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_explain_writes_html_and_png(adapler_folder, tmp_path, capsys):
+    assert main(["explain", str(adapler_folder), "w1 w2 w3 w40 w41 w70", "--output-dir", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["tokens_per_layer"]) == 4
+    assert (tmp_path / "explanation.html").read_text().count("Layer") >= 4
+    assert (tmp_path / "explanation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_refuses_an_empty_text(adapler_folder, tmp_path, capsys):
+    assert main(["explain", str(adapler_folder), "   ", "--output-dir", str(tmp_path)]) == 2
+    assert "empty" in capsys.readouterr().err.lower()

@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
 
+    explain = subparsers.add_parser(
+        "explain", help="Show which tokens survive each layer of a token-dropping model (AdapLeR), as HTML and PNG."
+    )
+    explain.add_argument("model", help="A saved folder or Hub repo id.")
+    explain.add_argument("text")
+    explain.add_argument("--output-dir", default=".", help="Where explanation.html and explanation.png go.")
+    explain.add_argument("--max-length", type=_positive_int, default=None)
+
     push = subparsers.add_parser("push", help="Upload a saved folder to the Hub as one commit.")
     push.add_argument("folder")
     push.add_argument("repo_id")
@@ -161,6 +169,21 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def run_explain(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .evaluation.explain import explain_text, render_html, render_png
+
+    model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    rationale = explain_text(model, tokenizer, args.text, max_length=args.max_length)
+    output_dir = Path(args.output_dir)
+    paths = {"html": render_html(rationale, output_dir / "explanation.html"),
+             "png": render_png(rationale, output_dir / "explanation.png")}
+    return {"predicted_label": rationale.predicted_label, "tokens_per_layer": rationale.kept_counts,
+            **{kind: str(path) for kind, path in paths.items()}}
+
+
 def run_push(args: argparse.Namespace) -> str:
     from .hub.push import push_folder
 
@@ -209,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             report = run_train(args)
         elif args.command == "evaluate":
             report = run_evaluate(args)
+        elif args.command == "explain":
+            report = run_explain(args)
         elif args.command == "push":
             print(run_push(args))
             return 0

@@ -75,3 +75,14 @@ def test_explain_writes_html_and_png(adapler_folder, tmp_path, capsys):
 def test_explain_refuses_an_empty_text(adapler_folder, tmp_path, capsys):
     assert main(["explain", str(adapler_folder), "   ", "--output-dir", str(tmp_path)]) == 2
     assert "empty" in capsys.readouterr().err.lower()
+
+
+def test_model_card_has_measured_results(adapler_folder):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(adapler_folder / "README.md")
+    record = json.loads((adapler_folder / "adaptive_zoo_results.json").read_text())["test"]
+    assert {"custom_code", "adapler"} <= set(card.data.tags)
+    speedups = [r for r in card.data.eval_results if r.metric_name == "executed FLOPs speed-up vs vanilla"]
+    assert speedups[0].metric_value == round(record["flops_speedup"], 3)
+    assert "trust_remote_code=True" in card.text and "modarressi" in card.text

@@ -34,6 +34,20 @@ OFF_RAMP_POOLING_TEXT = {
 }
 
 
+def hub_base_model(base_model: str) -> str | None:
+    """The Hub id a card's `base_model` metadata should name (none for a local folder)."""
+    if base_model == "minilm":
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return None if os.path.exists(base_model) else base_model
+
+
+def command_line(fallback: str) -> str:
+    """The command that produced this run, for the card's "reproduce" section."""
+    if sys.argv[1:] and Path(sys.argv[0]).name in ("adaptive-zoo", "cli.py", "__main__.py"):
+        return "adaptive-zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return fallback
+
+
 def classification_data(
     dataset: str,
     *,
@@ -105,8 +119,7 @@ def train_deebert_recipe(
     logger.info("Test results: %s", results)
 
     model_name = f"deebert-{Path(base_model).name}-{Path(dataset).stem}"
-    train_command = "adaptive-zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else \
-        f"adaptive-zoo train deebert --dataset {dataset} --output-dir OUTPUT_DIR"
+    train_command = command_line(f"adaptive-zoo train deebert --dataset {dataset} --output-dir OUTPUT_DIR")
     with atomic_output_dir(output_dir) as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
@@ -119,7 +132,7 @@ def train_deebert_recipe(
         card = render_model_card(
             "deebert",
             model_name=model_name,
-            base_model=None if os.path.exists(base_model) else ("sentence-transformers/all-MiniLM-L6-v2" if base_model == "minilm" else base_model),
+            base_model=hub_base_model(base_model),
             dataset_name=dataset,
             eval_results=classification_eval_results(results, model_name=model_name, dataset_name=dataset, split="test"),
             tags=["deebert", "text-classification"],
@@ -224,5 +237,30 @@ def train_adapler_recipe(
             "training": {**vars(args), "world_size": phase3.args.world_size},
         }
         (Path(folder) / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
+        model_name = f"adapler-{Path(base_model).name}-{Path(dataset).stem}"
+        card = render_model_card(
+            "adapler",
+            model_name=model_name,
+            base_model=hub_base_model(base_model),
+            dataset_name=dataset,
+            eval_results=classification_eval_results(results, model_name=model_name, dataset_name=dataset,
+                                                      split="test"),
+            tags=["adapler", "token-pruning", "text-classification"],
+            base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
+            dataset_description=f"`{dataset}`, splits " + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
+            label_names=task.label_names,
+            num_layers=model.config.num_hidden_layers,
+            eta_text=", ".join(f"{value:.3f}" for value in model.config.eta),
+            theta_text=", ".join(f"{value:.3f}" for value in model.config.theta),
+            kept_text=" → ".join(f"{value:.1f}" for value in results["mean_kept_tokens_per_layer"]),
+            eval_split="test",
+            results=results,
+            repo_id="OWNER/" + model_name,
+            train_command=command_line(f"adaptive-zoo train adapler --dataset {dataset} --output-dir OUTPUT_DIR"),
+            training=vars(args),
+            beta=model.config.beta,
+            accuracy_budget=accuracy_budget,
+        )
+        card.save(Path(folder) / "README.md")
         check_hub_folder(folder, require_tokenizer=True)
     return results

@@ -9,6 +9,7 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,56 @@ def command_line(fallback: str) -> str:
     if sys.argv[1:] and Path(sys.argv[0]).name in ("adaptive-zoo", "cli.py", "__main__.py"):
         return "adaptive-zoo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return fallback
+
+
+def write_classifier_folder(
+    output_dir: str,
+    *,
+    method: str,
+    model,
+    tokenizer,
+    task,
+    dataset: str,
+    base_model: str,
+    results: dict[str, Any],
+    record: dict[str, Any],
+    tags: list[str],
+    add_files: Callable[[Path], Any] | None = None,
+    **card_values: Any,
+) -> None:
+    """Write a trained classifier's Hub folder atomically: weights, code, tokenizer, the results record, the
+    model card rendered from `model_cards/<method>.md` (`card_values` fill the family's own fields), and
+    whatever `add_files` adds; checked complete before it is switched in."""
+    model_name = f"{method}-{Path(base_model).name}-{Path(dataset).stem}"
+    with atomic_output_dir(output_dir) as folder:
+        folder = Path(folder)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        if add_files is not None:
+            add_files(folder)
+        full_record = {"method": method, "dataset": dataset, "base_model": base_model, "split": "test",
+                       "test": results, **record}
+        (folder / RESULTS_FILE).write_text(json.dumps(full_record, indent=2, default=str))
+        card = render_model_card(
+            method,
+            model_name=model_name,
+            base_model=hub_base_model(base_model),
+            dataset_name=dataset,
+            eval_results=classification_eval_results(results, dataset_name=dataset, split="test"),
+            tags=[method, "text-classification", *tags],
+            base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
+            dataset_description=f"`{dataset}` (adaptive-zoo bundled/local data), splits "
+            + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
+            label_names=task.label_names,
+            num_layers=model.config.num_hidden_layers,
+            eval_split="test",
+            results=results,
+            repo_id="OWNER/" + model_name,
+            train_command=command_line(f"adaptive-zoo train {method} --dataset {dataset} --output-dir OUTPUT_DIR"),
+            **card_values,
+        )
+        card.save(folder / "README.md")
+        check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
 
 
 def classification_data(
@@ -118,44 +169,19 @@ def train_deebert_recipe(
     )
     logger.info("Test results: %s", results)
 
-    model_name = f"deebert-{Path(base_model).name}-{Path(dataset).stem}"
-    train_command = command_line(f"adaptive-zoo train deebert --dataset {dataset} --output-dir OUTPUT_DIR")
-    with atomic_output_dir(output_dir) as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        plot_threshold_sweep(sweep, Path(folder) / SWEEP_IMAGE)
-        record = {
-            "method": "deebert", "dataset": dataset, "base_model": base_model, "split": "test", "test": results,
-            "validation_sweep": sweep.to_dict(), "training": {**vars(args), **stage_metrics},
-        }
-        (Path(folder) / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
-        card = render_model_card(
-            "deebert",
-            model_name=model_name,
-            base_model=hub_base_model(base_model),
-            dataset_name=dataset,
-            eval_results=classification_eval_results(results, model_name=model_name, dataset_name=dataset, split="test"),
-            tags=["deebert", "text-classification"],
-            base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
-            dataset_description=f"`{dataset}` (adaptive-zoo bundled/local data), splits "
-            + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
-            label_names=task.label_names,
-            num_layers=model.config.num_hidden_layers,
-            off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
-            threshold_text="off (never exit)" if sweep.chosen_threshold is None else f"{sweep.chosen_threshold:.4g} nats",
-            eval_split="test",
-            results=results,
-            sweep_image=SWEEP_IMAGE,
-            accuracy_budget=accuracy_budget,
-            full_depth_accuracy=sweep.full_depth_accuracy,
-            repo_id="OWNER/" + model_name,
-            train_command=train_command,
-            training=vars(args),
-            pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model"
-            if base_model else "",
-        )
-        card.save(Path(folder) / "README.md")
-        check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
+    write_classifier_folder(
+        output_dir, method="deebert", model=model, tokenizer=tokenizer, task=task, dataset=dataset,
+        base_model=base_model, results=results, tags=["early-exit"],
+        record={"validation_sweep": sweep.to_dict(), "training": {**vars(args), **stage_metrics}},
+        add_files=lambda folder: plot_threshold_sweep(sweep, folder / SWEEP_IMAGE),
+        training=vars(args),
+        off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
+        threshold_text="off (never exit)" if sweep.chosen_threshold is None else f"{sweep.chosen_threshold:.4g} nats",
+        sweep_image=SWEEP_IMAGE,
+        accuracy_budget=accuracy_budget,
+        full_depth_accuracy=sweep.full_depth_accuracy,
+        pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model",
+    )
     return results
 
 
@@ -227,40 +253,17 @@ def train_adapler_recipe(
     results = evaluate_classifier(model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
                                   max_length=args.max_length, repeats=wallclock_repeats)
 
-    with atomic_output_dir(output_dir) as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        record = {
-            "method": "adapler", "dataset": dataset, "base_model": base_model, "preset": preset, "split": "test",
-            "test": results, "phase1_validation_accuracy": phase1_accuracy,
-            "saliency_checkpoints": [c.name for c in checkpoints], "phase3_selection": selection,
-            "training": {**vars(args), "world_size": phase3.args.world_size},
-        }
-        (Path(folder) / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
-        model_name = f"adapler-{Path(base_model).name}-{Path(dataset).stem}"
-        card = render_model_card(
-            "adapler",
-            model_name=model_name,
-            base_model=hub_base_model(base_model),
-            dataset_name=dataset,
-            eval_results=classification_eval_results(results, model_name=model_name, dataset_name=dataset,
-                                                      split="test"),
-            tags=["adapler", "token-pruning", "text-classification"],
-            base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
-            dataset_description=f"`{dataset}`, splits " + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
-            label_names=task.label_names,
-            num_layers=model.config.num_hidden_layers,
-            eta_text=", ".join(f"{value:.3f}" for value in model.config.eta),
-            theta_text=", ".join(f"{value:.3f}" for value in model.config.theta),
-            kept_text=" → ".join(f"{value:.1f}" for value in results["mean_kept_tokens_per_layer"]),
-            eval_split="test",
-            results=results,
-            repo_id="OWNER/" + model_name,
-            train_command=command_line(f"adaptive-zoo train adapler --dataset {dataset} --output-dir OUTPUT_DIR"),
-            training=vars(args),
-            beta=model.config.beta,
-            accuracy_budget=accuracy_budget,
-        )
-        card.save(Path(folder) / "README.md")
-        check_hub_folder(folder, require_tokenizer=True)
+    write_classifier_folder(
+        output_dir, method="adapler", model=model, tokenizer=tokenizer, task=task, dataset=dataset,
+        base_model=base_model, results=results, tags=["token-pruning"],
+        record={"preset": preset, "phase1_validation_accuracy": phase1_accuracy,
+                "saliency_checkpoints": [c.name for c in checkpoints], "phase3_selection": selection,
+                "training": {**vars(args), "world_size": phase3.args.world_size}},
+        training=vars(args),
+        eta_text=", ".join(f"{value:.3f}" for value in model.config.eta),
+        theta_text=", ".join(f"{value:.3f}" for value in model.config.theta),
+        kept_text=" → ".join(f"{value:.1f}" for value in results["mean_kept_tokens_per_layer"]),
+        beta=model.config.beta,
+        accuracy_budget=accuracy_budget,
+    )
     return results

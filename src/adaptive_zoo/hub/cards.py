@@ -25,7 +25,7 @@ def hardware_description() -> str:
 
 
 def classification_eval_results(
-    results: dict[str, Any], *, model_name: str, dataset_name: str, split: str
+    results: dict[str, Any], *, dataset_name: str, split: str
 ) -> list[EvalResult]:
     common = dict(task_type="text-classification", dataset_type=dataset_name, dataset_name=dataset_name,
                   dataset_split=split)
@@ -58,7 +58,7 @@ def render_model_card(
         license="apache-2.0",
         library_name="transformers",
         pipeline_tag=template_values.pop("pipeline_tag", "text-classification"),
-        tags=sorted({"custom_code", "adaptive-zoo", "early-exit", *tags}),
+        tags=sorted({"custom_code", "adaptive-zoo", *tags}),
         base_model=base_model,
         datasets=[dataset_name],
         model_name=model_name,

@@ -32,6 +32,8 @@ def test_three_phases_write_a_hub_folder_with_their_records(adapler_folder):
     record = json.loads((adapler_folder / "adaptive_zoo_results.json").read_text())
     assert len(record["saliency_checkpoints"]) == 3
     assert sum(entry["chosen"] for entry in record["phase3_selection"]) == 1
+    assert record["test"]["finetuned_checkpoint"] == record["saliency_checkpoints"][0]
+    assert 0.0 <= record["test"]["finetuned_accuracy"] <= 1.0
     kept = record["test"]["mean_kept_tokens_per_layer"]
     assert len(kept) == 4 and all(a >= b for a, b in zip(kept, kept[1:]))
 
@@ -86,3 +88,4 @@ def test_model_card_has_measured_results(adapler_folder):
     speedups = [r for r in card.data.eval_results if r.metric_name == "executed FLOPs speed-up vs vanilla"]
     assert speedups[0].metric_value == round(record["flops_speedup"], 3)
     assert "trust_remote_code=True" in card.text and "modarressi" in card.text
+    assert f"{100 * record['finetuned_accuracy']:.2f}" in card.text

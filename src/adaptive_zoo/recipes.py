@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import load_task_data, select_first
-from .evaluation.classification import evaluate_classifier
+from .evaluation.classification import accuracy_of, evaluate_classifier
 from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
 from .hub.cards import classification_eval_results, render_model_card
 from .hub.folder import atomic_output_dir, check_hub_folder
@@ -252,6 +252,11 @@ def train_adapler_recipe(
     test = task.dataset["test"]
     results = evaluate_classifier(model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
                                   max_length=args.max_length, repeats=wallclock_repeats)
+    # The paper's comparison: the adaptive model against the fine-tuned model it started from (phase 1's best).
+    finetuned = AutoModelForSequenceClassification.from_pretrained(checkpoints[0])
+    results["finetuned_accuracy"] = accuracy_of(finetuned, tokenizer, test["text"], test["label"],
+                                                batch_size=eval_batch_size, max_length=args.max_length)
+    results["finetuned_checkpoint"] = checkpoints[0].name
 
     write_classifier_folder(
         output_dir, method="adapler", model=model, tokenizer=tokenizer, task=task, dataset=dataset,

@@ -96,6 +96,20 @@ def predict_with_flops(model: nn.Module, batches: Sequence[dict[str, torch.Tenso
     )
 
 
+def accuracy_of(model: nn.Module, tokenizer, texts: Sequence[str], labels: Sequence[int], *, batch_size: int = 32,
+                max_length: int = 128) -> float:
+    """Plain accuracy of a classifier on a split (no measurement): e.g. the fine-tuned model before any
+    adaptive training, which is what an adaptive model's accuracy is compared with."""
+    features = encode_examples(tokenizer, texts, max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    model.eval()
+    predicted = []
+    with torch.inference_mode():
+        for start in range(0, len(features), batch_size):
+            predicted.append(model(**pad_batch(features[start : start + batch_size], pad_id)).logits.argmax(-1))
+    return float((torch.cat(predicted) == torch.as_tensor(list(labels))).float().mean())
+
+
 def kept_token_summary(kept_tokens: torch.Tensor) -> dict[str, Any]:
     """Mean tokens entering each layer, and the mean fraction of each input's tokens that each layer sees."""
     kept = kept_tokens.float()  # (N, L)

@@ -13,6 +13,15 @@ A test class for a model family inherits `AdaptiveModelTesterMixin` and sets `te
 - `invalid_configs`: config overrides that must raise at construction;
 - `texts` and the `tiny_tokenizer_dir` fixture: inputs of different lengths (so batches are padded);
 - `train_features()`: a list of tokenized examples with labels for a Trainer step.
+
+Optional, for models that are not sequence classifiers (e.g. seq2seq); the defaults fit a classifier:
+
+- `make_labels(model, inputs)`: labels for `inputs` (default: one class index per row);
+- `row_logits(outputs, inputs, row)`: the logits of row `row` that must not depend on the batch (default:
+  `outputs.logits[row]`; a seq2seq tester drops the positions that are padding in that row);
+- `data_collator(tokenizer)`: the Trainer's collator for `train_features` (default: `DataCollatorWithPadding`);
+- `row_route(outputs, inputs, row)`: the routing decision of row `row` that must not depend on the batch (default:
+  `exit_signature(outputs)[row]`; a seq2seq tester drops the positions that are padding in that row).
 """
 
 from __future__ import annotations
@@ -39,6 +48,24 @@ class AdaptiveModelTesterMixin:
     def batch(self, tokenizer, texts=None):
         return dict(tokenizer(list(texts or self.tester.texts), padding=True, return_tensors="pt"))
 
+    def labels(self, model, inputs):
+        make_labels = getattr(self.tester, "make_labels", None)
+        if make_labels is not None:
+            return make_labels(model, inputs)
+        return torch.arange(len(inputs["input_ids"])) % model.config.num_labels
+
+    def row_logits(self, outputs, inputs, row):
+        row_logits = getattr(self.tester, "row_logits", None)
+        return row_logits(outputs, inputs, row) if row_logits is not None else outputs.logits[row]
+
+    def row_route(self, outputs, inputs, row):
+        row_route = getattr(self.tester, "row_route", None)
+        return row_route(outputs, inputs, row) if row_route is not None else self.tester.exit_signature(outputs)[row]
+
+    def data_collator(self, tokenizer):
+        data_collator = getattr(self.tester, "data_collator", None)
+        return data_collator(tokenizer) if data_collator is not None else DataCollatorWithPadding(tokenizer)
+
     def save(self, model, tokenizer, folder):
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
@@ -64,15 +91,18 @@ class AdaptiveModelTesterMixin:
         model = self.tester.create_model()
         inputs = self.batch(tokenizer)
         self.tester.make_adaptive(model, inputs)
+        single_inputs = [self.batch(tokenizer, [text]) for text in self.tester.texts]
         with torch.inference_mode():
             batched = model(**inputs)
-            singles = [model(**self.batch(tokenizer, [text])) for text in self.tester.texts]
-        batched_routes = self.tester.exit_signature(batched)
-        single_routes = [self.tester.exit_signature(out)[0] for out in singles]
+            singles = [model(**single_input) for single_input in single_inputs]
+        batched_routes = [self.row_route(batched, inputs, row) for row in range(len(singles))]
+        single_routes = [self.row_route(out, single_input, 0) for out, single_input in zip(singles, single_inputs)]
         assert len({str(route) for route in single_routes}) > 1, "make_adaptive must route rows differently"
-        for row, single in enumerate(singles):
-            assert batched.logits[row].argmax() == single.logits[0].argmax()
-            torch.testing.assert_close(batched.logits[row], single.logits[0], rtol=1e-4, atol=1e-5)
+        for row, (single, single_input) in enumerate(zip(singles, single_inputs)):
+            batched_logits = self.row_logits(batched, inputs, row)
+            single_logits = self.row_logits(single, single_input, 0)
+            assert batched_logits.argmax() == single_logits.argmax()
+            torch.testing.assert_close(batched_logits, single_logits, rtol=1e-4, atol=1e-5)
             assert batched_routes[row] == single_routes[row]
 
     def test_adaptive_path_executes_fewer_flops(self, tokenizer):
@@ -87,7 +117,7 @@ class AdaptiveModelTesterMixin:
     def test_loss_is_returned_with_labels(self, tokenizer):
         model = self.tester.create_model()
         inputs = self.batch(tokenizer)
-        labels = torch.arange(len(self.tester.texts)) % model.config.num_labels
+        labels = self.labels(model, inputs)
         outputs = model(**inputs, labels=labels)
         assert outputs.loss is not None and torch.isfinite(outputs.loss)
         with pytest.raises(ValueError):
@@ -133,7 +163,7 @@ class AdaptiveModelTesterMixin:
             args=training_arguments(tmp_path, max_steps=2, eval_strategy="no", save_strategy="no",
                                     per_device_train_batch_size=4, learning_rate=1e-2),
             train_dataset=self.tester.train_features(tokenizer),
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=self.data_collator(tokenizer),
         )
         result = trainer.train()
         assert torch.isfinite(torch.tensor(result.training_loss))
@@ -146,7 +176,7 @@ class AdaptiveModelTesterMixin:
             args=training_arguments(tmp_path, max_steps=1, eval_strategy="no", save_strategy="steps", save_steps=1,
                                     per_device_train_batch_size=4),
             train_dataset=self.tester.train_features(tokenizer),
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=self.data_collator(tokenizer),
             processing_class=tokenizer,
         )
         trainer.train()
@@ -177,7 +207,7 @@ class AdaptiveModelTesterMixin:
             args=training_arguments(tmp_path / "run", max_steps=1, eval_strategy="no", save_strategy="no",
                                     per_device_train_batch_size=4, push_to_hub=True, hub_model_id=repo_id),
             train_dataset=self.tester.train_features(tokenizer),
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=self.data_collator(tokenizer),
             processing_class=tokenizer,
         )
         trainer.train()

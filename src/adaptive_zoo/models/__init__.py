@@ -1,9 +1,18 @@
 """The zoo's model families, one self-contained Hub-code folder each, and their Auto-class registration."""
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from .adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
+from .dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from .deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
+from .hashee import (
+    HashEEBartConfig,
+    HashEEBartForConditionalGeneration,
+    HashEEBartModel,
+    HashEEBertConfig,
+    HashEEBertForSequenceClassification,
+    HashEEBertModel,
+)
 
 # Each entry: (config class, {Auto class: model class}). The first model class listed is the one whose
 # `save_pretrained` writes the folder; every entry goes into the saved config's `auto_map`.
@@ -15,6 +24,19 @@ MODEL_FAMILIES = {
     "adapler": (
         AdapLeRConfig,
         {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification, AutoModel: AdapLeRModel},
+    ),
+    # HashEE has one configuration per backbone: the BERT classifier and the BART seq2seq model.
+    "hashee_bert": (
+        HashEEBertConfig,
+        {AutoModelForSequenceClassification: HashEEBertForSequenceClassification, AutoModel: HashEEBertModel},
+    ),
+    "hashee_bart": (
+        HashEEBartConfig,
+        {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration, AutoModel: HashEEBartModel},
+    ),
+    "depth_adaptive_transformer": (
+        DepthAdaptiveTransformerConfig,
+        {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer},
     ),
 }
 
@@ -41,4 +63,12 @@ __all__ = [
     "DeeBertConfig",
     "DeeBertForSequenceClassification",
     "DeeBertModel",
+    "DepthAdaptiveTransformer",
+    "DepthAdaptiveTransformerConfig",
+    "HashEEBartConfig",
+    "HashEEBartForConditionalGeneration",
+    "HashEEBartModel",
+    "HashEEBertConfig",
+    "HashEEBertForSequenceClassification",
+    "HashEEBertModel",
 ]

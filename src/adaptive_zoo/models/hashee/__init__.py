@@ -1,0 +1,38 @@
+from .configuration_hashee import HASH_FUNCTIONS, HashEEBartConfig, HashEEBertConfig, bucket_exit_layers
+from .modeling_hashee import (
+    HashEEBartEncoder,
+    HashEEBartForConditionalGeneration,
+    HashEEBartModel,
+    HashEEBartPreTrainedModel,
+    HashEEBertEncoder,
+    HashEEBertForSequenceClassification,
+    HashEEBertModel,
+    HashEEBertModelOutput,
+    HashEEBertPreTrainedModel,
+    HashEEEncoderOutput,
+    HashEESeq2SeqLMOutput,
+    HashEESeq2SeqModelOutput,
+    HashEESequenceClassifierOutput,
+    run_layers_with_token_exits,
+)
+
+__all__ = [
+    "HASH_FUNCTIONS",
+    "HashEEBartConfig",
+    "HashEEBartEncoder",
+    "HashEEBartForConditionalGeneration",
+    "HashEEBartModel",
+    "HashEEBartPreTrainedModel",
+    "HashEEBertConfig",
+    "HashEEBertEncoder",
+    "HashEEBertForSequenceClassification",
+    "HashEEBertModel",
+    "HashEEBertModelOutput",
+    "HashEEBertPreTrainedModel",
+    "HashEEEncoderOutput",
+    "HashEESeq2SeqLMOutput",
+    "HashEESeq2SeqModelOutput",
+    "HashEESequenceClassifierOutput",
+    "bucket_exit_layers",
+    "run_layers_with_token_exits",
+]

@@ -1,0 +1,835 @@
+"""PyTorch HashEE (Sun, Liu, Guo, Qiu, Huang: "A Simple Hash-Based Early Exiting Approach For Language
+Understanding and Generation", 2022).
+
+Token-level early exit without any learned exit decision: a hash table, built before training, gives every
+vocabulary id a fixed exit layer, and a token with exit layer e runs encoder layers 1 .. e and keeps the output
+of layer e as its final state. At layer l (1-based) the *running* tokens are those with exit layer >= l; per
+appendix A.4 (eqs. 1-5):
+
+    q = h^l W_Q                  queries from the running tokens only          (m tokens)
+    K, V = H^l W_K, H^l W_V      keys and values from ALL tokens' current states (n tokens)
+    h^{l+1} = FFN(Attn(q, K, V) W_O)   with the residuals and layer norms, running tokens only
+    H^{l+1} = Copy(H^l, h^{l+1}) exited tokens keep their frozen state and keep serving as keys and values
+
+Batched and batch-invariant, with real savings: after the embeddings each row's tokens are permuted so that
+they are sorted by exit layer, descending (stable; padding last). Self-attention with absolute position
+embeddings already added is permutation-equivariant, so this is exact, and the running set of every row becomes
+a prefix. Layer l then computes queries, attention output, FFN and layer norms on the first
+M_l = max over rows of the running count columns only, keys and values on all, and writes back only where a
+token really runs. The permutation is undone at the end.
+
+Two models:
+- `HashEEBertForSequenceClassification`: weight names equal `BertForSequenceClassification`'s (`bert.*`,
+  `classifier.*`) plus the table, `bert.encoder.hash_table`.
+- `HashEEBartForConditionalGeneration`: a `BartForConditionalGeneration` whose encoder exits tokens early; the
+  decoder is unchanged and cross-attends to every source token's final state. Weight names equal
+  `BartForConditionalGeneration`'s plus `model.encoder.hash_table`.
+
+So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table").
+With `config.token_early_exit = False` the stock layers run and the outputs equal the vanilla model's.
+
+This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
+`trust_remote_code` can load a saved folder without adaptive-zoo installed.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPooling,
+    ModelOutput,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bart.modeling_bart import (
+    BartDecoder,
+    BartEncoder,
+    BartEncoderLayer,
+    BartForConditionalGeneration,
+    BartModel,
+    BartPreTrainedModel,
+    BartScaledWordEmbedding,
+)
+from transformers.models.bart.modeling_bart import eager_attention_forward as bart_eager_attention_forward
+from transformers.models.bert.modeling_bert import (
+    BertEmbeddings,
+    BertEncoder,
+    BertLayer,
+    BertModel,
+    BertPooler,
+    BertPreTrainedModel,
+)
+from transformers.models.bert.modeling_bert import eager_attention_forward as bert_eager_attention_forward
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
+
+# `save_pretrained` writes only the saved class's own Auto entry; these let `AutoModel` load the base models.
+BERT_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBertModel"}
+BART_BASE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBartModel"}
+
+# Attention implementations whose masks the token-exit path builds for queries shorter than keys.
+TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+
+
+# -- outputs ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HashEEEncoderOutput(BaseModelOutput):
+    r"""
+    Output of a HashEE encoder (`HashEEBertEncoder`, `HashEEBartEncoder`).
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+            Each token's final state: the output of its exit layer. With early exit, padding positions hold their
+            embedding output (they are never computed).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and the states after each layer, `num_layers + 1` tensors of the shape above, in the
+            input's token order. A token that has exited keeps the same state in every later entry.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Only with `token_early_exit=False` (the stock layers), as the vanilla encoder returns them.
+        token_exit_layers (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            The 1-based exit layer of each token (the number of layers it ran); 0 at padding. Every real token has
+            `num_layers` with `token_early_exit=False`.
+    """
+
+    token_exit_layers: torch.LongTensor | None = None
+
+
+@dataclass
+class HashEEBertModelOutput(BaseModelOutputWithPooling):
+    r"""
+    Output of [`HashEEBertModel`]: `BertModel`'s, plus the routing.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+            Each token's final state, the output of its exit layer.
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            BERT's pooler (dense + tanh) over the [CLS] token's final state.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and the states after each layer (see [`HashEEEncoderOutput`]).
+        token_exit_layers (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            The exit layer of each token; 0 at padding.
+    """
+
+    token_exit_layers: torch.LongTensor | None = None
+
+
+@dataclass
+class HashEESequenceClassifierOutput(ModelOutput):
+    r"""
+    Output of [`HashEEBertForSequenceClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            Classification (or regression) loss, as `BertForSequenceClassification` computes it.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            Classification scores, from the [CLS] token's final state.
+        token_exit_layers (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            The 1-based exit layer of each token (the number of layers it ran); 0 at padding.
+        mean_exit_layer (`torch.FloatTensor` of shape `(batch_size,)`):
+            Mean exit layer over each row's real tokens: the layers computed per token, on average.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and the states after each layer (see [`HashEEEncoderOutput`]).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    token_exit_layers: torch.LongTensor | None = None
+    mean_exit_layer: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class HashEESeq2SeqModelOutput(Seq2SeqModelOutput):
+    r"""
+    Output of [`HashEEBartModel`]: `BartModel`'s, plus `encoder_token_exit_layers` (`torch.LongTensor` of shape
+    `(batch_size, source_length)`), the exit layer of each source token (0 at padding).
+    """
+
+    encoder_token_exit_layers: torch.LongTensor | None = None
+
+
+@dataclass
+class HashEESeq2SeqLMOutput(Seq2SeqLMOutput):
+    r"""
+    Output of [`HashEEBartForConditionalGeneration`]: `BartForConditionalGeneration`'s, plus
+    `encoder_token_exit_layers` (`torch.LongTensor` of shape `(batch_size, source_length)`), the exit layer of
+    each source token (0 at padding).
+    """
+
+    encoder_token_exit_layers: torch.LongTensor | None = None
+
+
+# -- token-level early exit -----------------------------------------------------------------------------------
+
+
+def run_layers_with_token_exits(
+    layers: nn.ModuleList,
+    layer_step: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
+    hidden_states: torch.Tensor,
+    exit_layers: torch.Tensor,
+    make_mask: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None],
+    output_hidden_states: bool = False,
+    skip_layer: Callable[[], bool] | None = None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+    """Run `layers` over `hidden_states` (B, T, H) where the token at (b, t) runs layers 1 .. exit_layers[b, t]
+    (0: padding, runs none) and keeps its last state afterwards, still serving as key and value.
+
+    `layer_step(layer, query_states (B, M, H), states (B, T', H), mask)` computes one layer for the first M
+    tokens of each (sorted) row, with keys and values from all T' tokens; `make_mask(query_states, present,
+    states)` gives its key-padding attention mask. Returns the final states (B, T, H) in the input order and,
+    with `output_hidden_states`, the embeddings and the states after every layer.
+    """
+    hidden_size = hidden_states.shape[-1]
+    # Sort each row by exit layer, descending and stable: the running tokens of any layer are then a prefix.
+    order = torch.sort(exit_layers, dim=1, descending=True, stable=True).indices  # (B, T)
+    sorted_exits = exit_layers.gather(1, order)  # (B, T), non-increasing along each row
+    width = int((sorted_exits > 0).sum(dim=1).max())  # T': columns past it are padding in every row
+    order, sorted_exits = order[:, :width], sorted_exits[:, :width]  # (B, T')
+    gather_index = order.unsqueeze(-1).expand(-1, -1, hidden_size)  # (B, T', H)
+    states = hidden_states.gather(1, gather_index)  # (B, T', H)
+    present = sorted_exits > 0  # (B, T')
+
+    def in_input_order(sorted_states: torch.Tensor) -> torch.Tensor:
+        # (B, T', H) -> (B, T, H); padding positions keep their embedding output
+        return hidden_states.scatter(1, gather_index, sorted_states)
+
+    all_states = (hidden_states,) if output_hidden_states else None
+    for layer_number, layer in enumerate(layers, start=1):
+        running = sorted_exits >= layer_number  # (B, T'), a prefix of each row
+        num_queries = int(running.sum(dim=1).max())  # M_l
+        if num_queries > 0 and not (skip_layer is not None and skip_layer()):
+            query_states = states[:, :num_queries]  # (B, M, H)
+            updated = layer_step(layer, query_states, states, make_mask(query_states, present, states))  # (B, M, H)
+            # Rows with fewer running tokens computed some exited ones too: those keep their frozen state.
+            updated = torch.where(running[:, :num_queries, None], updated, query_states)  # (B, M, H)
+            states = torch.cat([updated, states[:, num_queries:]], dim=1)  # (B, T', H)
+        if all_states is not None:
+            all_states += (in_input_order(states),)
+    return in_input_order(states), all_states
+
+
+def key_padding_mask(config, query_states: torch.Tensor, present: torch.Tensor, states: torch.Tensor):
+    """Attention mask letting every query attend to every present token: (B, 1, M, T'), or None (sdpa, no
+    padding)."""
+    return create_bidirectional_mask(
+        config=config, inputs_embeds=query_states, attention_mask=present, encoder_hidden_states=states
+    )
+
+
+def bert_layer_step(
+    layer: BertLayer, query_states: torch.Tensor, states: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """One `BertLayer` (eqs. 1-4) with its own submodules: queries, attention output, FFN and layer norms for the
+    M query tokens only; keys and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
+    attention = layer.attention.self
+    batch_size, num_queries, _ = query_states.shape
+    head_shape = (batch_size, -1, attention.num_attention_heads, attention.attention_head_size)
+    query = attention.query(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hs)
+    key = attention.key(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
+    value = attention.value(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
+    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
+        attention.config._attn_implementation, bert_eager_attention_forward
+    )
+    context, _ = attention_function(
+        attention,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=attention.dropout.p if attention.training else 0.0,
+        scaling=attention.scaling,
+    )  # (B, M, nh, hs)
+    context = context.reshape(batch_size, num_queries, -1)  # (B, M, H)
+    attention_output = layer.attention.output(context, query_states)  # (B, M, H): dense, dropout, LN(+ residual)
+    return layer.feed_forward_chunk(attention_output)  # (B, M, H): intermediate, output, LN(+ residual)
+
+
+def bart_layer_step(
+    layer: BartEncoderLayer, query_states: torch.Tensor, states: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """One `BartEncoderLayer` (eqs. 1-4, post-LN as in BART) with its own submodules, for the M query tokens; keys
+    and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
+    attention = layer.self_attn
+    batch_size, num_queries, _ = query_states.shape
+    head_shape = (batch_size, -1, attention.num_heads, attention.head_dim)
+    query = attention.q_proj(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hd)
+    key = attention.k_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
+    value = attention.v_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
+    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
+        attention.config._attn_implementation, bart_eager_attention_forward
+    )
+    context, _ = attention_function(
+        attention,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=attention.dropout if attention.training else 0.0,
+        scaling=attention.scaling,
+    )  # (B, M, nh, hd)
+    attended = attention.out_proj(context.reshape(batch_size, num_queries, -1))  # (B, M, H)
+    attended = nn.functional.dropout(attended, p=layer.dropout, training=layer.training)
+    hidden_states = layer.self_attn_layer_norm(query_states + attended)  # (B, M, H)
+
+    feed_forward = layer.activation_fn(layer.fc1(hidden_states))  # (B, M, F)
+    feed_forward = nn.functional.dropout(feed_forward, p=layer.activation_dropout, training=layer.training)
+    feed_forward = layer.fc2(feed_forward)  # (B, M, H)
+    feed_forward = nn.functional.dropout(feed_forward, p=layer.dropout, training=layer.training)
+    hidden_states = layer.final_layer_norm(hidden_states + feed_forward)  # (B, M, H)
+
+    if hidden_states.dtype == torch.float16 and not torch.isfinite(hidden_states).all():
+        clamp_value = torch.finfo(hidden_states.dtype).max - 1000  # as BartEncoderLayer does
+        hidden_states = torch.clamp(hidden_states, min=-clamp_value, max=clamp_value)
+    return hidden_states
+
+
+def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None:
+    if config._attn_implementation not in TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS:
+        raise ValueError(
+            f"HashEE's token early exit supports `attn_implementation` in {TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS}; "
+            f"got {config._attn_implementation!r}. Load the model with `attn_implementation='sdpa'`."
+        )
+    if attention_mask is not None and attention_mask.dim() != 2:
+        raise ValueError(
+            "HashEE's token early exit takes a 2-D padding `attention_mask` of shape (batch_size, sequence_length); "
+            f"got shape {tuple(attention_mask.shape)}."
+        )
+
+
+def check_sequence_length(config, sequence_length: int) -> None:
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model takes at most "
+            f"{config.max_position_embeddings}: tokenize with `truncation=True` "
+            "(for a pipeline: `pipe(texts, truncation=True)`)."
+        )
+
+
+def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """(B, T) bool, True on real tokens."""
+    if attention_mask is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    return attention_mask.to(device=device, dtype=torch.bool)
+
+
+class HashTableMixin:
+    """The token -> exit-layer table of a HashEE encoder (a persistent buffer `hash_table` of vocabulary size,
+    saved in `model.safetensors`), and the exit layers it gives a batch."""
+
+    def init_hash_table(self, config) -> None:
+        # 0 = "no exit layer": the value a checkpoint without a table leaves (see `_init_weights`).
+        self.register_buffer("hash_table", torch.zeros(config.vocab_size, dtype=torch.long), persistent=True)
+
+    @torch.no_grad()
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """Attach a table: a 1-D integer sequence or tensor with one exit layer per vocabulary id, each among
+        `config.exit_layers`. `special_token_ids` (optional) is stored in `config.special_token_ids`: the ids
+        that keep their table exit layer under `hash_function="random_inconsistent"`."""
+        table = torch.as_tensor(table)
+        if table.dim() != 1:
+            raise ValueError(f"The hash table must be 1-D (one exit layer per token id); got shape {tuple(table.shape)}.")
+        if table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
+            raise ValueError(f"The hash table must hold integer exit layers; got dtype {table.dtype}.")
+        vocab_size = self.config.vocab_size
+        if table.numel() != vocab_size:
+            raise ValueError(
+                f"The hash table has {table.numel()} entries but the model's vocabulary (config.vocab_size) has "
+                f"{vocab_size} token ids: build the table with the model's tokenizer."
+            )
+        # the buckets' layers, plus full depth (where special and never-seen tokens go when B < L)
+        allowed = sorted({*self.config.exit_layers, self.config.num_hidden_layers})
+        bad = table[~torch.isin(table, torch.tensor(allowed, dtype=table.dtype))].unique()
+        if bad.numel():
+            raise ValueError(
+                f"The hash table holds exit layers {bad[:10].tolist()} that are neither bucket exit layers nor the "
+                f"last layer; with {self.config.num_hidden_layers} layers and num_buckets={self.config.num_buckets} "
+                f"they must be among {allowed}."
+            )
+        self.hash_table.copy_(table.to(device=self.hash_table.device, dtype=torch.long))
+        if special_token_ids is not None:
+            self.config.special_token_ids = sorted({int(i) for i in special_token_ids})
+
+    def token_exit_layers(self, input_ids: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor:
+        """The exit layer of every token, (B, T) long, 0 at padding."""
+        if input_ids is None:
+            raise ValueError(
+                "HashEE looks up each token's exit layer by its id: pass `input_ids` (not `inputs_embeds`), or set "
+                "`config.token_early_exit = False` to run every layer."
+            )
+        exit_layers = self.hash_table[input_ids]  # (B, T)
+        unset = (exit_layers == 0) & present  # (B, T)
+        if bool(unset.any()):
+            if int(self.hash_table.max()) == 0:
+                raise ValueError(
+                    "This HashEE model has no hash table attached (`hash_table` is all zeros, e.g. after loading a "
+                    "plain BERT/BART checkpoint): call `model.set_hash_table(exit_layers)` with one exit layer per "
+                    "vocabulary id (build one with `adaptive-zoo hash build`), or set "
+                    "`model.config.token_early_exit = False` to run every layer."
+                )
+            raise ValueError(
+                f"The hash table has no exit layer (0) for token ids {input_ids[unset].unique()[:10].tolist()}: "
+                "attach a complete table with `model.set_hash_table(exit_layers)`."
+            )
+        if self.config.hash_function == "random_inconsistent":
+            exit_layers = self.random_exit_layers(input_ids, exit_layers)
+        return exit_layers.masked_fill(~present, 0)
+
+    def random_exit_layers(self, input_ids: torch.Tensor, table_exit_layers: torch.Tensor) -> torch.Tensor:
+        """Rand-incons: a fresh random bucket exit layer for every token occurrence (special tokens keep the
+        table's). Seeded in eval mode (reproducible, but not batch-invariant); the global RNG in training."""
+        device = input_ids.device
+        choices = torch.tensor(self.config.exit_layers, dtype=torch.long, device=device)
+        generator = None
+        if not self.training:
+            generator = torch.Generator(device=device).manual_seed(self.config.inconsistent_seed)
+        draws = choices[torch.randint(len(choices), input_ids.shape, generator=generator, device=device)]  # (B, T)
+        if self.config.special_token_ids:
+            special = torch.isin(input_ids, torch.tensor(self.config.special_token_ids, device=device))  # (B, T)
+            draws = torch.where(special, table_exit_layers, draws)
+        return draws
+
+
+# -- BERT -----------------------------------------------------------------------------------------------------
+
+
+class HashEEBertEncoder(HashTableMixin, BertEncoder):
+    """`BertEncoder` with token-level early exit; holds the hash table (`bert.encoder.hash_table`)."""
+
+    def __init__(self, config: HashEEBertConfig):
+        super().__init__(config)
+        self.init_hash_table(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        **kwargs,
+    ) -> HashEEEncoderOutput:
+        """hidden_states: the embeddings (B, T, H); attention_mask: the 2-D padding mask (B, T)."""
+        present = padding_mask(attention_mask, hidden_states.shape[:2], hidden_states.device)  # (B, T)
+        if not self.config.token_early_exit:  # the stock layers: exactly `BertModel`
+            layer_mask = create_bidirectional_mask(
+                config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+            )
+            all_states = (hidden_states,) if output_hidden_states else None
+            for layer in self.layer:
+                hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
+                if all_states is not None:
+                    all_states += (hidden_states,)
+            exit_layers = present.long() * self.config.num_hidden_layers  # (B, T)
+            return HashEEEncoderOutput(
+                last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+            )
+
+        check_token_exit_inputs(self.config, attention_mask)
+        exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
+        hidden_states, all_states = run_layers_with_token_exits(
+            self.layer,
+            bert_layer_step,
+            hidden_states,
+            exit_layers,
+            partial(key_padding_mask, self.config),
+            output_hidden_states=output_hidden_states,
+        )
+        return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
+
+
+class HashEEBertPreTrainedModel(BertPreTrainedModel):
+    config_class = HashEEBertConfig
+    config: HashEEBertConfig
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, HashEEBertEncoder):
+            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
+
+
+class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
+    """The BERT backbone of HashEE (what `AutoModel` loads): embeddings, a token-exit encoder, the pooler."""
+
+    def __init__(self, config: HashEEBertConfig, add_pooling_layer: bool = True):
+        # Not `BertModel.__init__`, which would first build a plain `BertEncoder`.
+        super(BertModel, self).__init__(config)
+        self.config = config
+        self.gradient_checkpointing = False
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = HashEEBertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.encoder.set_hash_table(table, special_token_ids)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> HashEEBertModelOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        check_sequence_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        embedding_output = self.embeddings(
+            input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
+        )  # (B, T, H)
+        encoder_outputs = self.encoder(
+            embedding_output,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        sequence_output = encoder_outputs.last_hidden_state  # (B, T, H)
+        return HashEEBertModelOutput(
+            last_hidden_state=sequence_output,
+            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
+            hidden_states=encoder_outputs.hidden_states,
+            token_exit_layers=encoder_outputs.token_exit_layers,
+        )
+
+
+def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss `BertForSequenceClassification` computes (problem type inferred the same way)."""
+    num_labels = config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return MSELoss()(logits.squeeze(), labels.squeeze()) if num_labels == 1 else MSELoss()(logits, labels)
+    if config.problem_type == "single_label_classification":
+        return CrossEntropyLoss()(logits.view(-1, num_labels), labels.view(-1))
+    return BCEWithLogitsLoss()(logits, labels)
+
+
+class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
+    # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
+    # the loss by the gradient-accumulation steps.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HashEEBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.config = config
+
+        self.bert = HashEEBertModel(config)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        config.auto_map = {**BERT_BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+
+        self.post_init()
+
+    @property
+    def hash_table(self) -> torch.Tensor:
+        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
+        return self.bert.encoder.hash_table
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.bert.set_hash_table(table, special_token_ids)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> HashEESequenceClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, num_labels)` (or float targets for regression / multi-label), as for
+            `BertForSequenceClassification`.
+
+        Tokens exit at their hash-table layer in training as in inference (the paper trains with the same hash),
+        unless `config.token_early_exit` is False.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
+        if labels is not None and labels.shape[0] != batch_size:
+            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, C)
+        loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
+
+        exit_layers = outputs.token_exit_layers  # (B, T)
+        tokens = (exit_layers > 0).sum(dim=1).clamp(min=1)  # (B,)
+        return HashEESequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            token_exit_layers=exit_layers,
+            mean_exit_layer=exit_layers.sum(dim=1).float() / tokens,
+            hidden_states=outputs.hidden_states,
+        )
+
+
+# -- BART -----------------------------------------------------------------------------------------------------
+
+
+class HashEEBartPreTrainedModel(BartPreTrainedModel):
+    config_class = HashEEBartConfig
+    config: HashEEBartConfig
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, HashEEBartEncoder):
+            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
+
+
+class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
+    """`BartEncoder` with token-level early exit; holds the hash table (`model.encoder.hash_table`)."""
+
+    def __init__(self, config: HashEEBartConfig):
+        super().__init__(config)
+        self.init_hash_table(config)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> HashEEEncoderOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        reference = input_ids if input_ids is not None else inputs_embeds
+        check_sequence_length(self.config, reference.shape[1])
+        present = padding_mask(attention_mask, reference.shape[:2], reference.device)  # (B, T)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+
+        if not self.config.token_early_exit:  # the stock encoder: exactly `BartEncoder`
+            flags = {"output_hidden_states": output_hidden_states}
+            if output_attentions is not None:
+                flags["output_attentions"] = output_attentions
+            outputs = super().forward(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, return_dict=True,
+                **flags, **kwargs,
+            )
+            result = HashEEEncoderOutput(
+                last_hidden_state=outputs.last_hidden_state,
+                hidden_states=outputs.hidden_states,
+                attentions=outputs.attentions,
+                token_exit_layers=present.long() * self.config.num_hidden_layers,  # (B, T)
+            )
+        else:
+            check_token_exit_inputs(self.config, attention_mask)
+            exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
+            if inputs_embeds is None:
+                inputs_embeds = self.embed_tokens(input_ids)  # (B, T, H)
+            hidden_states = inputs_embeds + self.embed_positions(inputs_embeds[:, :, -1]).to(inputs_embeds.device)
+            hidden_states = self.layernorm_embedding(hidden_states)  # (B, T, H)
+            hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
+            hidden_states, all_states = run_layers_with_token_exits(
+                self.layers,
+                bart_layer_step,
+                hidden_states,
+                exit_layers,
+                partial(key_padding_mask, self.config),
+                output_hidden_states=output_hidden_states,
+                skip_layer=self.layer_dropped,
+            )
+            result = HashEEEncoderOutput(
+                last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+            )
+        return result if return_dict is not False else result.to_tuple()
+
+    def layer_dropped(self) -> bool:
+        """LayerDrop (training only), drawn as `BartEncoder` draws it."""
+        return self.training and self.layerdrop > 0.0 and bool(torch.rand([]) < self.layerdrop)
+
+
+def encode_unless_given(
+    encoder: HashEEBartEncoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
+) -> BaseModelOutput | tuple:
+    if encoder_outputs is not None:
+        return encoder_outputs
+    return encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+
+
+class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
+    """A `BartModel` whose encoder exits tokens early (what `AutoModel` loads)."""
+
+    def __init__(self, config: HashEEBartConfig):
+        # Not `BartModel.__init__`, which would first build a plain `BartEncoder`.
+        super(BartModel, self).__init__(config)
+        embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.shared = BartScaledWordEmbedding(
+            config.vocab_size, config.d_model, config.pad_token_id, embed_scale=embed_scale
+        )
+        self.encoder = HashEEBartEncoder(config)
+        self.decoder = BartDecoder(config)
+        self.post_init()
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.encoder.set_hash_table(table, special_token_ids)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> HashEESeq2SeqModelOutput:
+        encoder_outputs = encode_unless_given(
+            self.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
+        )
+        outputs = super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            return_dict=True,
+            **kwargs,
+        )
+        return HashEESeq2SeqModelOutput(
+            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        )
+
+
+class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForConditionalGeneration):
+    """`BartForConditionalGeneration` with HashEE's token-exit encoder; `generate()` works as for BART (the
+    encoder runs once, so its saving applies to the source side)."""
+
+    # `forward(**kwargs)` takes attention kwargs, not loss kwargs (see HashEEBertForSequenceClassification).
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: HashEEBartConfig):
+        # Not `BartForConditionalGeneration.__init__`, which would first build a plain `BartModel`.
+        super(BartForConditionalGeneration, self).__init__(config)
+        self.model = HashEEBartModel(config)
+        self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
+        self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
+        config.auto_map = {**BART_BASE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        self.post_init()
+
+    @property
+    def hash_table(self) -> torch.Tensor:
+        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
+        return self.model.encoder.hash_table
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.model.set_hash_table(table, special_token_ids)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> HashEESeq2SeqLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+            Target token ids (-100 is ignored), as for `BartForConditionalGeneration`; the decoder inputs are the
+            labels shifted right when `decoder_input_ids` is not given.
+        """
+        if labels is not None:
+            reference = input_ids if input_ids is not None else inputs_embeds
+            if reference is not None and labels.shape[0] != reference.shape[0]:
+                raise ValueError(f"Got labels for {labels.shape[0]} targets for a batch of {reference.shape[0]} inputs.")
+        encoder_outputs = encode_unless_given(
+            self.model.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
+        )
+        outputs = super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            labels=labels,
+            use_cache=use_cache,
+            return_dict=True,
+            **kwargs,
+        )
+        return HashEESeq2SeqLMOutput(
+            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        )
+
+
+__all__ = [
+    "HashEEBartEncoder",
+    "HashEEBartForConditionalGeneration",
+    "HashEEBartModel",
+    "HashEEBartPreTrainedModel",
+    "HashEEBertEncoder",
+    "HashEEBertForSequenceClassification",
+    "HashEEBertModel",
+    "HashEEBertModelOutput",
+    "HashEEBertPreTrainedModel",
+    "HashEEEncoderOutput",
+    "HashEESeq2SeqLMOutput",
+    "HashEESeq2SeqModelOutput",
+    "HashEESequenceClassifierOutput",
+    "run_layers_with_token_exits",
+]

@@ -49,3 +49,16 @@ def write_tiny_classification_csv(path: Path, num_rows: int = 90, num_classes: i
             words = torch.randint(0, 30, (length,), generator=generator) + 30 * label
             writer.writerow([" ".join(f"w{int(w)}" for w in words), names[label]])
     return path
+
+
+def write_tiny_summarization_csv(path: Path, num_rows: int = 60) -> Path:
+    """A learnable toy summarization task: the summary is the text's first three words."""
+    generator = torch.Generator().manual_seed(0)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "summary"])
+        for _ in range(num_rows):
+            length = int(torch.randint(6, 20, (1,), generator=generator))
+            words = [f"w{int(w)}" for w in torch.randint(5, 60, (length,), generator=generator)]
+            writer.writerow([" ".join(words), " ".join(words[:3])])
+    return path

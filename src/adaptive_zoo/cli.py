@@ -14,7 +14,7 @@ from huggingface_hub.errors import StrictDataclassError
 
 from .data import KNOWN_DATASETS
 
-METHODS = ("deebert", "adapler")
+METHODS = ("deebert", "adapler", "hashee")
 
 
 def _positive_int(value: str) -> int:
@@ -63,6 +63,16 @@ def _add_train_parser(subparsers) -> None:
     adapler.add_argument("--phi", type=float, default=None, help="Weight of the length loss (eq. 8).")
     adapler.add_argument("--lambda-init", type=float, default=None)
     adapler.add_argument("--lambda-growth", type=float, default=None, help="lambda = init * growth ** epoch.")
+    hashee = train.add_argument_group("hashee")
+    hashee.add_argument("--hash-function", default=None,
+                        help="frequency (default), frequency_mass, mutual_information, clustered, random, "
+                        "random_inconsistent.")
+    hashee.add_argument("--num-buckets", type=_positive_int, default=None, help="B (default: one per encoder layer).")
+    hashee.add_argument("--hash-table", default=None, help="A table file from `adaptive-zoo hash build`.")
+    hashee.add_argument("--max-target-length", type=_positive_int, default=None, help="Summary tokens (seq2seq).")
+    hashee.add_argument("--num-beams", type=_positive_int, default=None, help="Beams when generating (seq2seq).")
+    hashee.add_argument("--train-vanilla", action="store_true", default=None,
+                        help="Also fine-tune the backbone the same way without exits (the paper's baseline).")
 
 
 def _add_evaluate_parser(subparsers) -> None:
@@ -77,6 +87,8 @@ def _add_evaluate_parser(subparsers) -> None:
                           help="Defaults to the saved tokenizer's model_max_length.")
     evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
     evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
+    evaluate.add_argument("--max-new-tokens", type=_positive_int, default=32, help="Seq2seq: generated tokens.")
+    evaluate.add_argument("--num-beams", type=_positive_int, default=1, help="Seq2seq: beams.")
     evaluate.add_argument("--seed", type=int, default=42, help="Seed of the dataset split.")
     evaluate.add_argument("--json", dest="json_path", default=None, help="Also write the report to this file.")
 
@@ -95,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("text")
     explain.add_argument("--output-dir", default=".", help="Where explanation.html and explanation.png go.")
     explain.add_argument("--max-length", type=_positive_int, default=None)
+
+    hash_parser = subparsers.add_parser("hash", help="HashEE hash tables (token id -> exit layer).")
+    hash_commands = hash_parser.add_subparsers(dest="hash_command", required=True)
+    build = hash_commands.add_parser("build", help="Build a table from a dataset's training split and save it.")
+    build.add_argument("--dataset", default="tweet_sentiment")
+    _add_column_arguments(build)
+    build.add_argument("--base-model", default="minilm", help="Its tokenizer, layer count and (clustered) embeddings.")
+    build.add_argument("--hash-function", default="frequency")
+    build.add_argument("--num-buckets", type=_positive_int, default=None, help="B (default: one per layer).")
+    build.add_argument("--num-layers", type=_positive_int, default=None, help="L (default: the base model's).")
+    build.add_argument("--max-length", type=_positive_int, default=None)
+    build.add_argument("--max-train-samples", type=_positive_int, default=None)
+    build.add_argument("--seed", type=int, default=42)
+    build.add_argument("--output", default="hash_table.safetensors")
 
     push = subparsers.add_parser("push", help="Upload a saved folder to the Hub as one commit.")
     push.add_argument("folder")
@@ -120,28 +146,34 @@ METHOD_FLAGS = {
     "adapler": ("preset", "num_train_epochs", "learning_rate", "adaptive_epochs", "adaptive_learning_rate",
                 "eta_theta_learning_rate", "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size",
                 "seed"),
+    "hashee": ("hash_function", "num_buckets", "hash_table", "num_train_epochs", "learning_rate", "max_length",
+               "max_target_length", "num_beams", "batch_size", "seed", "train_vanilla"),
 }
+# Recipe arguments only some methods take.
+TUNED_METHODS = ("deebert", "adapler")  # pick an operating point within --accuracy-budget
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from .recipes import train_adapler_recipe, train_deebert_recipe
+    from .recipes import train_adapler_recipe, train_deebert_recipe, train_hashee_recipe
 
     given = {name: value for name, value in vars(args).items() if value is not None}
     foreign = [name for method, names in METHOD_FLAGS.items() if method != args.method for name in names
                if name in given and name not in METHOD_FLAGS[args.method]]
     if foreign:
         raise ValueError(f"`train {args.method}` does not take --{', --'.join(n.replace('_', '-') for n in foreign)}.")
-    recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe}[args.method]
+    recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe,
+              "hashee": train_hashee_recipe}[args.method]
+    extra = {"accuracy_budget": args.accuracy_budget} if args.method in TUNED_METHODS else {}
     return recipe(
         dataset=args.dataset, text_column=args.text_column, label_column=args.label_column,
         output_dir=args.output_dir, base_model=args.base_model, max_train_samples=args.max_train_samples,
-        max_eval_samples=args.max_eval_samples, accuracy_budget=args.accuracy_budget,
+        max_eval_samples=args.max_eval_samples, **extra,
         **{name: given[name] for name in METHOD_FLAGS[args.method] if name in given},
     )
 
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from .data import load_task_data, select_first
     from .evaluation.classification import evaluate_classifier
@@ -150,18 +182,34 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     if Path(args.model).exists():
         check_hub_folder(args.model)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+    config = AutoConfig.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
-    if task.task != "classification":
-        raise ValueError(f"{args.dataset!r} is a {task.task} dataset; {args.model} is a classifier.")
-    check_label_count(task.dataset, model.config.num_labels)
+    expected = "seq2seq" if config.is_encoder_decoder else "classification"
+    if task.task != expected:
+        raise ValueError(f"{args.dataset!r} is a {task.task} dataset; {args.model} is a {expected} model.")
     split = select_first(task.dataset[args.split], args.max_eval_samples)
-    max_length = args.max_length or min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    report = evaluate_classifier(
-        model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
-        measure_wallclock=not args.no_wallclock, repeats=args.repeats,
-    )
+    max_length = args.max_length or min(tokenizer.model_max_length, config.max_position_embeddings)
+    if config.is_encoder_decoder:
+        from .evaluation.seq2seq import evaluate_seq2seq
+
+        model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
+        report = evaluate_seq2seq(
+            model, tokenizer, split["text"], split["summary"], batch_size=args.batch_size,
+            max_source_length=max_length, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+            measure_wallclock=not args.no_wallclock, repeats=args.repeats,
+        )
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+        check_label_count(task.dataset, model.config.num_labels)
+        report = evaluate_classifier(
+            model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
+            measure_wallclock=not args.no_wallclock, repeats=args.repeats,
+        )
+        if getattr(model.config, "model_type", "") == "hashee_bert":
+            from .evaluation.classification import mean_token_exit
+
+            report["mean_exit_layer_per_token"] = mean_token_exit(model, tokenizer, split["text"], max_length)
     report = {"model": args.model, "model_type": model.config.model_type, "dataset": args.dataset,
               "split": args.split, **report}
     if args.json_path:
@@ -182,6 +230,30 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
              "png": render_png(rationale, output_dir / "explanation.png")}
     return {"predicted_label": rationale.predicted_label, "tokens_per_layer": rationale.kept_counts,
             **{kind: str(path) for kind, path in paths.items()}}
+
+
+def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from .backbones import resolve_base_model
+    from .data import load_task_data, select_first
+    from .hashing import build_hash_table, save_hash_table
+
+    base_path = resolve_base_model(args.base_model)
+    config = AutoConfig.from_pretrained(base_path)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
+    train = select_first(task.dataset["train"], args.max_train_samples)
+    num_layers = args.num_layers or config.num_hidden_layers
+    embeddings = (AutoModel.from_pretrained(base_path).get_input_embeddings().weight.detach()
+                  if args.hash_function == "clustered" else None)
+    table = build_hash_table(
+        args.hash_function, tokenizer=tokenizer, num_layers=num_layers, num_buckets=args.num_buckets or num_layers,
+        texts=train["text"], labels=train["label"] if task.task == "classification" else None,
+        embeddings=embeddings, seed=args.seed, max_length=args.max_length,
+    )
+    save_hash_table(table, args.output)
+    return {"output": args.output, **table.summary(texts=train["text"], tokenizer=tokenizer)}
 
 
 def run_push(args: argparse.Namespace) -> str:
@@ -222,6 +294,15 @@ def _print_summary(report: dict[str, Any]) -> None:
         if "exit" in results:
             line += f" | mean exit layer {results['exit']['mean_exit_layer']:.2f} {results['exit']['histogram']}"
         print(line)
+    elif results and "rouge" in results:
+        line = (f"ROUGE-1/2/L {results['rouge']['rouge1']:.2f}/{results['rouge']['rouge2']:.2f}/"
+                f"{results['rouge']['rougeL']:.2f} | full depth ROUGE-1 {results['baseline_rouge']['rouge1']:.2f} | "
+                f"encoder FLOPs speed-up {results['encoder_flops_speedup']:.2f}x | generate FLOPs speed-up "
+                f"{results['generate_flops_speedup']:.2f}x | mean exit layer per token "
+                f"{results['mean_exit_layer_per_token']:.2f}")
+        if "generate_wallclock_speedup" in results:
+            line += f" | generate wall-clock speed-up {results['generate_wallclock_speedup']:.2f}x"
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             report = run_evaluate(args)
         elif args.command == "explain":
             report = run_explain(args)
+        elif args.command == "hash":
+            report = run_hash_build(args)
         elif args.command == "push":
             print(run_push(args))
             return 0

@@ -62,11 +62,14 @@ def write_classifier_folder(
     record: dict[str, Any],
     tags: list[str],
     add_files: Callable[[Path], Any] | None = None,
+    eval_results: list | None = None,
+    task_tag: str = "text-classification",
     **card_values: Any,
 ) -> None:
-    """Write a trained classifier's Hub folder atomically: weights, code, tokenizer, the results record, the
+    """Write a trained model's Hub folder atomically: weights, code, tokenizer, the results record, the
     model card rendered from `model_cards/<method>.md` (`card_values` fill the family's own fields), and
-    whatever `add_files` adds; checked complete before it is switched in."""
+    whatever `add_files` adds; checked complete before it is switched in. Classifiers get the classification
+    `model-index` entries unless `eval_results` are given."""
     model_name = f"{method}-{Path(base_model).name}-{Path(dataset).stem}"
     with atomic_output_dir(output_dir) as folder:
         folder = Path(folder)
@@ -82,8 +85,9 @@ def write_classifier_folder(
             model_name=model_name,
             base_model=hub_base_model(base_model),
             dataset_name=dataset,
-            eval_results=classification_eval_results(results, dataset_name=dataset, split="test"),
-            tags=[method, "text-classification", *tags],
+            eval_results=eval_results or classification_eval_results(results, dataset_name=dataset, split="test"),
+            tags=[method, task_tag, *tags],
+            pipeline_tag=task_tag,
             base_model_description=KNOWN_BASE_MODELS.get(base_model, base_model),
             dataset_description=f"`{dataset}` (adaptive-zoo bundled/local data), splits "
             + ", ".join(f"{k} {len(v)}" for k, v in task.dataset.items()),
@@ -270,5 +274,122 @@ def train_adapler_recipe(
         kept_text=" → ".join(f"{value:.1f}" for value in results["mean_kept_tokens_per_layer"]),
         beta=model.config.beta,
         accuracy_budget=accuracy_budget,
+    )
+    return results
+
+
+def train_hashee_recipe(
+    *,
+    dataset: str = "tweet_sentiment",
+    text_column: str | None = None,
+    label_column: str | None = None,
+    output_dir: str,
+    base_model: str = "minilm",
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    train_vanilla: bool = False,
+    eval_batch_size: int = 32,
+    wallclock_repeats: int = 5,
+    **training_overrides,
+) -> dict[str, Any] | None:
+    """HashEE behind one call: the hash table from the training split (or a prebuilt one), fine-tuning with the
+    token exits on, and measurement on test against the vanilla model with the same weights. A classification
+    dataset gives HashEE-BERT; a summarization dataset gives HashEE-BART, warm-started from the BERT base model.
+    `train_vanilla` also fine-tunes the same backbone the same way without exits, the paper's baseline."""
+    from transformers import AutoConfig, AutoModel, BartForConditionalGeneration
+
+    from .evaluation.classification import mean_token_exit
+    from .evaluation.seq2seq import evaluate_seq2seq, rouge_of
+    from .hashing import save_hash_table
+    from .hub.cards import summarization_eval_results
+    from .training.common import tokenize_classification, trainer_work_dir
+    from .training.hashee import (
+        HashEETrainingArguments,
+        build_hashee_bart,
+        build_hashee_bert,
+        finetune_classifier,
+        finetune_seq2seq,
+        table_for,
+        tokenize_seq2seq,
+        vanilla_bert,
+    )
+    from .training.warm_start import bart_from_bert
+
+    args = HashEETrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
+                                                             if v is not None})
+    set_seed(args.seed)
+    task = load_task_data(dataset, seed=args.seed, text_column=text_column, label_column=label_column)
+    task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
+    for split in ("validation", "test"):
+        task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    base_path = resolve_base_model(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    base_config = AutoConfig.from_pretrained(base_path)
+    if args.max_length > base_config.max_position_embeddings:
+        raise ValueError(f"max_length={args.max_length} exceeds the base model's "
+                         f"{base_config.max_position_embeddings} positions.")
+    tokenizer.model_max_length = args.max_length
+    test = task.dataset["test"]
+    record: dict[str, Any] = {}
+    card_extra: dict[str, Any] = {}
+
+    if task.task == "classification":
+        encoded = tokenize_classification(task.dataset, tokenizer, args.max_length)
+        embeddings = (AutoModel.from_pretrained(base_path).get_input_embeddings().weight.detach()
+                      if args.hash_function == "clustered" else None)
+        table = table_for(args, tokenizer, task.dataset["train"], num_layers=base_config.num_hidden_layers,
+                          vocab_size=base_config.vocab_size, embeddings=embeddings)
+        trainer = finetune_classifier(build_hashee_bert(base_path, task.label_names, table, tokenizer.all_special_ids), tokenizer, encoded,
+                                      args, "hashee")
+        if not trainer.is_world_process_zero():
+            return None
+        model = trainer.model.eval()
+        results = evaluate_classifier(model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
+                                      max_length=args.max_length, repeats=wallclock_repeats)
+        results["mean_exit_layer_per_token"] = mean_token_exit(model, tokenizer, test["text"], args.max_length)
+        if train_vanilla:
+            vanilla = finetune_classifier(vanilla_bert(base_path, task.label_names), tokenizer, encoded, args,
+                                          "vanilla").model
+            results["vanilla_finetuned_accuracy"] = accuracy_of(
+                vanilla, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
+                max_length=args.max_length)
+        eval_results, task_tag = None, "text-classification"
+    else:
+        # BART takes no token type ids: a tokenizer that returns them would break generate() and pipelines
+        tokenizer = AutoTokenizer.from_pretrained(base_path, model_input_names=["input_ids", "attention_mask"])
+        tokenizer.model_max_length = args.max_length
+        warm_dir = trainer_work_dir(output_dir) / "warm_start"
+        bart, warm_start = bart_from_bert(base_path, return_report=True)
+        bart.save_pretrained(warm_dir)
+        tokenizer.save_pretrained(warm_dir)
+        record["warm_start"] = warm_start.parameter_counts(bart)
+        card_extra["warm_start_text"] = warm_start.to_markdown(bart)
+        encoded = tokenize_seq2seq(task.dataset, tokenizer, args.max_length, args.max_target_length)
+        table = table_for(args, tokenizer, task.dataset["train"], num_layers=bart.config.encoder_layers,
+                          vocab_size=bart.config.vocab_size, embeddings=bart.get_input_embeddings().weight.detach())
+        trainer = finetune_seq2seq(build_hashee_bart(warm_dir, table, tokenizer.all_special_ids), tokenizer, encoded, args, "hashee")
+        if not trainer.is_world_process_zero():
+            return None
+        model = trainer.model.eval()
+        generation = dict(batch_size=eval_batch_size, max_source_length=args.max_length,
+                          max_new_tokens=args.max_target_length, num_beams=args.num_beams)
+        results = evaluate_seq2seq(model, tokenizer, test["text"], test["summary"], repeats=wallclock_repeats,
+                                   **generation)
+        if train_vanilla:
+            vanilla = finetune_seq2seq(BartForConditionalGeneration.from_pretrained(warm_dir), tokenizer, encoded,
+                                       args, "vanilla").model.eval()
+            results["vanilla_finetuned_rouge"] = rouge_of(vanilla, tokenizer, test["text"], test["summary"],
+                                                          **generation)
+        eval_results = summarization_eval_results(results, dataset_name=dataset, split="test")
+        task_tag = "summarization"
+
+    table_summary = table.summary(test["text"], tokenizer=tokenizer, max_length=args.max_length)
+    write_classifier_folder(
+        output_dir, method="hashee", model=model, tokenizer=tokenizer, task=task, dataset=dataset,
+        base_model=base_model, results=results, tags=["token-early-exit", "hash-routing"],
+        record={**record, "hash_table": table_summary, "training": vars(args)},
+        training=vars(args), eval_results=eval_results, task_tag=task_tag, task_kind=task.task, table=table_summary,
+        **card_extra,
+        add_files=lambda folder: save_hash_table(table, folder / "hash_table.safetensors"),
     )
     return results

@@ -12,7 +12,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..training.common import check_texts
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
@@ -22,10 +29,14 @@ from .measure import count_flops, exit_summary, latency_and_throughput, pad_batc
 FULL_DEPTH_SETTINGS: dict[str, dict[str, Any]] = {
     "deebert": {"entropy_threshold": None},
     "adapler": {"inference_mode": "off"},
+    "hashee_bert": {"token_early_exit": False},
+    "hashee_bart": {"token_early_exit": False},
 }
 VANILLA_CLASSES: dict[str, tuple[type, type]] = {
     "deebert": (BertConfig, BertForSequenceClassification),
     "adapler": (BertConfig, BertForSequenceClassification),
+    "hashee_bert": (BertConfig, BertForSequenceClassification),
+    "hashee_bart": (BartConfig, BartForConditionalGeneration),
 }
 
 
@@ -108,6 +119,18 @@ def accuracy_of(model: nn.Module, tokenizer, texts: Sequence[str], labels: Seque
         for start in range(0, len(features), batch_size):
             predicted.append(model(**pad_batch(features[start : start + batch_size], pad_id)).logits.argmax(-1))
     return float((torch.cat(predicted) == torch.as_tensor(list(labels))).float().mean())
+
+
+def mean_token_exit(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 32) -> float:
+    """Mean exit layer over every real token of `texts`, for models with per-token exits (HashEE)."""
+    features = encode_examples(tokenizer, texts, max_length)
+    total = count = 0
+    with torch.inference_mode():
+        for start in range(0, len(features), batch_size):
+            batch = pad_batch(features[start : start + batch_size], tokenizer.pad_token_id or 0)
+            exits = model(**batch).token_exit_layers[batch["attention_mask"].bool()]  # (tokens,)
+            total, count = total + int(exits.sum()), count + exits.numel()
+    return total / count
 
 
 def kept_token_summary(kept_tokens: torch.Tensor) -> dict[str, Any]:

@@ -69,3 +69,25 @@ def render_model_card(
         card_data, template_path=template_path(family), model_name=model_name, dataset_name=dataset_name,
         **template_values,
     )
+
+
+def summarization_eval_results(
+    results: dict[str, Any], *, dataset_name: str, split: str
+) -> list[EvalResult]:
+    """ROUGE of the generated summaries and the measured speed-ups of a seq2seq model with an adaptive part."""
+    common = dict(task_type="summarization", dataset_type=dataset_name, dataset_name=dataset_name,
+                  dataset_split=split)
+    entries = [EvalResult(metric_type=name, metric_value=round(results["rouge"][name], 2), **common)
+               for name in ("rouge1", "rouge2", "rougeL")]
+    entries += [
+        EvalResult(metric_type="rouge1", metric_name="full-depth ROUGE-1 (same weights)",
+                   metric_value=round(results["baseline_rouge"]["rouge1"], 2), **common),
+        EvalResult(metric_type="speedup", metric_name="encoder executed FLOPs speed-up vs vanilla",
+                   metric_value=round(results["encoder_flops_speedup"], 3), **common),
+        EvalResult(metric_type="speedup", metric_name="generate executed FLOPs speed-up vs vanilla",
+                   metric_value=round(results["generate_flops_speedup"], 3), **common),
+    ]
+    if "generate_wallclock_speedup" in results:
+        entries.append(EvalResult(metric_type="speedup", metric_name="generate wall-clock speed-up vs vanilla",
+                                  metric_value=round(results["generate_wallclock_speedup"], 3), **common))
+    return entries

@@ -68,9 +68,12 @@ def accuracy_metric(prediction: EvalPrediction) -> dict[str, float]:
     return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
 
 
-def training_arguments(output_dir: str | os.PathLike, **overrides) -> TrainingArguments:
+def training_arguments(
+    output_dir: str | os.PathLike, *, arguments_class: type[TrainingArguments] = TrainingArguments, **overrides
+) -> TrainingArguments:
     """Trainer arguments with the zoo's defaults: CPU unless a GPU is there, no reporting services,
-    safetensors checkpoints, one best checkpoint kept, evaluation each epoch."""
+    safetensors checkpoints, one best checkpoint kept, evaluation each epoch. `arguments_class` may be a
+    subclass (e.g. `Seq2SeqTrainingArguments`) taking further overrides."""
     defaults = dict(
         output_dir=str(output_dir),
         report_to="none",
@@ -85,7 +88,7 @@ def training_arguments(output_dir: str | os.PathLike, **overrides) -> TrainingAr
         disable_tqdm=True,
     )
     defaults.update(overrides)
-    return TrainingArguments(**defaults)
+    return arguments_class(**defaults)
 
 
 def set_trainable(module: torch.nn.Module, trainable: bool) -> None:

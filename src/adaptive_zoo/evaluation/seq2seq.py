@@ -1,0 +1,187 @@
+"""Measuring a seq2seq model with an adaptive encoder or decoder against its vanilla transformers counterpart:
+generated text quality (ROUGE), executed FLOPs of the encoder and of the whole `generate` call, and the
+wall-clock of `generate`, all in one run.
+
+For HashEE the saved compute is also predicted analytically (the paper's Table 10) from the tokens' exit
+layers, and compared with what `FlopCounterMode` measured, so the saving is shown to come from exactly the
+skipped queries, attention rows, output projections and FFNs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..training.common import check_texts
+from .classification import full_depth, vanilla_counterpart
+from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
+from .text_metrics import rouge_scores
+
+
+def encode_sources(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[dict[str, torch.Tensor]]:
+    """One unpadded (1, T) encoder input per text, truncated to `max_length` (no token type ids: BART has none)."""
+    check_texts(texts, "evaluation data")
+    return [
+        dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt",
+                       return_token_type_ids=False))
+        for text in texts
+    ]
+
+
+def batched(features: Sequence[dict[str, torch.Tensor]], batch_size: int, pad_token_id: int) -> list[dict]:
+    return [pad_batch(features[i : i + batch_size], pad_token_id) for i in range(0, len(features), batch_size)]
+
+
+def generate_all(model: PreTrainedModel, batches: Sequence[dict], **generate_kwargs) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        return [model.generate(**batch, **generate_kwargs) for batch in batches]
+
+
+def decode_all(tokenizer: PreTrainedTokenizerBase, generated: Sequence[torch.Tensor]) -> list[str]:
+    return [text.strip() for ids in generated for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def rouge_of(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+             references: Sequence[str], *, batch_size: int = 16, max_source_length: int = 256,
+             max_new_tokens: int = 32, num_beams: int = 1) -> dict[str, float]:
+    """ROUGE of a model's generations (no measurement): e.g. a baseline trained without exits."""
+    batches = batched(encode_sources(tokenizer, texts, max_source_length), batch_size, tokenizer.pad_token_id or 0)
+    generated = generate_all(model.eval(), batches, max_new_tokens=max_new_tokens, num_beams=num_beams)
+    return rouge_scores(decode_all(tokenizer, generated), list(references))
+
+
+def mean_generated_tokens(generated: Sequence[torch.Tensor], pad_token_id: int | None) -> float:
+    """Mean number of tokens per generated sequence, the decoder start token and padding excluded."""
+    lengths = [int((row[1:] != pad_token_id).sum()) for ids in generated for row in ids]
+    return sum(lengths) / len(lengths)
+
+
+def encoder_flops(model: PreTrainedModel, batches: Sequence[dict]) -> int:
+    encoder = model.get_encoder()
+
+    def run() -> None:
+        for batch in batches:
+            encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+
+    with torch.inference_mode():
+        return count_flops(run)
+
+
+def generate_flops(model: PreTrainedModel, batches: Sequence[dict], **generate_kwargs) -> int:
+    with torch.inference_mode():
+        return count_flops(lambda: generate_all(model, batches, **generate_kwargs))
+
+
+def token_exit_layers(model: PreTrainedModel, batches: Sequence[dict]) -> list[torch.Tensor]:
+    """Each real (non-padding) token's encoder exit layer, one 1-D tensor per example."""
+    rows = []
+    with torch.inference_mode():
+        for batch in batches:
+            out = model.get_encoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            for exits, mask in zip(out.token_exit_layers, batch["attention_mask"].bool()):
+                rows.append(exits[mask])
+    return rows
+
+
+def table10_saved_flops(exit_layers: torch.Tensor, num_layers: int, hidden_size: int, ffn_size: int) -> int:
+    """FLOPs a single unpadded sequence saves by token exits, from the paper's Table 10 (2 FLOPs per MAC).
+
+    At layer l (1-based) the m tokens with exit layer >= l run and n - m are skipped: the query projection
+    ((n - m) d^2 MACs), their attention rows (scores and weighted values, 2 n (n - m) d; the paper's extra
+    n (n - m) h term is the softmax, which FlopCounterMode does not count), the output projection ((n - m) d^2)
+    and the FFN (2 (n - m) d d_ff). Layer norms are not counted by FlopCounterMode either, so they are left out.
+    """
+    n = int(exit_layers.numel())
+    saved_macs = 0
+    for layer in range(1, num_layers + 1):
+        skipped = n - int((exit_layers >= layer).sum())
+        saved_macs += skipped * (2 * hidden_size * hidden_size + 2 * n * hidden_size + 2 * hidden_size * ffn_size)
+    return 2 * saved_macs
+
+
+def check_table10(model: PreTrainedModel, vanilla: PreTrainedModel, features: Sequence[dict], *,
+                  num_samples: int = 16) -> dict[str, Any]:
+    """Measured encoder FLOPs saved (vanilla minus HashEE, one unpadded example at a time) against Table 10."""
+    config = model.config
+    measured = predicted = 0
+    for feature in features[:num_samples]:
+        batch = [feature]
+        measured += encoder_flops(vanilla, batch) - encoder_flops(model, batch)
+        exits = token_exit_layers(model, batch)[0]
+        predicted += table10_saved_flops(exits, config.encoder_layers, config.d_model, config.encoder_ffn_dim)
+    return {"num_samples": min(num_samples, len(features)), "measured_saved_flops": measured,
+            "table10_saved_flops": predicted, "measured_over_table10": measured / predicted if predicted else None}
+
+
+def evaluate_seq2seq(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    references: Sequence[str],
+    *,
+    batch_size: int = 16,
+    max_source_length: int = 256,
+    max_new_tokens: int = 32,
+    num_beams: int = 1,
+    measure_wallclock: bool = True,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder."""
+    if len(texts) != len(references):
+        raise ValueError(f"{len(texts)} texts but {len(references)} references.")
+    model.eval()
+    vanilla = vanilla_counterpart(model)
+    pad_id = tokenizer.pad_token_id or 0
+    features = encode_sources(tokenizer, texts, max_source_length)
+    batches = batched(features, batch_size, pad_id)
+    generate_kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams)
+
+    adaptive_ids = generate_all(model, batches, **generate_kwargs)
+    adaptive_text = decode_all(tokenizer, adaptive_ids)
+    with full_depth(model):
+        full_text = decode_all(tokenizer, generate_all(model, batches, **generate_kwargs))
+    vanilla_ids = generate_all(vanilla, batches, **generate_kwargs)
+    vanilla_text = decode_all(tokenizer, vanilla_ids)
+
+    exits = token_exit_layers(model, batches)
+    all_exits = torch.cat(exits)
+    num_layers = model.config.encoder_layers
+    report: dict[str, Any] = {
+        "num_samples": len(texts),
+        "batch_size": batch_size,
+        "num_beams": num_beams,
+        "max_source_length": max_source_length,
+        "max_new_tokens": max_new_tokens,
+        "rouge": rouge_scores(adaptive_text, list(references)),
+        "baseline_rouge": rouge_scores(full_text, list(references)),
+        "vanilla_rouge": rouge_scores(vanilla_text, list(references)),
+        "identical_to_vanilla_at_full_depth": full_text == vanilla_text,
+        # generate's FLOPs also scale with how many tokens each model generates, so both lengths are reported
+        "mean_generated_tokens": mean_generated_tokens(adaptive_ids, tokenizer.pad_token_id),
+        "vanilla_mean_generated_tokens": mean_generated_tokens(vanilla_ids, tokenizer.pad_token_id),
+        "mean_exit_layer_per_token": float(all_exits.float().mean()),
+        "exit_histogram": exit_histogram(all_exits, num_layers),
+        "num_encoder_layers": num_layers,
+        "encoder_flops": encoder_flops(model, batches),
+        "vanilla_encoder_flops": encoder_flops(vanilla, batches),
+        "generate_flops": generate_flops(model, batches, **generate_kwargs),
+        "vanilla_generate_flops": generate_flops(vanilla, batches, **generate_kwargs),
+        "table10_check": check_table10(model, vanilla, features),
+        "examples": [{"prediction": p, "reference": r} for p, r in list(zip(adaptive_text, references))[:5]],
+    }
+    report["encoder_flops_speedup"] = report["vanilla_encoder_flops"] / report["encoder_flops"]
+    report["generate_flops_speedup"] = report["vanilla_generate_flops"] / report["generate_flops"]
+    if measure_wallclock:
+        timing = compare_wallclock(
+            {"vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),
+             "adaptive": lambda: generate_all(model, batches, **generate_kwargs)},
+            repeats=repeats, baseline="vanilla",
+        )
+        report["generate_wallclock_speedup"] = timing.speedup["adaptive"]
+        report["wallclock_repeats"] = repeats
+    return report

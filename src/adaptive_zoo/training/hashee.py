@@ -1,0 +1,173 @@
+"""HashEE training: build the hash table from the training data, then fine-tune with the token exits on.
+
+The paper has no extra loss or phase: each token exits at the layer its hash gives, in training exactly as in
+inference (that consistency is the point of the method), and the model is fine-tuned with the task loss.
+Classification runs on the stock `Trainer`, summarization on `Seq2SeqTrainer`. For the comparisons the
+paper makes, the same backbone can be fine-tuned the same way without exits (`train_vanilla`).
+
+No pretrained BART ships here, so summarization starts from a BART warm-started from a BERT checkpoint
+(`training.warm_start.bart_from_bert`: encoder and decoder self-attention/FFN from BERT, cross-attention new).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import DatasetDict
+from transformers import (
+    AutoModelForSequenceClassification,
+    BartForConditionalGeneration,
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    Trainer,
+)
+
+from ..hashing import HashTable, build_hash_table, load_hash_table
+from .common import accuracy_metric, adaptive_config_from_base, check_texts, trainer_work_dir, training_arguments
+
+
+@dataclass
+class HashEETrainingArguments:
+    """Everything a HashEE fine-tuning run takes (classification or summarization)."""
+
+    output_dir: str
+    hash_function: str = "frequency"
+    """Which hash builds the token -> exit layer table (the paper's main choice is the frequency hash)."""
+    num_buckets: int | None = None
+    """B; None means one bucket per encoder layer (the paper's main setting)."""
+    hash_table: str | None = None
+    """A prebuilt table file (`adaptive-zoo hash build`) instead of building one from the training data."""
+    num_train_epochs: float = 3.0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 128
+    """Classification input length, or the summarization source length."""
+    max_target_length: int = 32
+    num_beams: int = 1
+    """Beams for generation at evaluation time."""
+    seed: int = 42
+    trainer_overrides: dict = field(default_factory=dict)
+
+
+def table_for(
+    args: HashEETrainingArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    train: Any,
+    *,
+    num_layers: int,
+    vocab_size: int,
+    embeddings: torch.Tensor | None,
+) -> HashTable:
+    """The prebuilt table named in `args` (checked against the model), or one built from the training split."""
+    if args.hash_table is not None:
+        table = load_hash_table(args.hash_table, vocab_size=vocab_size, num_layers=num_layers)
+        if args.num_buckets is not None and table.num_buckets != args.num_buckets:
+            raise ValueError(f"The table at {args.hash_table} has {table.num_buckets} buckets, not {args.num_buckets}.")
+        return table
+    labels = train["label"] if "label" in train.column_names else None
+    return build_hash_table(
+        args.hash_function, tokenizer=tokenizer, num_layers=num_layers, num_buckets=args.num_buckets or num_layers,
+        texts=train["text"], labels=labels, embeddings=embeddings, seed=args.seed, max_length=args.max_length,
+    )
+
+
+# -- classification ---------------------------------------------------------------------------------------------
+
+
+def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int]):
+    """A HashEE-BERT classifier from a BERT checkpoint (pretrained or fine-tuned), with `table` attached
+    (`special_token_ids` keep the table's layer under the per-occurrence random hash)."""
+    from ..models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
+
+    config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
+                                       hash_function=table.hash_function)
+    model = HashEEBertForSequenceClassification.from_pretrained(base_model, config=config)
+    model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
+    return model
+
+
+def vanilla_bert(base_model: str, label_names: list[str]) -> PreTrainedModel:
+    return AutoModelForSequenceClassification.from_pretrained(
+        base_model, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+    )
+
+
+def finetune_classifier(model: PreTrainedModel, tokenizer, encoded: DatasetDict, args: HashEETrainingArguments,
+                        name: str) -> Trainer:
+    """Fine-tune with the task loss, evaluating every epoch; the best epoch on validation is loaded at the end."""
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(
+            trainer_work_dir(args.output_dir) / name, num_train_epochs=args.num_train_epochs,
+            learning_rate=args.learning_rate, warmup_steps=0.06, weight_decay=0.01,
+            per_device_train_batch_size=args.batch_size, load_best_model_at_end=True,
+            metric_for_best_model="accuracy", seed=args.seed, data_seed=args.seed, **args.trainer_overrides,
+        ),
+        train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
+    )
+    trainer.train()
+    return trainer
+
+
+# -- summarization ----------------------------------------------------------------------------------------------
+
+
+def tokenize_seq2seq(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_source_length: int,
+                     max_target_length: int) -> DatasetDict:
+    """Sources as encoder inputs ([CLS] ... [SEP], no token types: BART has none); targets as labels that end
+    with [SEP] (the EOS) and do not start with [CLS], which is the decoder start token the model prepends."""
+    for split, data in dataset.items():
+        check_texts(data["text"], f"split {split!r} (source)")
+        check_texts(data["summary"], f"split {split!r} (summary)")
+    eos = tokenizer.sep_token_id
+
+    def encode(batch):
+        features = tokenizer(batch["text"], truncation=True, max_length=max_source_length,
+                             return_token_type_ids=False)
+        targets = tokenizer(batch["summary"], add_special_tokens=False, truncation=True,
+                            max_length=max_target_length - 1)
+        features["labels"] = [ids + [eos] for ids in targets["input_ids"]]
+        return features
+
+    return dataset.map(encode, batched=True, remove_columns=dataset["train"].column_names)
+
+
+def build_hashee_bart(bart_folder: str | Path, table: HashTable, special_token_ids: list[int]):
+    """HashEE-BART from a BART checkpoint (every weight name matches), with `table` attached."""
+    from ..models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
+
+    base = BartForConditionalGeneration.from_pretrained(bart_folder).config.to_dict()
+    for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "auto_map"):
+        base.pop(key, None)
+    config = HashEEBartConfig(**base, num_buckets=table.num_buckets, hash_function=table.hash_function)
+    model = HashEEBartForConditionalGeneration.from_pretrained(bart_folder, config=config)
+    model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
+    return model
+
+
+def finetune_seq2seq(model: PreTrainedModel, tokenizer, encoded: DatasetDict, args: HashEETrainingArguments,
+                     name: str) -> Seq2SeqTrainer:
+    """Fine-tune with teacher forcing; each epoch is evaluated by validation loss (generation-based scores are
+    measured once on the final model, since generating every epoch on CPU costs more than the epoch)."""
+    seq2seq_args = training_arguments(
+        trainer_work_dir(args.output_dir) / name, arguments_class=Seq2SeqTrainingArguments,
+        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, warmup_steps=0.06,
+        weight_decay=0.01, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
+        load_best_model_at_end=True, metric_for_best_model="loss", greater_is_better=False,
+        predict_with_generate=False, seed=args.seed, data_seed=args.seed, **args.trainer_overrides,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model, args=seq2seq_args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
+    )
+    trainer.train()
+    return trainer

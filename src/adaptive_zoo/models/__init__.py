@@ -3,7 +3,6 @@
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from .adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
-from .dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from .deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
 from .hashee import (
     HashEEBartConfig,
@@ -34,10 +33,6 @@ MODEL_FAMILIES = {
         HashEEBartConfig,
         {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration, AutoModel: HashEEBartModel},
     ),
-    "depth_adaptive_transformer": (
-        DepthAdaptiveTransformerConfig,
-        {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer},
-    ),
 }
 
 
@@ -63,8 +58,6 @@ __all__ = [
     "DeeBertConfig",
     "DeeBertForSequenceClassification",
     "DeeBertModel",
-    "DepthAdaptiveTransformer",
-    "DepthAdaptiveTransformerConfig",
     "HashEEBartConfig",
     "HashEEBartForConditionalGeneration",
     "HashEEBartModel",

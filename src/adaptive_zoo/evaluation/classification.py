@@ -31,12 +31,14 @@ FULL_DEPTH_SETTINGS: dict[str, dict[str, Any]] = {
     "adapler": {"inference_mode": "off"},
     "hashee_bert": {"token_early_exit": False},
     "hashee_bart": {"token_early_exit": False},
+    "depth_adaptive_transformer": {"adaptive_depth": False},
 }
 VANILLA_CLASSES: dict[str, tuple[type, type]] = {
     "deebert": (BertConfig, BertForSequenceClassification),
     "adapler": (BertConfig, BertForSequenceClassification),
     "hashee_bert": (BertConfig, BertForSequenceClassification),
     "hashee_bart": (BartConfig, BartForConditionalGeneration),
+    "depth_adaptive_transformer": (BartConfig, BartForConditionalGeneration),
 }
 
 

@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from .adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
+from .dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from .deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
 from .hashee import (
     HashEEBartConfig,
@@ -33,6 +34,10 @@ MODEL_FAMILIES = {
         HashEEBartConfig,
         {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration, AutoModel: HashEEBartModel},
     ),
+    "depth_adaptive_transformer": (
+        DepthAdaptiveTransformerConfig,
+        {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer},
+    ),
 }
 
 
@@ -58,6 +63,8 @@ __all__ = [
     "DeeBertConfig",
     "DeeBertForSequenceClassification",
     "DeeBertModel",
+    "DepthAdaptiveTransformer",
+    "DepthAdaptiveTransformerConfig",
     "HashEEBartConfig",
     "HashEEBartForConditionalGeneration",
     "HashEEBartModel",

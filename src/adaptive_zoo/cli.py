@@ -14,7 +14,9 @@ from huggingface_hub.errors import StrictDataclassError
 
 from .data import KNOWN_DATASETS
 
-METHODS = ("deebert", "adapler", "hashee")
+METHODS = ("deebert", "adapler", "hashee", "dat")
+# The dataset `train` uses when --dataset is not given.
+DEFAULT_TRAIN_DATASETS = {"dat": "bbc_headlines"}
 
 
 def _positive_int(value: str) -> int:
@@ -32,8 +34,9 @@ def _add_column_arguments(parser) -> None:
 def _add_train_parser(subparsers) -> None:
     train = subparsers.add_parser("train", help="Train a model and write a Hub-ready folder.")
     train.add_argument("method", choices=METHODS)
-    train.add_argument("--dataset", default="bbc_news",
-                       help=f"Bundled name ({', '.join(sorted(KNOWN_DATASETS))}), a local CSV/JSON file, or a Hub id.")
+    train.add_argument("--dataset", default=None,
+                       help=f"Bundled name ({', '.join(sorted(KNOWN_DATASETS))}), a local CSV/JSON file, or a Hub id "
+                       "(default: bbc_news; bbc_headlines for dat).")
     _add_column_arguments(train)
     train.add_argument("--output-dir", required=True, help="The Hub folder to write (replaced atomically).")
     train.add_argument("--base-model", default="minilm", help="'minilm' (bundled), a local folder, or a Hub id.")
@@ -69,10 +72,33 @@ def _add_train_parser(subparsers) -> None:
                         "random_inconsistent.")
     hashee.add_argument("--num-buckets", type=_positive_int, default=None, help="B (default: one per encoder layer).")
     hashee.add_argument("--hash-table", default=None, help="A table file from `adaptive-zoo hash build`.")
-    hashee.add_argument("--max-target-length", type=_positive_int, default=None, help="Summary tokens (seq2seq).")
-    hashee.add_argument("--num-beams", type=_positive_int, default=None, help="Beams when generating (seq2seq).")
+    hashee.add_argument("--max-target-length", type=_positive_int, default=None,
+                        help="Summary tokens (seq2seq: hashee, dat).")
+    hashee.add_argument("--num-beams", type=_positive_int, default=None,
+                        help="Beams when generating (seq2seq: hashee, dat).")
     hashee.add_argument("--train-vanilla", action="store_true", default=None,
                         help="Also fine-tune the backbone the same way without exits (the paper's baseline).")
+    # Values are checked by the model's config (a clear error, exit 2), not by argparse choices.
+    dat = train.add_argument_group("dat (Depth-Adaptive Transformer)")
+    dat.add_argument("--exit-prediction", default=None,
+                     help="sequence, multinomial (default), geometric, or confidence (thresholds tuned on validation).")
+    dat.add_argument("--oracle", default=None, help="What learned exits are trained towards: likelihood or correctness.")
+    dat.add_argument("--oracle-sigma", type=float, default=None, help="sigma > 0 of the token oracles' smoothing.")
+    dat.add_argument("--oracle-depth-penalty", type=float, default=None,
+                     help="lambda >= 0: larger values make the oracle (and the predictor) exit earlier.")
+    dat.add_argument("--exit-loss-weight", type=float, default=None, help="alpha in L = L_dec + alpha L_exit.")
+    dat.add_argument("--training-regime", default=None, help="aligned (default) or mixed.")
+    dat.add_argument("--num-mixed-samples", type=int, default=None, help="M, sampled exit sequences (mixed regime).")
+    dat.add_argument("--decoder-layers", type=int, default=None,
+                     help="N decoder blocks (>= 2, at most the base model's layers; default: all of them).")
+    dat.add_argument("--encoder-layers", type=int, default=None,
+                     help="Keep only the base model's lowest layers in the encoder (decoder-heavy; default: all).")
+    dat.add_argument("--from-scratch", action="store_true", default=None,
+                     help="A randomly initialised BART of the same shape instead of the warm start from BERT.")
+    dat.add_argument("--compute-budget", type=float, default=None,
+                     help="confidence: the largest average exit allowed, as a fraction of N (default 0.5).")
+    dat.add_argument("--threshold-trials", type=int, default=None,
+                     help="confidence: random threshold settings tried on validation (default 100).")
 
 
 def _add_evaluate_parser(subparsers) -> None:
@@ -148,13 +174,17 @@ METHOD_FLAGS = {
                 "seed"),
     "hashee": ("hash_function", "num_buckets", "hash_table", "num_train_epochs", "learning_rate", "max_length",
                "max_target_length", "num_beams", "batch_size", "seed", "train_vanilla"),
+    "dat": ("exit_prediction", "oracle", "oracle_sigma", "oracle_depth_penalty", "exit_loss_weight", "training_regime",
+            "num_mixed_samples", "decoder_layers", "encoder_layers", "from_scratch", "compute_budget",
+            "threshold_trials", "num_train_epochs", "learning_rate", "max_length", "max_target_length", "num_beams",
+            "batch_size", "seed"),
 }
 # Recipe arguments only some methods take.
 TUNED_METHODS = ("deebert", "adapler")  # pick an operating point within --accuracy-budget
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from .recipes import train_adapler_recipe, train_deebert_recipe, train_hashee_recipe
+    from .recipes import train_adapler_recipe, train_dat_recipe, train_deebert_recipe, train_hashee_recipe
 
     given = {name: value for name, value in vars(args).items() if value is not None}
     foreign = [name for method, names in METHOD_FLAGS.items() if method != args.method for name in names
@@ -162,10 +192,11 @@ def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
     if foreign:
         raise ValueError(f"`train {args.method}` does not take --{', --'.join(n.replace('_', '-') for n in foreign)}.")
     recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe,
-              "hashee": train_hashee_recipe}[args.method]
+              "hashee": train_hashee_recipe, "dat": train_dat_recipe}[args.method]
     extra = {"accuracy_budget": args.accuracy_budget} if args.method in TUNED_METHODS else {}
+    dataset = args.dataset if args.dataset is not None else DEFAULT_TRAIN_DATASETS.get(args.method, "bbc_news")
     return recipe(
-        dataset=args.dataset, text_column=args.text_column, label_column=args.label_column,
+        dataset=dataset, text_column=args.text_column, label_column=args.label_column,
         output_dir=args.output_dir, base_model=args.base_model, max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples, **extra,
         **{name: given[name] for name in METHOD_FLAGS[args.method] if name in given},
@@ -285,7 +316,17 @@ def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_summary(report: dict[str, Any]) -> None:
     results = report.get("test", report)
-    if results and "accuracy" in results:
+    if results and "average_exit" in results:  # Depth-Adaptive Transformer: the decoder adapts
+        rouge, base = results["rouge"], results["baseline_rouge"]
+        line = (f"ROUGE-1/2/L {rouge['rouge1']:.2f}/{rouge['rouge2']:.2f}/{rouge['rougeL']:.2f} | BLEU "
+                f"{results['bleu']:.2f} | full depth ROUGE-1 {base['rouge1']:.2f}, BLEU {results['baseline_bleu']:.2f} | "
+                f"average exit {results['average_exit']:.2f} of {results['num_decoder_layers']} "
+                f"({100 * results['average_exit_fraction']:.0f}%) {results['exit_histogram']} | generate FLOPs "
+                f"speed-up vs full depth {results['generate_flops_speedup']:.2f}x")
+        if "generate_wallclock_speedup" in results:
+            line += f" | generate wall-clock speed-up vs full depth {results['generate_wallclock_speedup']:.2f}x"
+        print(line)
+    elif results and "accuracy" in results:
         line = (f"accuracy {100 * results['accuracy']:.2f} | full depth {100 * results['baseline_accuracy']:.2f} | "
                 f"executed-FLOPs speed-up {results['flops_speedup']:.2f}x")
         if "wallclock_speedup" in results:

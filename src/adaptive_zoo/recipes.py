@@ -371,6 +371,7 @@ def train_hashee_recipe(
         if not trainer.is_world_process_zero():
             return None
         model = trainer.model.eval()
+        model.config.use_cache = True  # the Trainer saves use_cache=False; generation (and users) want the cache
         generation = dict(batch_size=eval_batch_size, max_source_length=args.max_length,
                           max_new_tokens=args.max_target_length, num_beams=args.num_beams)
         results = evaluate_seq2seq(model, tokenizer, test["text"], test["summary"], repeats=wallclock_repeats,
@@ -378,6 +379,7 @@ def train_hashee_recipe(
         if train_vanilla:
             vanilla = finetune_seq2seq(BartForConditionalGeneration.from_pretrained(warm_dir), tokenizer, encoded,
                                        args, "vanilla").model.eval()
+            vanilla.config.use_cache = True
             results["vanilla_finetuned_rouge"] = rouge_of(vanilla, tokenizer, test["text"], test["summary"],
                                                           **generation)
         eval_results = summarization_eval_results(results, dataset_name=dataset, split="test")
@@ -391,5 +393,181 @@ def train_hashee_recipe(
         training=vars(args), eval_results=eval_results, task_tag=task_tag, task_kind=task.task, table=table_summary,
         **card_extra,
         add_files=lambda folder: save_hash_table(table, folder / "hash_table.safetensors"),
+    )
+    return results
+
+
+THRESHOLD_SEARCH_IMAGE = "threshold_search.png"
+EXIT_PREDICTION_TEXT = {
+    "sequence": "sequence-specific: one depth for the whole output, predicted from the mean encoder state "
+    "(q(n|x) = softmax(W_h s + b_h)), trained against the {oracle} oracle",
+    "multinomial": "token-specific multinomial: each token's depth predicted from its first decoder block's output "
+    "(q_t(n) = softmax(W_h h_t^1 + b_h)), trained against the {oracle} oracle",
+    "geometric": "token-specific geometric-like: a halting score after each block, the token exits at the first "
+    "block whose score exceeds {halting}; trained against the {oracle} oracle",
+    "confidence": "thresholded confidence: a token exits at the first block n whose output distribution's top "
+    "probability exceeds T_n (no learned predictor; T tuned on validation, see below)",
+}
+
+
+def train_dat_recipe(
+    *,
+    dataset: str = "bbc_headlines",
+    text_column: str | None = None,
+    label_column: str | None = None,
+    output_dir: str,
+    base_model: str = "minilm",
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    threshold_samples: int | None = 200,
+    eval_batch_size: int = 32,
+    wallclock_repeats: int = 5,
+    verify_load: bool = True,
+    **training_overrides,
+) -> dict[str, Any] | None:
+    """The Depth-Adaptive Transformer behind one call: a BART warm-started from the BERT base model (or, with
+    `from_scratch`, randomly initialised in the same shape), fine-tuned with `Seq2SeqTrainer` under the aligned
+    or mixed regime (plus the exit predictor's loss), confidence thresholds tuned on validation by random search
+    under the compute budget (`exit_prediction="confidence"`; at most `threshold_samples` validation examples),
+    then measured on test against the same weights at full depth and the vanilla BART, and written as a Hub
+    folder checked to load in a fresh process with `trust_remote_code`. `training_overrides` are the fields of
+    `DATTrainingArguments`."""
+    import torch
+    from transformers import AutoConfig
+
+    from .evaluation.plots import plot_tradeoff
+    from .evaluation.seq2seq import evaluate_dat
+    from .hub.cards import dat_eval_results
+    from .hub.verify import verify_fresh_process_load
+    from .models.dat import DepthAdaptiveTransformer
+    from .training.common import trainer_work_dir
+    from .training.dat import (
+        DATTrainingArguments,
+        build_dat,
+        choose_confidence_thresholds,
+        dat_config_from_bart,
+        finetune_dat,
+        keep_lowest_encoder_layers,
+    )
+    from .training.hashee import tokenize_seq2seq
+    from .training.warm_start import bart_from_bert
+
+    args = DATTrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
+                                                          if v is not None})
+    set_seed(args.seed)
+    task = load_task_data(dataset, seed=args.seed, text_column=text_column, label_column=label_column)
+    if task.task != "seq2seq":
+        raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; the Depth-Adaptive Transformer needs a "
+                         "summarization (seq2seq) dataset such as bbc_headlines or aclsum.")
+    task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
+    for split in ("validation", "test"):
+        task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    base_path = resolve_base_model(base_model)
+    base_config = AutoConfig.from_pretrained(base_path)
+    for name, length in (("max_length", args.max_length), ("max_target_length", args.max_target_length + 1)):
+        if length > base_config.max_position_embeddings:
+            raise ValueError(f"{name}={length} exceeds the base model's {base_config.max_position_embeddings} "
+                             "positions.")
+    # BART takes no token type ids: a tokenizer that returns them would break generate()
+    tokenizer = AutoTokenizer.from_pretrained(base_path, model_input_names=["input_ids", "attention_mask"])
+    tokenizer.model_max_length = args.max_length
+
+    # The shape (and, unless from scratch, the weights) of the BART; every paper field is validated here,
+    # before any training.
+    bart, warm_start = bart_from_bert(base_path, decoder_layers=args.decoder_layers, seed=args.seed,
+                                      return_report=True)
+    keep_lowest_encoder_layers(bart, warm_start, args.encoder_layers)
+    config = dat_config_from_bart(bart.config, **args.model_overrides())
+    if args.exit_prediction == "confidence" and args.resolved_compute_budget * config.num_exits < 1:
+        raise ValueError(
+            f"compute_budget={args.resolved_compute_budget} of {config.num_exits} decoder blocks is below 1 block, "
+            f"which every token runs; use at least {1 / config.num_exits:.3g}."
+        )
+    record: dict[str, Any] = {}
+    card_extra: dict[str, Any] = {}
+    if args.from_scratch:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            model = DepthAdaptiveTransformer(config)
+        model.generation_config = bart.generation_config
+        record["warm_start"] = {"pretrained": 0, "fresh": sum(p.numel() for p in model.parameters())}
+        card_extra["warm_start_text"] = (
+            f"None: trained from scratch (`--from-scratch`). A randomly initialised BART with the shape a warm start "
+            f"from `{base_model}` gives ({config.encoder_layers} encoder layers, {config.decoder_layers} decoder "
+            f"blocks, d_model {config.d_model}, {record['warm_start']['fresh']:,} parameters, all fresh), with that "
+            "BERT checkpoint's WordPiece tokenizer (decoder_start/bos = [CLS], eos = [SEP], pad = [PAD]).")
+    else:
+        warm_dir = trainer_work_dir(output_dir) / "warm_start"
+        bart.save_pretrained(warm_dir)
+        tokenizer.save_pretrained(warm_dir)
+        model = build_dat(warm_dir, **args.model_overrides())
+        record["warm_start"] = warm_start.parameter_counts(bart)
+        card_extra["warm_start_text"] = warm_start.to_markdown(bart)
+    if model.exit_predictor is not None:
+        card_extra["warm_start_text"] += "\n- The exit predictor (`exit_predictor.*`) is new, trained on the task."
+    del bart
+
+    encoded = tokenize_seq2seq(task.dataset, tokenizer, args.max_length, args.max_target_length)
+    trainer = finetune_dat(
+        model.train(), tokenizer, encoded["train"], encoded["validation"], trainer_work_dir(output_dir) / "dat",
+        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size, seed=args.seed,
+        data_seed=args.seed, **args.trainer_overrides,
+    )
+    if not trainer.is_world_process_zero():
+        return None
+    model = trainer.model.eval()
+    model.config.use_cache = True  # the Trainer saves use_cache=False; generation (and users) want the cache
+    generation = dict(max_source_length=args.max_length, max_new_tokens=args.max_target_length,
+                      num_beams=args.num_beams)
+
+    search = None
+    if args.exit_prediction == "confidence":
+        validation = select_first(task.dataset["validation"], threshold_samples)
+        search = choose_confidence_thresholds(
+            model, tokenizer, validation["text"], validation["summary"], budget_fraction=args.resolved_compute_budget,
+            num_trials=args.resolved_threshold_trials, seed=args.seed, metric=args.threshold_metric,
+            batch_size=eval_batch_size, **generation,
+        )
+        if search.best is None:
+            raise RuntimeError("No threshold setting met the compute budget.")  # "exit at block 1" always does
+        model.config.confidence_thresholds = search.best_thresholds
+        record["threshold_search"] = {**search.to_dict(), "budget_fraction": args.resolved_compute_budget,
+                                      "metric": args.threshold_metric, "num_validation_samples": len(validation),
+                                      "full_depth_score": search.trials[0].score}
+        card_extra["search"] = record["threshold_search"]
+
+    test = task.dataset["test"]
+    results = evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
+                           repeats=wallclock_repeats, **generation)
+    logger.info("Test results: %s", results)
+
+    fresh_load: dict[str, Any] = {}  # filled in the folder before it is switched in (the record and card read it)
+    record["fresh_process_load"] = fresh_load
+
+    def add_files(folder: Path) -> None:
+        if search is not None:
+            points = [{"average_exit": trial.average_exit, "score": trial.score} for trial in search.trials]
+            plot_tradeoff(
+                points, "average_exit", "score", folder / THRESHOLD_SEARCH_IMAGE, chosen=search.trials.index(search.best),
+                baseline_y=search.trials[0].score, baseline_label="full depth",
+                title=f"Confidence thresholds on validation (budget: AE <= {search.budget:.2f})",
+                xlabel=f"average exit (blocks, of {model.config.num_exits})", ylabel=f"validation {args.threshold_metric}",
+            )
+        if verify_load:
+            fresh_load.update(verify_fresh_process_load(model, tokenizer, folder, list(test["text"][:2]),
+                                                        auto_class="AutoModelForSeq2SeqLM"))
+
+    config = model.config
+    write_classifier_folder(
+        output_dir, method="dat", model=model, tokenizer=tokenizer, task=task, dataset=dataset,
+        base_model=base_model, results=results, tags=["depth-adaptive", "early-exit", "text2text-generation"],
+        record={**record, "training": vars(args)}, add_files=add_files,
+        eval_results=dat_eval_results(results, dataset_name=dataset, split="test"), task_tag="summarization",
+        training=vars(args), from_scratch=args.from_scratch, fresh_load=fresh_load,
+        exit_prediction_text=EXIT_PREDICTION_TEXT[config.exit_prediction].format(
+            oracle=f"{config.oracle} (sigma {config.oracle_sigma}, lambda {config.oracle_depth_penalty})",
+            halting=config.halting_threshold),
+        search_image=THRESHOLD_SEARCH_IMAGE, dat=config, **card_extra,
     )
     return results

@@ -1,14 +1,20 @@
 """Measuring a seq2seq model with an adaptive encoder or decoder against its vanilla transformers counterpart:
-generated text quality (ROUGE), executed FLOPs of the encoder and of the whole `generate` call, and the
-wall-clock of `generate`, all in one run.
+generated text quality (ROUGE, and BLEU for the Depth-Adaptive Transformer), executed FLOPs of the encoder and
+of the whole `generate` call, and the wall-clock of `generate`, all in one run.
 
-For HashEE the saved compute is also predicted analytically (the paper's Table 10) from the tokens' exit
-layers, and compared with what `FlopCounterMode` measured, so the saving is shown to come from exactly the
-skipped queries, attention rows, output projections and FFNs.
+For HashEE (adaptive encoder) the saved compute is also predicted analytically (the paper's Table 10) from the
+tokens' exit layers, and compared with what `FlopCounterMode` measured, so the saving is shown to come from
+exactly the skipped queries, attention rows, output projections and FFNs.
+
+For the Depth-Adaptive Transformer (adaptive decoder, `evaluate_dat`) the reference is the same weights at full
+depth (every generated token runs all N decoder blocks), and the vanilla `BartForConditionalGeneration` with the
+same weights; the exits are those of the generated tokens (the paper's average exit, AE).
 """
 
 from __future__ import annotations
 
+import copy
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +24,18 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..training.common import check_texts
 from .classification import full_depth, vanilla_counterpart
 from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
-from .text_metrics import rouge_scores
+from .text_metrics import bleu_score, rouge_scores
+
+DEPTH_ADAPTIVE_MODEL_TYPES = ("depth_adaptive_transformer",)
+
+
+def seq2seq_vanilla(model: PreTrainedModel) -> PreTrainedModel:
+    """`vanilla_counterpart` with the adaptive model's own generation settings. Built from the config alone, the
+    vanilla model would derive them from it, and the Trainer saves `use_cache=False` there: the vanilla model
+    would then generate without a key/value cache, and every speed-up against it would be inflated."""
+    vanilla = vanilla_counterpart(model)
+    vanilla.generation_config = copy.deepcopy(model.generation_config)
+    return vanilla
 
 
 def encode_sources(
@@ -131,11 +148,16 @@ def evaluate_seq2seq(
     measure_wallclock: bool = True,
     repeats: int = 3,
 ) -> dict[str, Any]:
-    """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder."""
+    """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder (HashEE);
+    a model whose decoder adapts its depth (the Depth-Adaptive Transformer) is measured by `evaluate_dat`."""
+    if getattr(model.config, "model_type", None) in DEPTH_ADAPTIVE_MODEL_TYPES:
+        return evaluate_dat(model, tokenizer, texts, references, batch_size=batch_size,
+                            max_source_length=max_source_length, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                            measure_wallclock=measure_wallclock, repeats=repeats)
     if len(texts) != len(references):
         raise ValueError(f"{len(texts)} texts but {len(references)} references.")
     model.eval()
-    vanilla = vanilla_counterpart(model)
+    vanilla = seq2seq_vanilla(model)
     pad_id = tokenizer.pad_token_id or 0
     features = encode_sources(tokenizer, texts, max_source_length)
     batches = batched(features, batch_size, pad_id)
@@ -183,5 +205,120 @@ def evaluate_seq2seq(
             repeats=repeats, baseline="vanilla",
         )
         report["generate_wallclock_speedup"] = timing.speedup["adaptive"]
+        report["wallclock_repeats"] = repeats
+    return report
+
+
+# -- Depth-Adaptive Transformer: the decoder adapts ------------------------------------------------------------------
+
+
+def generated_exits(model: PreTrainedModel, batches: Sequence[dict], generated: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The exit block of every generated token (up to and including each sequence's EOS), flattened: the
+    teacher-forced replay of `generated_exit_layers`, which takes the decisions the incremental decoding took."""
+    exits = []
+    for batch, ids in zip(batches, generated):
+        layers = model.generated_exit_layers(batch["input_ids"], ids, batch["attention_mask"])
+        exits.append(layers[layers > 0])
+    return torch.cat(exits) if exits else torch.zeros(0, dtype=torch.long)
+
+
+def evaluate_dat(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    references: Sequence[str],
+    *,
+    batch_size: int = 16,
+    max_source_length: int = 256,
+    max_new_tokens: int = 32,
+    num_beams: int = 1,
+    measure_wallclock: bool = True,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """What `adaptive-zoo evaluate` reports for a Depth-Adaptive Transformer, all measured in one run on the same
+    batches: ROUGE and BLEU of the adaptive model, of the same weights at full depth (`full_depth`: every token
+    runs all N blocks) and of the vanilla `BartForConditionalGeneration` with the same weights; the average exit
+    (AE) of the generated tokens, as blocks and as a fraction of N, with its histogram; executed FLOPs of
+    `generate` (and of its decoder part, the encoder's FLOPs subtracted) for the three; and the `generate`
+    wall-clock speed-ups (interleaved, paired medians) against full depth and against vanilla BART."""
+    if len(texts) != len(references):
+        raise ValueError(f"{len(texts)} texts but {len(references)} references.")
+    model.eval()
+    vanilla = seq2seq_vanilla(model)
+    features = encode_sources(tokenizer, texts, max_source_length)
+    batches = batched(features, batch_size, tokenizer.pad_token_id or 0)
+    generate_kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams)
+    references = list(references)
+
+    def generate_full_depth():
+        with full_depth(model):
+            return generate_all(model, batches, **generate_kwargs)
+
+    adaptive_ids = generate_all(model, batches, **generate_kwargs)
+    full_ids = generate_full_depth()
+    vanilla_ids = generate_all(vanilla, batches, **generate_kwargs)
+    adaptive_text, full_text, vanilla_text = (decode_all(tokenizer, ids) for ids in (adaptive_ids, full_ids, vanilla_ids))
+
+    exits = generated_exits(model, batches, adaptive_ids)
+    num_exits = model.config.decoder_layers
+    average_exit = float(exits.float().mean()) if exits.numel() else float("nan")
+    encoder = encoder_flops(model, batches)
+    flops = {"adaptive": generate_flops(model, batches, **generate_kwargs),
+             "vanilla": generate_flops(vanilla, batches, **generate_kwargs)}
+    with full_depth(model):
+        flops["full_depth"] = generate_flops(model, batches, **generate_kwargs)
+    pad_id = tokenizer.pad_token_id
+    report: dict[str, Any] = {
+        "num_samples": len(texts),
+        "batch_size": batch_size,
+        "num_beams": num_beams,
+        "max_source_length": max_source_length,
+        "max_new_tokens": max_new_tokens,
+        "exit_prediction": model.config.exit_prediction,
+        "confidence_thresholds": (model.config.confidence_thresholds
+                                  if model.config.exit_prediction == "confidence" else None),
+        "rouge": rouge_scores(adaptive_text, references),
+        "baseline_rouge": rouge_scores(full_text, references),
+        "vanilla_rouge": rouge_scores(vanilla_text, references),
+        "bleu": bleu_score(adaptive_text, references),
+        "baseline_bleu": bleu_score(full_text, references),
+        "vanilla_bleu": bleu_score(vanilla_text, references),
+        "identical_to_vanilla_at_full_depth": full_text == vanilla_text,
+        "num_decoder_layers": num_exits,
+        "num_encoder_layers": model.config.encoder_layers,
+        "average_exit": average_exit,
+        "average_exit_fraction": average_exit / num_exits,
+        "exit_histogram": exit_histogram(exits, num_exits),
+        "num_generated_tokens": int(exits.numel()),
+        # generate's cost also scales with how many tokens are generated, so every length is reported
+        "mean_generated_tokens": mean_generated_tokens(adaptive_ids, pad_id),
+        "full_depth_mean_generated_tokens": mean_generated_tokens(full_ids, pad_id),
+        "vanilla_mean_generated_tokens": mean_generated_tokens(vanilla_ids, pad_id),
+        "encoder_flops": encoder,
+        "generate_flops": flops["adaptive"],
+        "full_depth_generate_flops": flops["full_depth"],
+        "vanilla_generate_flops": flops["vanilla"],
+        # the encoder runs once per generate call and is the same for all three: what the decoder costs
+        "decoder_generate_flops": flops["adaptive"] - encoder,
+        "full_depth_decoder_generate_flops": flops["full_depth"] - encoder,
+        "generate_flops_speedup": flops["full_depth"] / flops["adaptive"],
+        "generate_flops_speedup_vs_vanilla": flops["vanilla"] / flops["adaptive"],
+        "decoder_flops_speedup": (flops["full_depth"] - encoder) / max(flops["adaptive"] - encoder, 1),
+        "examples": [{"prediction": p, "full_depth": f, "reference": r}
+                     for p, f, r in list(zip(adaptive_text, full_text, references))[:5]],
+    }
+    if measure_wallclock:
+        timing = compare_wallclock(
+            {"full_depth": generate_full_depth,
+             "vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),
+             "adaptive": lambda: generate_all(model, batches, **generate_kwargs)},
+            repeats=repeats, baseline="full_depth",
+        )
+        samples = timing.samples
+        report["generate_wallclock_speedup"] = timing.speedup["adaptive"]
+        report["vanilla_generate_wallclock_speedup"] = timing.speedup["vanilla"]  # vanilla BART vs full depth
+        report["generate_wallclock_speedup_vs_vanilla"] = statistics.median(
+            v / a for v, a in zip(samples["vanilla"], samples["adaptive"]))
+        report["generate_seconds"] = timing.median_s
         report["wallclock_repeats"] = repeats
     return report

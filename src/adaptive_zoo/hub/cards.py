@@ -91,3 +91,26 @@ def summarization_eval_results(
         entries.append(EvalResult(metric_type="speedup", metric_name="generate wall-clock speed-up vs vanilla",
                                   metric_value=round(results["generate_wallclock_speedup"], 3), **common))
     return entries
+
+
+def dat_eval_results(results: dict[str, Any], *, dataset_name: str, split: str) -> list[EvalResult]:
+    """A Depth-Adaptive Transformer's `model-index`: ROUGE and BLEU of its generations, the same weights at full
+    depth, the average exit, and the measured `generate` speed-ups against full depth."""
+    common = dict(task_type="summarization", dataset_type=dataset_name, dataset_name=dataset_name,
+                  dataset_split=split)
+    entries = [EvalResult(metric_type=name, metric_value=round(results["rouge"][name], 2), **common)
+               for name in ("rouge1", "rouge2", "rougeL")]
+    entries += [
+        EvalResult(metric_type="bleu", metric_name="BLEU (sacrebleu)", metric_value=round(results["bleu"], 2),
+                   **common),
+        EvalResult(metric_type="rouge1", metric_name="full-depth ROUGE-1 (same weights)",
+                   metric_value=round(results["baseline_rouge"]["rouge1"], 2), **common),
+        EvalResult(metric_type="average_exit", metric_name="average exit / decoder depth",
+                   metric_value=round(results["average_exit_fraction"], 4), **common),
+        EvalResult(metric_type="speedup", metric_name="generate executed FLOPs speed-up vs full depth",
+                   metric_value=round(results["generate_flops_speedup"], 3), **common),
+    ]
+    if "generate_wallclock_speedup" in results:
+        entries.append(EvalResult(metric_type="speedup", metric_name="generate wall-clock speed-up vs full depth",
+                                  metric_value=round(results["generate_wallclock_speedup"], 3), **common))
+    return entries

@@ -31,13 +31,18 @@ from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfi
 from .common import check_texts, training_arguments
 
 __all__ = [
+    "DATTrainingArguments",
+    "THRESHOLD_METRICS",
     "ThresholdSearchResult",
     "ThresholdTrial",
     "build_dat",
+    "choose_confidence_thresholds",
     "dat_config_from_bart",
     "finetune_dat",
     "generation_evaluator",
+    "keep_lowest_encoder_layers",
     "sample_thresholds",
+    "score_function",
     "tune_confidence_thresholds",
 ]
 
@@ -73,6 +78,36 @@ def build_dat(bart: str | os.PathLike, **overrides) -> DepthAdaptiveTransformer:
     return DepthAdaptiveTransformer.from_pretrained(bart, config=config)
 
 
+def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None):
+    """Keep only the lowest `num_layers` encoder layers of a BART (e.g. one warm-started from BERT by
+    `bart_from_bert`, whose encoder always gets every BERT layer), for a decoder-heavy model: more decoder blocks
+    to choose between than encoder layers. `report` (the `WarmStartReport`) is updated to match: the removed
+    layers' weights are no longer listed as pretrained or fresh, and a note says what was kept. In place;
+    returns `bart`."""
+    from torch import nn
+
+    total = bart.config.encoder_layers
+    if num_layers is None or num_layers == total:
+        return bart
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= total:
+        raise ValueError(f"encoder_layers must be between 1 and the {total} layers the encoder has; got {num_layers!r}.")
+    encoder = bart.model.encoder
+    encoder.layers = nn.ModuleList(list(encoder.layers)[:num_layers])
+    bart.config.encoder_layers = num_layers
+    if report is not None:
+        def removed(name: str) -> bool:
+            prefix = "model.encoder.layers."
+            return name.startswith(prefix) and int(name[len(prefix):].split(".", 1)[0]) >= num_layers
+
+        report.pretrained = {k: v for k, v in report.pretrained.items() if not removed(k)}
+        report.fresh = [name for name in report.fresh if not removed(name)]
+        report.notes.append(
+            f"Decoder-heavy configuration: the encoder keeps only BERT's lowest {num_layers} of {total} layers "
+            f"(the decoder has {bart.config.decoder_layers} blocks)."
+        )
+    return bart
+
+
 # -- fine-tuning -------------------------------------------------------------------------------------------------
 
 
@@ -106,6 +141,82 @@ def finetune_dat(
     )
     trainer.train()
     return trainer
+
+
+@dataclass
+class DATTrainingArguments:
+    """Everything a Depth-Adaptive Transformer run takes (`adaptive_zoo.recipes.train_dat_recipe`): the paper's
+    model fields, the shape and initialisation of the BART, the threshold search and fine-tuning settings."""
+
+    output_dir: str
+    exit_prediction: str = "multinomial"
+    oracle: str = "likelihood"
+    oracle_sigma: float = 1.0
+    oracle_depth_penalty: float = 0.0
+    exit_loss_weight: float = 1.0
+    """alpha in L = L_dec + alpha L_exit."""
+    training_regime: str = "aligned"
+    num_mixed_samples: int = 6
+    decoder_layers: int | None = None
+    """N, the decoder blocks (each an exit); None: as many as the BERT base model has layers (at most that)."""
+    encoder_layers: int | None = None
+    """Keep only the lowest k BERT layers in the encoder (decoder-heavy models); None: all of them."""
+    from_scratch: bool = False
+    """A randomly initialised BART of the same shape instead of the warm start from BERT."""
+    compute_budget: float | None = None
+    """`exit_prediction="confidence"`: the largest average exit allowed when tuning the thresholds on validation,
+    as a fraction of N (None: `DEFAULT_COMPUTE_BUDGET`)."""
+    threshold_trials: int | None = None
+    """Random threshold settings evaluated on validation (None: `DEFAULT_THRESHOLD_TRIALS`), on top of full depth
+    and "always exit at block 1"."""
+    threshold_metric: str = "rouge1"
+    """What the threshold search maximises: rouge1, rouge2, rougeL or bleu."""
+    num_train_epochs: float = 3.0
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    """Source tokens."""
+    max_target_length: int = 32
+    """Target tokens in training (EOS included), and new tokens when generating."""
+    num_beams: int = 1
+    seed: int = 42
+    trainer_overrides: dict = field(default_factory=dict)
+
+    DEFAULT_COMPUTE_BUDGET = 0.5
+    DEFAULT_THRESHOLD_TRIALS = 100
+
+    def __post_init__(self):
+        confidence = self.exit_prediction == "confidence"
+        if not confidence and (self.compute_budget is not None or self.threshold_trials is not None):
+            raise ValueError(
+                "--compute-budget and --threshold-trials tune the thresholds of --exit-prediction confidence; "
+                f"this run uses {self.exit_prediction!r}, whose exits are learned."
+            )
+        if self.compute_budget is not None and not 0 < self.compute_budget <= 1:
+            raise ValueError(
+                "compute_budget (the largest average exit, as a fraction of the decoder's N blocks) must lie in "
+                f"(0, 1]; got {self.compute_budget}."
+            )
+        if self.threshold_trials is not None and (isinstance(self.threshold_trials, bool) or self.threshold_trials < 0):
+            raise ValueError(f"threshold_trials must be >= 0; got {self.threshold_trials}.")
+        if self.threshold_metric not in THRESHOLD_METRICS:
+            raise ValueError(f"threshold_metric must be one of {sorted(THRESHOLD_METRICS)}; got {self.threshold_metric!r}.")
+        if self.max_target_length < 2:
+            raise ValueError(f"max_target_length must be >= 2 (a token and the EOS); got {self.max_target_length}.")
+
+    @property
+    def resolved_compute_budget(self) -> float:
+        return self.DEFAULT_COMPUTE_BUDGET if self.compute_budget is None else float(self.compute_budget)
+
+    @property
+    def resolved_threshold_trials(self) -> int:
+        return self.DEFAULT_THRESHOLD_TRIALS if self.threshold_trials is None else int(self.threshold_trials)
+
+    def model_overrides(self) -> dict[str, Any]:
+        """The paper's config fields, for `dat_config_from_bart` / `build_dat`."""
+        return dict(exit_prediction=self.exit_prediction, oracle=self.oracle, oracle_sigma=self.oracle_sigma,
+                    oracle_depth_penalty=self.oracle_depth_penalty, exit_loss_weight=self.exit_loss_weight,
+                    training_regime=self.training_regime, num_mixed_samples=self.num_mixed_samples)
 
 
 # -- confidence thresholds ---------------------------------------------------------------------------------------
@@ -252,3 +363,51 @@ def generation_evaluator(
                 "average_exit": exit_total / max(exit_count, 1)}
 
     return evaluate
+
+
+THRESHOLD_METRICS = ("rouge1", "rouge2", "rougeL", "bleu")
+
+
+def score_function(metric: str) -> Callable[[list[str], list[str]], float]:
+    """`metric(predictions, references)` for a name in `THRESHOLD_METRICS` (0-100, higher is better)."""
+    from ..evaluation.text_metrics import bleu_score, rouge_scores
+
+    if metric not in THRESHOLD_METRICS:
+        raise ValueError(f"metric must be one of {THRESHOLD_METRICS}; got {metric!r}.")
+    if metric == "bleu":
+        return lambda predictions, references: bleu_score(predictions, references)
+    return lambda predictions, references: rouge_scores(predictions, references, rouge_types=[metric])[metric]
+
+
+def choose_confidence_thresholds(
+    model: DepthAdaptiveTransformer,
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    references: Sequence[str],
+    *,
+    budget_fraction: float,
+    num_trials: int = 100,
+    seed: int = 0,
+    metric: str = "rouge1",
+    batch_size: int = 16,
+    max_source_length: int = 256,
+    **generate_kwargs,
+) -> ThresholdSearchResult:
+    """The paper's threshold tuning on validation data: random settings of T_1 .. T_{N-1} (plus full depth, the
+    reference, and "every token exits at block 1", which always meets the budget), each scored by `metric` on
+    the model's generations for `sources`; the best one whose average exit is at most `budget_fraction` * N
+    blocks wins. The model's thresholds are left as they were: set `result.best_thresholds` yourself."""
+    num_exits = model.config.num_exits
+    if not 0 < budget_fraction <= 1:
+        raise ValueError(f"budget_fraction must lie in (0, 1]; got {budget_fraction}.")
+    budget = budget_fraction * num_exits
+    if budget < 1:
+        raise ValueError(
+            f"A compute budget of {budget_fraction} x {num_exits} blocks = {budget:.3g} is below 1 block, which every "
+            f"token runs; use at least {1 / num_exits:.3g}."
+        )
+    evaluate = generation_evaluator(model, tokenizer, sources, references, score_function(metric),
+                                    batch_size=batch_size, max_source_length=max_source_length, **generate_kwargs)
+    candidates = [[1.0] * (num_exits - 1), [0.0] * (num_exits - 1)]
+    return tune_confidence_thresholds(evaluate, num_exits, budget=budget, num_trials=num_trials, seed=seed,
+                                      candidates=candidates)

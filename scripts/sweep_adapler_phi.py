@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--wallclock", action="store_true", help="Also time throughput (slower).")
+    parser.add_argument("--adaptive-epochs", type=float, default=None, help="Phase-3 epochs (default: the run's).")
+    parser.add_argument("--max-train-samples", type=int, default=None,
+                        help="Phase 3 on the first N training examples of the run (default: all).")
     args = parser.parse_args()
 
     run_dir = Path(args.run_dir)
@@ -75,6 +78,10 @@ def main() -> None:
     phase1_best = work / "phase1" / record["saliency_checkpoints"][0]
     train_with_saliency = load_from_disk(str(work / "saliency"))
     check_saliency_alignment(train_with_saliency)
+    if args.max_train_samples is not None:
+        train_with_saliency = train_with_saliency.select(range(min(args.max_train_samples, len(train_with_saliency))))
+    if args.adaptive_epochs is not None:
+        training["adaptive_epochs"] = args.adaptive_epochs
     output_dir = Path(args.output_dir or f"{run_dir}-phi-sweep")
 
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
@@ -103,6 +110,7 @@ def main() -> None:
         print(json.dumps(point), flush=True)
 
     summary = {"run_dir": str(run_dir), "dataset": record["dataset"], "split": args.split,
+               "phase3_train_samples": len(train_with_saliency),
                "finetuned_accuracy": finetuned, "training": training, "points": points}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "phi_sweep.json").write_text(json.dumps(summary, indent=2))

@@ -3,9 +3,9 @@
 phi weighs the length loss (eq. 8): the larger it is, the harder eta and theta push towards removing tokens.
 Phases 1 and 2 do not depend on phi, so the sweep reuses them from a finished `adaptive-zoo train adapler` run
 (its `<output-dir>-training` folder: the phase-1 checkpoints and the stored saliencies) and reruns phase 3 once
-per phi. Each phase-3 run's final checkpoint is measured on the test split: accuracy and executed-FLOPs
-speed-up against the vanilla transformers model with the same weights (and, with --wallclock, the throughput
-speed-up at batch 32). Prints a markdown table, writes the points as JSON and the plot as PNG.
+per phi (phis already measured in the output folder are kept, so a sweep can be extended). Each phase-3 run's
+final checkpoint is measured on the test split: accuracy and executed-FLOPs speed-up against the vanilla
+transformers model with the same weights (and, with --wallclock, the throughput speed-up at batch 32). Prints a markdown table, writes the points as JSON and the plot as PNG.
 
     adaptive-zoo train adapler --dataset tweet_sentiment --preset sst2 ... --output-dir runs/adapler-tweet
     python scripts/sweep_adapler_phi.py --run-dir runs/adapler-tweet --phi 5e-4 5e-3 5e-2 5e-1
@@ -93,8 +93,13 @@ def main() -> None:
     finetuned = accuracy_of(AutoModelForSequenceClassification.from_pretrained(phase1_best), tokenizer,
                             split["text"], split["label"], batch_size=args.batch_size, max_length=max_length)
 
-    points = []
+    # A sweep adds to the points already measured in its output folder (same run), so it can be extended.
+    previous = output_dir / "phi_sweep.json"
+    points = json.loads(previous.read_text())["points"] if previous.exists() else []
+    measured = {point["phi"] for point in points}
     for phi in args.phi:
+        if phi in measured:
+            continue
         run_args = AdapLeRTrainingArguments(**{**training, "output_dir": str(output_dir / f"phi-{phi:g}"), "phi": phi})
         set_seed(run_args.seed)
         model = build_adapler(str(phase1_best), label_names, gamma=run_args.gamma, phi=phi,
@@ -108,6 +113,7 @@ def main() -> None:
                            wallclock=args.wallclock)}
         points.append(point)
         print(json.dumps(point), flush=True)
+    points.sort(key=lambda point: point["phi"])
 
     summary = {"run_dir": str(run_dir), "dataset": record["dataset"], "split": args.split,
                "phase3_train_samples": len(train_with_saliency),

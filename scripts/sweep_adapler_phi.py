@@ -123,7 +123,7 @@ def main() -> None:
     for point in points:
         point["accuracy_pct"] = 100 * point["accuracy"]
     image = plot_tradeoff(points, "flops_speedup", "accuracy_pct", output_dir / "phi_sweep.png", label_key="phi",
-                          title=f"AdapLeR on {record['dataset']} ({args.split}): speed-up vs accuracy over phi",
+                          title=f"AdapLeR, {record['dataset']} ({args.split}): accuracy vs speed-up over phi",
                           baseline_y=100 * finetuned, baseline_label="fine-tuned BERT (phase 1)",
                           xlabel="executed-FLOPs speed-up vs vanilla BERT", ylabel="accuracy (%)")
     has_wallclock = args.wallclock

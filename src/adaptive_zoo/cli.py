@@ -264,11 +264,12 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from .backbones import resolve_base_model
     from .data import load_task_data, select_first
     from .hashing import build_hash_table, save_hash_table
+    from .training.hashee import input_embeddings_for
 
     base_path = resolve_base_model(args.base_model)
     config = AutoConfig.from_pretrained(base_path)
@@ -276,12 +277,10 @@ def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
     task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
     train = select_first(task.dataset["train"], args.max_train_samples)
     num_layers = args.num_layers or config.num_hidden_layers
-    embeddings = (AutoModel.from_pretrained(base_path).get_input_embeddings().weight.detach()
-                  if args.hash_function == "clustered" else None)
     table = build_hash_table(
         args.hash_function, tokenizer=tokenizer, num_layers=num_layers, num_buckets=args.num_buckets or num_layers,
         texts=train["text"], labels=train["label"] if task.task == "classification" else None,
-        embeddings=embeddings, seed=args.seed, max_length=args.max_length,
+        embeddings=input_embeddings_for(args.hash_function, base_path), seed=args.seed, max_length=args.max_length,
     )
     save_hash_table(table, args.output)
     return {"output": args.output, **table.summary(texts=train["text"], tokenizer=tokenizer)}

@@ -103,7 +103,7 @@ def write_classifier_folder(
         check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
 
 
-def classification_data(
+def task_data(
     dataset: str,
     *,
     seed: int,
@@ -111,14 +111,23 @@ def classification_data(
     max_eval_samples: int | None,
     text_column: str | None = None,
     label_column: str | None = None,
+    required_task: str | None = None,
+    what_needs_it: str = "this method",
 ):
+    """A dataset's seeded splits, the training split cut to `max_train_samples` and validation/test to
+    `max_eval_samples`; a dataset of another kind than `required_task` ("classification" or "seq2seq") is refused."""
     task = load_task_data(dataset, seed=seed, text_column=text_column, label_column=label_column)
-    if task.task != "classification":
-        raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; this method needs a classification dataset.")
+    if required_task is not None and task.task != required_task:
+        raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; {what_needs_it} needs a {required_task} "
+                         "dataset.")
     task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
     for split in ("validation", "test"):
         task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
     return task
+
+
+def classification_data(dataset: str, **kwargs):
+    return task_data(dataset, required_task="classification", **kwargs)
 
 
 def train_deebert_recipe(
@@ -296,7 +305,7 @@ def train_hashee_recipe(
     token exits on, and measurement on test against the vanilla model with the same weights. A classification
     dataset gives HashEE-BERT; a summarization dataset gives HashEE-BART, warm-started from the BERT base model.
     `train_vanilla` also fine-tunes the same backbone the same way without exits, the paper's baseline."""
-    from transformers import AutoConfig, AutoModel, BartForConditionalGeneration
+    from transformers import AutoConfig, BartForConditionalGeneration
 
     from .evaluation.classification import mean_token_exit
     from .evaluation.seq2seq import evaluate_seq2seq, rouge_of
@@ -309,6 +318,7 @@ def train_hashee_recipe(
         build_hashee_bert,
         finetune_classifier,
         finetune_seq2seq,
+        input_embeddings_for,
         table_for,
         tokenize_seq2seq,
         vanilla_bert,
@@ -318,10 +328,8 @@ def train_hashee_recipe(
     args = HashEETrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
                                                              if v is not None})
     set_seed(args.seed)
-    task = load_task_data(dataset, seed=args.seed, text_column=text_column, label_column=label_column)
-    task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
-    for split in ("validation", "test"):
-        task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    task = task_data(dataset, seed=args.seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+                     text_column=text_column, label_column=label_column)
     base_path = resolve_base_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     base_config = AutoConfig.from_pretrained(base_path)
@@ -335,10 +343,9 @@ def train_hashee_recipe(
 
     if task.task == "classification":
         encoded = tokenize_classification(task.dataset, tokenizer, args.max_length)
-        embeddings = (AutoModel.from_pretrained(base_path).get_input_embeddings().weight.detach()
-                      if args.hash_function == "clustered" else None)
         table = table_for(args, tokenizer, task.dataset["train"], num_layers=base_config.num_hidden_layers,
-                          vocab_size=base_config.vocab_size, embeddings=embeddings)
+                          vocab_size=base_config.vocab_size,
+                          embeddings=input_embeddings_for(args.hash_function, base_path))
         trainer = finetune_classifier(build_hashee_bert(base_path, task.label_names, table, tokenizer.all_special_ids), tokenizer, encoded,
                                       args, "hashee")
         if not trainer.is_world_process_zero():
@@ -455,13 +462,9 @@ def train_dat_recipe(
     args = DATTrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
                                                           if v is not None})
     set_seed(args.seed)
-    task = load_task_data(dataset, seed=args.seed, text_column=text_column, label_column=label_column)
-    if task.task != "seq2seq":
-        raise ValueError(f"Dataset {dataset!r} is a {task.task} dataset; the Depth-Adaptive Transformer needs a "
-                         "summarization (seq2seq) dataset such as bbc_headlines or aclsum.")
-    task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
-    for split in ("validation", "test"):
-        task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    task = task_data(dataset, seed=args.seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+                     text_column=text_column, label_column=label_column, required_task="seq2seq",
+                     what_needs_it="the Depth-Adaptive Transformer (a summarization model: try bbc_headlines or aclsum)")
     base_path = resolve_base_model(base_model)
     base_config = AutoConfig.from_pretrained(base_path)
     for name, length in (("max_length", args.max_length), ("max_target_length", args.max_target_length + 1)):

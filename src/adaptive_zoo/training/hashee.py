@@ -78,6 +78,15 @@ def table_for(
     )
 
 
+def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | None:
+    """The base model's input embedding matrix where the hash needs it (the clustered hash), else None."""
+    if hash_function != "clustered":
+        return None
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(base_model).get_input_embeddings().weight.detach()
+
+
 # -- classification ---------------------------------------------------------------------------------------------
 
 

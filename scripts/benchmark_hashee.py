@@ -20,7 +20,7 @@ import torch
 
 from adaptive_zoo.evaluation.plots import plot_tradeoff
 from adaptive_zoo.hashing import HASH_FUNCTIONS
-from adaptive_zoo.recipes import train_hashee_recipe
+from adaptive_zoo.recipes import RESULTS_FILE, train_hashee_recipe
 
 # Settings behind BENCHMARKS.md (CPU budget: training subsets, short epochs).
 SETTINGS = {
@@ -38,6 +38,26 @@ def classification_row(name: str, results: dict) -> str:
             f"{results['mean_exit_layer_per_token']:.2f} |")
 
 
+def baseline_key(results: dict) -> str | None:
+    """The results key of the model trained without exits, where this run carries it."""
+    for key in ("vanilla_finetuned_accuracy", "vanilla_finetuned_rouge"):
+        if key in results:
+            return key
+    return None
+
+
+def reusable_results(folder: Path, settings: dict) -> dict | None:
+    """A finished run's test results, if its record says it was trained with `settings`; otherwise None."""
+    record_file = folder / RESULTS_FILE
+    if not record_file.is_file():
+        return None
+    record = json.loads(record_file.read_text())
+    recorded = {**record.get("training", {}), "max_train_samples": record.get("max_train_samples", "unrecorded")}
+    if any(recorded.get(key) != value for key, value in settings.items()):
+        return None
+    return record["test"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="tweet_sentiment", choices=sorted(SETTINGS))
@@ -45,6 +65,9 @@ def main() -> None:
     parser.add_argument("--compare-hashes", action="store_true", help="Train one model per hash function.")
     parser.add_argument("--output-dir", default="runs/benchmark_hashee")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse a hash's finished run in --output-dir when it was trained with these settings "
+                             "(its results record is read back instead of training it again).")
     args = parser.parse_args()
 
     output_dir = Path(args.output_dir)
@@ -52,19 +75,29 @@ def main() -> None:
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     hashes = sorted(HASH_FUNCTIONS) if args.compare_hashes else [args.hash_function]
     runs = {}
-    for index, hash_function in enumerate(hashes):
+    have_baseline = False
+    for hash_function in hashes:
         folder = output_dir / f"hashee-{hash_function}-{args.dataset}"
-        # the baseline without exits does not depend on the hash: train it once
-        runs[hash_function] = train_hashee_recipe(
-            dataset=args.dataset, output_dir=str(folder), hash_function=hash_function, train_vanilla=index == 0,
-            wallclock_repeats=args.repeats, **settings,
-        )
+        reused = reusable_results(folder, settings) if args.reuse else None
+        if reused is not None:
+            print(f"reusing {folder} (trained with the same settings)")
+            runs[hash_function] = reused
+        else:
+            # the baseline without exits does not depend on the hash: train it once
+            runs[hash_function] = train_hashee_recipe(
+                dataset=args.dataset, output_dir=str(folder), hash_function=hash_function,
+                train_vanilla=not have_baseline and not any(baseline_key(r) for r in runs.values()),
+                wallclock_repeats=args.repeats, **settings,
+            )
+        have_baseline = have_baseline or baseline_key(runs[hash_function]) is not None
+    # order the table the way the hashes were asked for, with the run that carries the baseline first
+    runs = dict(sorted(runs.items(), key=lambda item: baseline_key(item[1]) is None))
     report = {"dataset": args.dataset, "settings": settings, "machine": machine, "runs": runs}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"benchmark_{args.dataset}{'_hashes' if args.compare_hashes else ''}.json").write_text(
         json.dumps(report, indent=2, default=str))
 
-    first = runs[hashes[0]]
+    first = next(iter(runs.values()))
     if "rouge" in first:
         baseline = first.get("vanilla_finetuned_rouge", {}).get("rouge1")
         print("| hash | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-1 of BART trained without exits | ROUGE-1 ratio | "

@@ -338,7 +338,7 @@ def train_hashee_recipe(
                          f"{base_config.max_position_embeddings} positions.")
     tokenizer.model_max_length = args.max_length
     test = task.dataset["test"]
-    record: dict[str, Any] = {}
+    record: dict[str, Any] = {"max_train_samples": max_train_samples, "max_eval_samples": max_eval_samples}
     card_extra: dict[str, Any] = {}
 
     if task.task == "classification":

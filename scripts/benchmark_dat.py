@@ -52,11 +52,11 @@ SETTINGS = {
 TARGET_EXIT_FRACTION, TARGET_ROUGE1_DROP, TARGET_WALLCLOCK = 0.40, 1.0, 1.5
 
 
-def point(method: str, setting: str, results: dict) -> dict:
+def point(method: str, setting: str, results: dict, epochs: float | None = None) -> dict:
     """One operating point: what the table and the plot need."""
     rouge, base = results["rouge"], results["baseline_rouge"]
     return {
-        "method": method, "setting": setting, "rouge1": rouge["rouge1"], "rouge2": rouge["rouge2"],
+        "method": method, "setting": setting, "epochs": epochs, "rouge1": rouge["rouge1"], "rouge2": rouge["rouge2"],
         "rougeL": rouge["rougeL"], "bleu": results["bleu"], "average_exit": results["average_exit"],
         "num_decoder_layers": results["num_decoder_layers"], "average_exit_fraction": results["average_exit_fraction"],
         "full_depth_rouge1": base["rouge1"], "full_depth_bleu": results["baseline_bleu"],
@@ -84,6 +84,7 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
     data, same trials; only the budget differs), and each budget's best setting is measured on test."""
     record = json.loads((folder / RESULTS_FILE).read_text())
     search, test_results, training = record["threshold_search"], record["test"], record["training"]
+    epochs = training["num_train_epochs"]
     model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     num_exits = model.config.num_exits
@@ -92,7 +93,7 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
     points = []
     for fraction in budgets:
         if fraction == search["budget_fraction"]:
-            points.append(point("confidence", f"AE <= {fraction:.0%} N", test_results))
+            points.append(point("confidence", f"AE <= {fraction:.0%} N", test_results, epochs))
             continue
         chosen = tune_confidence_thresholds(lambda t: recorded[tuple(t)], num_exits, budget=fraction * num_exits,
                                             num_trials=0, candidates=list(recorded))
@@ -100,7 +101,7 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
         results = evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
                                max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
                                num_beams=training["num_beams"], repeats=repeats)
-        points.append(point("confidence", f"AE <= {fraction:.0%} N", results))
+        points.append(point("confidence", f"AE <= {fraction:.0%} N", results, epochs))
     return points
 
 
@@ -131,6 +132,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="runs/benchmark_dat")
+    parser.add_argument("--reuse", action="store_true",
+                        help="Reuse finished runs in --output-dir (each keeps the settings it was trained with; the "
+                             "table shows its epochs) instead of training them again: train methods in separate "
+                             "calls, then one call with --reuse makes the combined table and plot.")
     args = parser.parse_args()
 
     output_dir = Path(args.output_dir)
@@ -145,11 +150,18 @@ def main() -> None:
                   wallclock_repeats=args.repeats, seed=args.seed, from_scratch=args.from_scratch or None, **settings)
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
+    def finished(folder: Path) -> dict | None:
+        if not (args.reuse and (folder / RESULTS_FILE).is_file()):
+            return None
+        print(f"reusing {folder}")
+        return json.loads((folder / RESULTS_FILE).read_text())
+
     points, runs = [], {}
     for method in args.methods:
         if method == "confidence":
             folder = output_dir / f"dat-confidence-{name}"
-            runs[folder.name] = train_dat_recipe(
+            record = finished(folder)
+            runs[folder.name] = record["test"] if record else train_dat_recipe(
                 output_dir=str(folder), exit_prediction="confidence", compute_budget=args.budgets[0],
                 threshold_trials=args.threshold_trials, threshold_samples=args.threshold_samples, **common)
             points += budget_points(folder, args.budgets, args.dataset, args.max_eval_samples, args.seed,
@@ -157,9 +169,12 @@ def main() -> None:
             continue
         for penalty in args.depth_penalties:
             folder = output_dir / f"dat-{method}-lambda{penalty:g}-{name}"
-            runs[folder.name] = train_dat_recipe(output_dir=str(folder), exit_prediction=method, oracle=args.oracle,
-                                                 oracle_depth_penalty=penalty, **common)
-            points.append(point(method, f"lambda={penalty:g}", runs[folder.name]))
+            record = finished(folder)
+            runs[folder.name] = record["test"] if record else train_dat_recipe(
+                output_dir=str(folder), exit_prediction=method, oracle=args.oracle, oracle_depth_penalty=penalty,
+                **common)
+            epochs = record["training"]["num_train_epochs"] if record else settings["num_train_epochs"]
+            points.append(point(method, f"lambda={penalty:g}", runs[folder.name], epochs))
 
     # Each model at full depth (same weights, every block), for reference.
     full_depth = [{"method": "full depth (same weights)", "setting": "", "rouge1": p["full_depth_rouge1"],
@@ -177,11 +192,11 @@ def main() -> None:
     layers = f"{settings['encoder_layers']} encoder layers, {settings['decoder_layers']} decoder blocks"
     start = "from scratch" if args.from_scratch else f"warm-started from {args.base_model}"
     print(f"Depth-Adaptive Transformer on {args.dataset} (test): {layers}, {start}; {machine}")
-    print("| method | setting | ROUGE-1 | ROUGE-2 | ROUGE-L | BLEU | AE / N | full-depth ROUGE-1 | generate wall-clock "
-          "speed-up vs full depth | generate FLOPs vs full depth | targets met |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| method | setting | epochs | ROUGE-1 | ROUGE-2 | ROUGE-L | BLEU | AE / N | full-depth ROUGE-1 | generate "
+          "wall-clock speed-up vs full depth | generate FLOPs vs full depth | targets met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in points:
-        print(f"| {p['method']} | {p['setting']} | {p['rouge1']:.2f} | {p['rouge2']:.2f} | {p['rougeL']:.2f} | "
+        print(f"| {p['method']} | {p['setting']} | {p['epochs']:g} | {p['rouge1']:.2f} | {p['rouge2']:.2f} | {p['rougeL']:.2f} | "
               f"{p['bleu']:.2f} | {p['average_exit']:.2f} / {p['num_decoder_layers']} ({p['average_exit_fraction']:.0%}) | "
               f"{p['full_depth_rouge1']:.2f} | {p['generate_wallclock_speedup']:.2f}x | "
               f"{p['generate_flops_fraction']:.0%} ({p['generate_flops_speedup']:.2f}x) | {targets_met(p)} |")

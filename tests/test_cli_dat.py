@@ -76,6 +76,9 @@ def test_record_reports_exits_quality_and_measured_costs(confidence_folder):
         assert set(test[key]) >= {"rouge1", "rouge2", "rougeL"}
     assert all(0.0 <= test[key] <= 100.0 for key in ("bleu", "baseline_bleu", "vanilla_bleu"))
     assert test["identical_to_vanilla_at_full_depth"]
+    agreement = test["agreement_with_full_depth"]
+    assert 0.0 <= agreement["same_output_fraction"] <= 1.0
+    assert 0.0 <= agreement["rouge_against_full_depth"]["rouge1"] <= 100.0
     # the vanilla BART generates with the same settings (its KV cache on), so at full depth it costs the same
     assert test["full_depth_generate_flops"] == test["vanilla_generate_flops"]
     assert test["generate_flops_speedup"] == pytest.approx(test["full_depth_generate_flops"] / test["generate_flops"])

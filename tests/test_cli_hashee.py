@@ -69,6 +69,7 @@ def test_seq2seq_record_card_and_table10_check(seq2seq_folder):
     test = record["test"]
     assert test["encoder_flops_speedup"] > 1.0
     assert test["identical_to_vanilla_at_full_depth"]
+    assert 0.0 <= test["agreement_with_full_depth"]["same_output_fraction"] <= 1.0
     assert json.loads((seq2seq_folder / "config.json").read_text())["use_cache"] is True
     assert test["table10_check"]["measured_over_table10"] == pytest.approx(1.0, rel=1e-6)
     assert set(test["rouge"]) >= {"rouge1", "rouge2", "rougeL"} and "vanilla_finetuned_rouge" in test

@@ -133,3 +133,13 @@ def test_metric_files_are_package_data():
     shipped = {path for pattern in patterns for path in package.glob(pattern)}
     for name in ("rouge", "sacrebleu"):
         assert Path(metric_path(name)) / f"{name}.py" in shipped
+
+
+def test_agreement_with_full_depth_measures_how_much_exits_change_the_output():
+    from adaptive_zoo.evaluation.seq2seq import agreement_with_full_depth
+
+    same = agreement_with_full_depth(["a cat sat", "dogs run"], ["a cat sat", "dogs run"])
+    assert same["same_output_fraction"] == 1.0 and same["rouge_against_full_depth"]["rouge1"] == pytest.approx(100.0)
+    half = agreement_with_full_depth(["a cat sat", "birds fly"], ["a cat sat", "dogs run"])
+    assert half["same_output_fraction"] == 0.5
+    assert half["rouge_against_full_depth"]["rouge1"] == pytest.approx(50.0)

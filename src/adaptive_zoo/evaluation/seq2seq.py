@@ -183,6 +183,7 @@ def evaluate_seq2seq(
         "baseline_rouge": rouge_scores(full_text, list(references)),
         "vanilla_rouge": rouge_scores(vanilla_text, list(references)),
         "identical_to_vanilla_at_full_depth": full_text == vanilla_text,
+        "agreement_with_full_depth": agreement_with_full_depth(adaptive_text, full_text),
         # generate's FLOPs also scale with how many tokens each model generates, so both lengths are reported
         "mean_generated_tokens": mean_generated_tokens(adaptive_ids, tokenizer.pad_token_id),
         "vanilla_mean_generated_tokens": mean_generated_tokens(vanilla_ids, tokenizer.pad_token_id),
@@ -207,6 +208,14 @@ def evaluate_seq2seq(
         report["generate_wallclock_speedup"] = timing.speedup["adaptive"]
         report["wallclock_repeats"] = repeats
     return report
+
+
+def agreement_with_full_depth(adaptive_text: Sequence[str], full_text: Sequence[str]) -> dict[str, float]:
+    """How much the exits change the output, whatever the model's quality: the fraction of inputs whose adaptive
+    output equals the full-depth one, and ROUGE of the adaptive outputs with the full-depth outputs as references."""
+    same = sum(a == f for a, f in zip(adaptive_text, full_text))
+    return {"same_output_fraction": same / max(len(full_text), 1),
+            "rouge_against_full_depth": rouge_scores(list(adaptive_text), list(full_text))}
 
 
 # -- Depth-Adaptive Transformer: the decoder adapts ------------------------------------------------------------------
@@ -284,6 +293,7 @@ def evaluate_dat(
         "baseline_bleu": bleu_score(full_text, references),
         "vanilla_bleu": bleu_score(vanilla_text, references),
         "identical_to_vanilla_at_full_depth": full_text == vanilla_text,
+        "agreement_with_full_depth": agreement_with_full_depth(adaptive_text, full_text),
         "num_decoder_layers": num_exits,
         "num_encoder_layers": model.config.encoder_layers,
         "average_exit": average_exit,

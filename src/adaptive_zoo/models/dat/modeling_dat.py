@@ -692,7 +692,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
 
         active = torch.ones(batch_size, length, dtype=torch.bool, device=device)
         exit_layers = torch.full((batch_size, length), num_exits, dtype=torch.long, device=device)
-        logits = hidden.new_zeros(batch_size, length, config.vocab_size)
+        logits = hidden.new_zeros(batch_size, length, config.vocab_size) if kind == "confidence" else None
         outputs = DepthAdaptiveSeq2SeqLMOutput()
         planned = None  # (B, S) exits known in advance (sequence, multinomial)
         if kind == "sequence":
@@ -759,11 +759,16 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
                 exiting = torch.zeros_like(active)
                 exiting[active] = confident
                 logits[exiting] = block_logits[confident]
-            if kind != "confidence" or block == num_exits:
+            if kind == "confidence" and block == num_exits:
                 logits[exiting] = self.exit_logits_of(hidden[exiting])
             exit_layers[exiting] = block
             active = active & ~exiting
 
+        # `hidden` now holds every position's state at its exit. The learned predictors need no output
+        # distribution before a token exits, so its exit logits are one projection of those states: one pass over
+        # the (V, d) output matrix per step, not one per block where some token exits.
+        if kind != "confidence":
+            logits = self.exit_logits_of(hidden)  # (B, S, V)
         cache.record_exits(exit_layers, hidden)  # a token's state at its exit is its copy in every block above
         outputs.logits, outputs.exit_layers = logits, exit_layers
         return outputs

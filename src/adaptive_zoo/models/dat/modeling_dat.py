@@ -713,24 +713,25 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
                 continue  # every new token has exited: this block only records pending slots
             self._fill_keys_values(layer_idx, attention, hidden, active, cache, past_length)
             rows, positions, valid = pack_active(active)
-            all_rows = rows.numel() == batch_size  # then `rows` is arange(B): skip the copies
-
-            def take(tensor):
-                return tensor if all_rows else tensor[rows]
-
+            # The projections and the feed-forward run on the R packed rows only. Attention reads the cached
+            # keys/values of all B rows in place, with the packed queries scattered back into their rows:
+            # gathering R rows of the (B, H, T_src, Dh) source keys/values at every block and step cost more time
+            # than the attention products of the idle rows it avoided (see `_attend`).
+            scatter_rows = None if rows.numel() == batch_size else rows  # None: rows is arange(B)
             queries = hidden[rows[:, None], positions]  # (R, Q, d)
             keys, values = cache.self_keys_values(layer_idx)  # (B, H, total, Dh)
             key_positions = torch.arange(total, device=device)
-            query_positions = past_length + positions  # (R, Q)
-            allowed = (key_positions[None, None, :] <= query_positions[..., None]) & take(key_allowed)[:, None, :]
+            query_positions = torch.zeros(batch_size, positions.shape[1], dtype=torch.long, device=device)
+            query_positions[rows] = past_length + positions  # (B, Q); idle rows query position 0
+            allowed = (key_positions[None, None, :] <= query_positions[..., None]) & key_allowed[:, None, :]
             allowed |= key_positions[None, None, :] == query_positions[..., None]  # never an empty row
             cross_keys, cross_values = self._cross_keys_values(layer_idx, layer, encoder_hidden, cache)
             cross_mask = None
             if source_allowed is not None:
-                cross_mask = additive_mask(take(source_allowed)[:, None, None, :], dtype)  # (R, 1, 1, T_src)
+                cross_mask = additive_mask(source_allowed[:, None, None, :], dtype)  # (B, 1, 1, T_src)
             new_states = self._block_step(
-                layer, queries, take(keys), take(values), additive_mask(allowed[:, None], dtype),
-                take(cross_keys), take(cross_values), cross_mask,
+                layer, queries, scatter_rows, keys, values, additive_mask(allowed[:, None], dtype),
+                cross_keys, cross_values, cross_mask,
             )  # (R, Q, d)
             row_index = rows[:, None].expand_as(positions)[valid]
             hidden[row_index, positions[valid]] = new_states[valid]
@@ -818,21 +819,31 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         cross = cache.cross_attention_cache.layers[layer_idx]
         return cross.keys, cross.values
 
-    def _attend(self, attention: BartAttention, queries, keys, values, mask) -> torch.Tensor:
-        """Multi-head attention of packed queries (R, Q, d) over given keys/values (R, H, K, Dh), through the
-        model's attention implementation (eager or sdpa), as BartAttention does."""
-        rows, width, d_model = queries.shape
-        query_states = attention.q_proj(queries).view(rows, width, -1, attention.head_dim).transpose(1, 2)
+    def _attend(self, attention: BartAttention, queries, rows, keys, values, mask) -> torch.Tensor:
+        """Multi-head attention of packed queries (R, Q, d) over keys/values of all B rows (B, H, K, Dh), through the
+        model's attention implementation (eager or sdpa), as BartAttention does. `rows` (R,) says which row each
+        packed query belongs to (None: R = B, in order); the queries are scattered into a zero (B, H, Q, Dh) tensor,
+        so idle rows cost one attention product each and the keys/values are never copied."""
+        num_rows, width, d_model = queries.shape
+        query_states = attention.q_proj(queries).view(num_rows, width, -1, attention.head_dim).transpose(1, 2)
+        if rows is not None:
+            scattered = query_states.new_zeros(keys.shape[0], *query_states.shape[1:])  # (B, H, Q, Dh)
+            scattered[rows] = query_states
+            query_states = scattered
         interface = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         output, _ = interface(attention, query_states, keys, values, mask, dropout=0.0, scaling=attention.scaling)
-        return attention.out_proj(output.reshape(rows, width, d_model))
+        if rows is not None:
+            output = output[rows]  # (R, Q, H, Dh)
+        return attention.out_proj(output.reshape(num_rows, width, d_model))
 
-    def _block_step(self, layer: BartDecoderLayer, hidden, keys, values, self_mask, cross_keys, cross_values,
+    def _block_step(self, layer: BartDecoderLayer, hidden, rows, keys, values, self_mask, cross_keys, cross_values,
                     cross_mask) -> torch.Tensor:
-        """One BartDecoderLayer (post-LN; eval mode, so no dropout) for packed active tokens (R, Q, d)."""
-        hidden = layer.self_attn_layer_norm(hidden + self._attend(layer.self_attn, hidden, keys, values, self_mask))
+        """One BartDecoderLayer (post-LN; eval mode, so no dropout) for packed active tokens (R, Q, d) of `rows`."""
+        hidden = layer.self_attn_layer_norm(
+            hidden + self._attend(layer.self_attn, hidden, rows, keys, values, self_mask)
+        )
         hidden = layer.encoder_attn_layer_norm(
-            hidden + self._attend(layer.encoder_attn, hidden, cross_keys, cross_values, cross_mask)
+            hidden + self._attend(layer.encoder_attn, hidden, rows, cross_keys, cross_values, cross_mask)
         )
         feed_forward = layer.fc2(layer.activation_fn(layer.fc1(hidden)))
         return layer.final_layer_norm(hidden + feed_forward)

@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="tweet_sentiment", choices=sorted(SETTINGS))
     parser.add_argument("--hash-function", default="frequency", choices=sorted(HASH_FUNCTIONS))
     parser.add_argument("--compare-hashes", action="store_true", help="Train one model per hash function.")
+    parser.add_argument("--hashes", nargs="+", choices=sorted(HASH_FUNCTIONS), default=None,
+                        help="With --compare-hashes: only these hash functions (default: all).")
     parser.add_argument("--output-dir", default="runs/benchmark_hashee")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reuse", action="store_true",
@@ -73,7 +75,7 @@ def main() -> None:
     output_dir = Path(args.output_dir)
     settings = SETTINGS[args.dataset]
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    hashes = sorted(HASH_FUNCTIONS) if args.compare_hashes else [args.hash_function]
+    hashes = (args.hashes or sorted(HASH_FUNCTIONS)) if args.compare_hashes else [args.hash_function]
     runs = {}
     have_baseline = False
     for hash_function in hashes:

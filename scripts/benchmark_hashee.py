@@ -27,7 +27,7 @@ SETTINGS = {
     "tweet_sentiment": dict(max_train_samples=4000, num_train_epochs=2, learning_rate=5e-5, max_length=64,
                             batch_size=32),
     "bbc_news": dict(max_train_samples=1000, num_train_epochs=2, learning_rate=5e-5, max_length=256, batch_size=16),
-    "bbc_headlines": dict(num_train_epochs=4, learning_rate=1e-4, max_length=256, max_target_length=24,
+    "bbc_headlines": dict(num_train_epochs=5, learning_rate=3e-4, max_length=256, max_target_length=24,
                           batch_size=16),
 }
 

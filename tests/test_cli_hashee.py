@@ -35,7 +35,8 @@ def classifier_folder(tmp_path_factory, tiny_bert_dir, tiny_csv):
 def seq2seq_folder(tmp_path_factory, tiny_bert_dir, summarization_csv):
     folder = tmp_path_factory.mktemp("runs") / "hashee-s2s"
     assert main(["train", "hashee", "--dataset", str(summarization_csv), "--output-dir", str(folder),
-                 "--base-model", str(tiny_bert_dir), "--max-target-length", "8", "--train-vanilla", *ARGS]) == 0
+                 "--base-model", str(tiny_bert_dir), "--max-target-length", "8", "--train-vanilla",
+                 "--cross-attention-init", "fresh", *ARGS]) == 0
     return folder
 
 
@@ -73,7 +74,8 @@ def test_seq2seq_record_card_and_table10_check(seq2seq_folder):
     assert json.loads((seq2seq_folder / "config.json").read_text())["use_cache"] is True
     assert test["table10_check"]["measured_over_table10"] == pytest.approx(1.0, rel=1e-6)
     assert set(test["rouge"]) >= {"rouge1", "rouge2", "rougeL"} and "vanilla_finetuned_rouge" in test
-    assert record["warm_start"]["fresh"] > 0
+    assert record["warm_start"]["fresh"] > 0  # --cross-attention-init fresh: bert2bert's random cross-attention
+    assert record["training"]["cross_attention_init"] == "fresh"
     card = ModelCard.load(seq2seq_folder / "README.md")
     assert card.data.pipeline_tag == "summarization"
     assert "Which weights were pretrained" in card.text and "encoder_attn" in card.text

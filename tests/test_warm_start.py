@@ -44,7 +44,7 @@ def test_default_layer_norm_eps_is_barts(tiny_bert_dir):
 
 
 def test_tied_weights_and_fresh_cross_attention(tiny_bert_dir):
-    model, report = bart_from_bert(str(tiny_bert_dir), return_report=True)
+    model, report = bart_from_bert(str(tiny_bert_dir), cross_attention_init="fresh", return_report=True)
     shared = model.model.shared.weight
     assert model.lm_head.weight is shared
     assert model.model.encoder.embed_tokens.weight is shared and model.model.decoder.embed_tokens.weight is shared
@@ -56,6 +56,7 @@ def test_tied_weights_and_fresh_cross_attention(tiny_bert_dir):
     decoder_layer = model.model.decoder.layers[1]
     torch.testing.assert_close(decoder_layer.self_attn.q_proj.weight, layer.attention.self.query.weight, atol=0, rtol=0)
     torch.testing.assert_close(decoder_layer.fc2.bias, layer.output.dense.bias, atol=0, rtol=0)
+    assert not torch.equal(decoder_layer.encoder_attn.q_proj.weight, layer.attention.self.query.weight)
     assert sorted({name.split(".")[4] for name in report.fresh}) == ["encoder_attn", "encoder_attn_layer_norm"]
     assert len(report.fresh) == 4 * 10  # 4 decoder layers x (q, k, v, out) x (weight, bias) + LayerNorm x 2
     assert set(report.pretrained).isdisjoint(report.fresh)
@@ -66,6 +67,35 @@ def test_tied_weights_and_fresh_cross_attention(tiny_bert_dir):
     assert counts["pretrained"] + counts["fresh"] == model.num_parameters()
     card = report.to_markdown(model)
     assert "model.decoder.layers.*.encoder_attn.q_proj" in card and "fresh" in card
+
+
+def test_cross_attention_starts_as_the_layers_self_attention_by_default(tiny_bert_dir):
+    model, report = bart_from_bert(str(tiny_bert_dir), return_report=True)
+    bert = BertModel.from_pretrained(tiny_bert_dir)
+    for index, decoder_layer in enumerate(model.model.decoder.layers):
+        bert_layer = bert.encoder.layer[index]
+        for cross, self_attention in (
+            (decoder_layer.encoder_attn.q_proj, bert_layer.attention.self.query),
+            (decoder_layer.encoder_attn.k_proj, bert_layer.attention.self.key),
+            (decoder_layer.encoder_attn.v_proj, bert_layer.attention.self.value),
+            (decoder_layer.encoder_attn.out_proj, bert_layer.attention.output.dense),
+            (decoder_layer.encoder_attn_layer_norm, bert_layer.attention.output.LayerNorm),
+        ):
+            torch.testing.assert_close(cross.weight, self_attention.weight, atol=0, rtol=0)
+            torch.testing.assert_close(cross.bias, self_attention.bias, atol=0, rtol=0)
+        # a copy, not shared storage: training cross-attention must not move self-attention
+        assert decoder_layer.encoder_attn.q_proj.weight.data_ptr() != decoder_layer.self_attn.q_proj.weight.data_ptr()
+    assert report.fresh == []
+    assert "self-attention weights reused as cross-attention" in report.pretrained[
+        "model.decoder.layers.0.encoder_attn.k_proj.weight"]
+    assert report.parameter_counts(model)["pretrained"] == model.num_parameters()
+    card = report.to_markdown(model)
+    assert "also initialises its cross-attention" in card and "Fresh (randomly initialised): none." in card
+
+
+def test_unknown_cross_attention_init_is_refused(tiny_bert_dir):
+    with pytest.raises(ValueError, match="cross_attention_init"):
+        bart_from_bert(str(tiny_bert_dir), cross_attention_init="random")
 
 
 def test_positions_are_offset_and_fold_token_type_zero(tiny_bert_dir):

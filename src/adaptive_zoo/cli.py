@@ -76,6 +76,9 @@ def _add_train_parser(subparsers) -> None:
                         help="Summary tokens (seq2seq: hashee, dat).")
     hashee.add_argument("--num-beams", type=_positive_int, default=None,
                         help="Beams when generating (seq2seq: hashee, dat).")
+    hashee.add_argument("--cross-attention-init", default=None,
+                        help="Seq2seq warm start (hashee, dat): self_attention (default: each decoder layer's "
+                        "cross-attention starts as a copy of its BERT self-attention) or fresh (random, as bert2bert).")
     hashee.add_argument("--train-vanilla", action="store_true", default=None,
                         help="Also fine-tune the backbone the same way without exits (the paper's baseline).")
     # Values are checked by the model's config (a clear error, exit 2), not by argparse choices.
@@ -173,11 +176,11 @@ METHOD_FLAGS = {
                 "eta_theta_learning_rate", "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size",
                 "seed"),
     "hashee": ("hash_function", "num_buckets", "hash_table", "num_train_epochs", "learning_rate", "max_length",
-               "max_target_length", "num_beams", "batch_size", "seed", "train_vanilla"),
+               "max_target_length", "num_beams", "cross_attention_init", "batch_size", "seed", "train_vanilla"),
     "dat": ("exit_prediction", "oracle", "oracle_sigma", "oracle_depth_penalty", "exit_loss_weight", "training_regime",
             "num_mixed_samples", "decoder_layers", "encoder_layers", "from_scratch", "compute_budget",
             "threshold_trials", "num_train_epochs", "learning_rate", "max_length", "max_target_length", "num_beams",
-            "batch_size", "seed"),
+            "cross_attention_init", "batch_size", "seed"),
 }
 # Recipe arguments only some methods take.
 TUNED_METHODS = ("deebert", "adapler")  # pick an operating point within --accuracy-budget

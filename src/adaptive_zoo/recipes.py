@@ -366,7 +366,8 @@ def train_hashee_recipe(
         tokenizer = AutoTokenizer.from_pretrained(base_path, model_input_names=["input_ids", "attention_mask"])
         tokenizer.model_max_length = args.max_length
         warm_dir = trainer_work_dir(output_dir) / "warm_start"
-        bart, warm_start = bart_from_bert(base_path, return_report=True)
+        bart, warm_start = bart_from_bert(base_path, cross_attention_init=args.cross_attention_init,
+                                          return_report=True)
         bart.save_pretrained(warm_dir)
         tokenizer.save_pretrained(warm_dir)
         record["warm_start"] = warm_start.parameter_counts(bart)
@@ -478,7 +479,7 @@ def train_dat_recipe(
     # The shape (and, unless from scratch, the weights) of the BART; every paper field is validated here,
     # before any training.
     bart, warm_start = bart_from_bert(base_path, decoder_layers=args.decoder_layers, seed=args.seed,
-                                      return_report=True)
+                                      cross_attention_init=args.cross_attention_init, return_report=True)
     keep_lowest_encoder_layers(bart, warm_start, args.encoder_layers)
     config = dat_config_from_bart(bart.config, **args.model_overrides())
     if args.exit_prediction == "confidence" and args.resolved_compute_budget * config.num_exits < 1:

@@ -163,6 +163,9 @@ class DATTrainingArguments:
     """Keep only the lowest k BERT layers in the encoder (decoder-heavy models); None: all of them."""
     from_scratch: bool = False
     """A randomly initialised BART of the same shape instead of the warm start from BERT."""
+    cross_attention_init: str = "self_attention"
+    """How the warm start's cross-attention starts (`bart_from_bert`): "self_attention" (a copy of the same BERT
+    layer's self-attention) or "fresh" (random, as bert2bert)."""
     compute_budget: float | None = None
     """`exit_prediction="confidence"`: the largest average exit allowed when tuning the thresholds on validation,
     as a fraction of N (None: `DEFAULT_COMPUTE_BUDGET`)."""

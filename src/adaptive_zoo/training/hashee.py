@@ -52,6 +52,9 @@ class HashEETrainingArguments:
     max_target_length: int = 32
     num_beams: int = 1
     """Beams for generation at evaluation time."""
+    cross_attention_init: str = "self_attention"
+    """Summarization: how the warm-started BART's cross-attention starts (`bart_from_bert`): "self_attention"
+    (a copy of the same BERT layer's self-attention) or "fresh" (random, as bert2bert)."""
     seed: int = 42
     trainer_overrides: dict = field(default_factory=dict)
 

@@ -7,6 +7,9 @@ markdown table for BENCHMARKS.md.
 
     python scripts/benchmark_dat.py --dataset bbc_headlines
     python scripts/benchmark_dat.py --dataset aclsum
+    # one trained decoder at every fixed exit and at tuned confidence thresholds (no retraining), with its own row:
+    python scripts/benchmark_dat.py --methods sequence --depth-penalties 0.3 --reuse \
+        --operating-points-of runs/benchmark_dat/dat-sequence-lambda0.3-bbc_headlines
     # a quick end-to-end check of the script (minutes, not a benchmark):
     python scripts/benchmark_dat.py --max-train-samples 32 --max-eval-samples 8 --num-train-epochs 1 \
         --threshold-trials 4 --depth-penalties 0 --budgets 0.4 --repeats 1 --output-dir runs/benchmark_dat_smoke
@@ -38,7 +41,11 @@ from adaptive_zoo.data import load_task_data, select_first
 from adaptive_zoo.evaluation.plots import plot_tradeoff
 from adaptive_zoo.evaluation.seq2seq import evaluate_dat
 from adaptive_zoo.recipes import RESULTS_FILE, train_dat_recipe
-from adaptive_zoo.training.dat import tune_confidence_thresholds
+from adaptive_zoo.training.dat import (
+    choose_confidence_thresholds,
+    fixed_exit_thresholds,
+    tune_confidence_thresholds,
+)
 
 LEARNED = ("sequence", "multinomial", "geometric")
 METHODS = (*LEARNED, "confidence")
@@ -105,6 +112,43 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
     return points
 
 
+def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_eval_samples: int | None, seed: int,
+                        eval_batch_size: int, repeats: int, threshold_trials: int, threshold_samples: int) -> list[dict]:
+    """More operating points of one trained decoder, without retraining (the aligned regime trains every exit):
+    every fixed exit n = 1 .. N (the paper's fixed-depth baselines), and confidence thresholds tuned on validation
+    by one random search, each budget keeping its best setting. Each point is measured on test like the others."""
+    record = json.loads((folder / RESULTS_FILE).read_text())
+    training = record["training"]
+    epochs = training["num_train_epochs"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    num_exits = model.config.num_exits
+    data = load_task_data(dataset, seed=seed).dataset
+    test = select_first(data["test"], max_eval_samples)
+    validation = select_first(data["validation"], threshold_samples)
+    generation = dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
+                      num_beams=training["num_beams"])
+    model.config.exit_prediction = "confidence"  # thresholds decide; the run's own exit predictor is not used
+
+    def measured(thresholds: list[float]) -> dict:
+        model.config.confidence_thresholds = thresholds
+        return evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
+                            repeats=repeats, **generation)
+
+    points = [point("fixed exit (same weights)", f"n={n}", measured(fixed_exit_thresholds(n, num_exits)), epochs)
+              for n in range(1, num_exits + 1)]
+    search = choose_confidence_thresholds(model, tokenizer, list(validation["text"]), list(validation["summary"]),
+                                          budget_fraction=budgets[0], num_trials=threshold_trials, seed=seed,
+                                          batch_size=eval_batch_size, **generation)
+    recorded = {tuple(trial.thresholds): (trial.score, trial.average_exit) for trial in search.trials}
+    for fraction in budgets:
+        chosen = tune_confidence_thresholds(lambda t: recorded[tuple(t)], num_exits, budget=fraction * num_exits,
+                                            num_trials=0, candidates=list(recorded))
+        points.append(point("confidence (same weights)", f"AE <= {fraction:.0%} N", measured(chosen.best_thresholds),
+                            epochs))
+    return points
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="bbc_headlines", help="bbc_headlines, aclsum, or a local CSV/JSON file "
@@ -132,6 +176,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output-dir", default="runs/benchmark_dat")
+    parser.add_argument("--operating-points-of", type=Path, default=None, metavar="RUN",
+                        help="A finished run folder: also measure its decoder at every fixed exit 1 .. N and with "
+                             "confidence thresholds tuned on validation under each --budgets (no retraining; the "
+                             "aligned regime trains every exit).")
     parser.add_argument("--reuse", action="store_true",
                         help="Reuse finished runs in --output-dir (each keeps the settings it was trained with; the "
                              "table shows its epochs) instead of training them again: train methods in separate "
@@ -175,6 +223,11 @@ def main() -> None:
                 **common)
             epochs = record["training"]["num_train_epochs"] if record else settings["num_train_epochs"]
             points.append(point(method, f"lambda={penalty:g}", runs[folder.name], epochs))
+
+    if args.operating_points_of is not None:
+        points += same_weights_points(args.operating_points_of, args.budgets, args.dataset, args.max_eval_samples,
+                                      args.seed, args.eval_batch_size, args.repeats, args.threshold_trials,
+                                      args.threshold_samples)
 
     # Each model at full depth (same weights, every block), for reference.
     full_depth = [{"method": "full depth (same weights)", "setting": "", "rouge1": p["full_depth_rouge1"],

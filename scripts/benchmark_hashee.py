@@ -26,7 +26,7 @@ from adaptive_zoo.recipes import RESULTS_FILE, train_hashee_recipe
 SETTINGS = {
     "tweet_sentiment": dict(max_train_samples=4000, num_train_epochs=2, learning_rate=5e-5, max_length=64,
                             batch_size=32),
-    "bbc_news": dict(max_train_samples=1000, num_train_epochs=2, learning_rate=5e-5, max_length=256, batch_size=16),
+    "bbc_news": dict(max_train_samples=None, num_train_epochs=3, learning_rate=5e-5, max_length=256, batch_size=16),
     "bbc_headlines": dict(num_train_epochs=5, learning_rate=3e-4, max_length=256, max_target_length=24,
                           batch_size=16),
 }

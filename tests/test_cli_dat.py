@@ -55,9 +55,10 @@ def test_confidence_thresholds_are_tuned_on_validation_and_stored(confidence_fol
     search = read_record(confidence_folder)["threshold_search"]
     assert search["budget"] == 0.5 * N and search["budget_fraction"] == 0.5 and search["metric"] == "rouge1"
     trials = search["trials"]
-    assert len(trials) == 2 + 3  # full depth, "exit at block 1", three random settings
+    assert len(trials) == N + 3  # every fixed exit (full depth first, then block 1, ...), three random settings
     assert trials[0]["thresholds"] == [1.0] * (N - 1) and trials[0]["average_exit"] == N
     assert trials[1]["thresholds"] == [0.0] * (N - 1) and trials[1]["average_exit"] == 1.0
+    assert [t["average_exit"] for t in trials[2:N]] == [float(n) for n in range(2, N)]
     assert all(t["within_budget"] == (t["average_exit"] <= 2.0) for t in trials)
     best = search["best"]
     assert best["within_budget"] and best["score"] == max(t["score"] for t in trials if t["within_budget"])

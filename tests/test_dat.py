@@ -50,6 +50,7 @@ from adaptive_zoo.models.dat import (
 from adaptive_zoo.training.dat import (
     build_dat,
     dat_config_from_bart,
+    fixed_exit_thresholds,
     generation_evaluator,
     tune_confidence_thresholds,
 )
@@ -815,6 +816,23 @@ def test_threshold_search_over_real_generations(tiny_tokenizer_dir):
     assert model.config.confidence_thresholds == [0.3, 0.3, 0.3], "the evaluator restores the model's thresholds"
     with pytest.raises(ValueError, match="confidence"):
         generation_evaluator(create_model(), tokenizer, sources, references, overlap)
+
+
+def test_fixed_exit_thresholds_send_every_token_to_that_block(inputs):
+    model = create_model(exit_prediction="confidence")
+    assert fixed_exit_thresholds(1, N) == [0.0] * (N - 1) and fixed_exit_thresholds(N, N) == [1.0] * (N - 1)
+    with torch.inference_mode():
+        with full_depth(model):
+            full = model.generate(**inputs, max_new_tokens=6)
+        for exit_block in range(1, N + 1):
+            model.config.confidence_thresholds = fixed_exit_thresholds(exit_block, N)
+            output = model.generate_with_exits(**inputs, max_new_tokens=6)
+            exits = output.exit_layers[output.exit_layers > 0]
+            assert exits.numel() > 0 and torch.all(exits == exit_block), exit_block
+        assert torch.equal(output.sequences, full), "exit N is full depth"
+    for bad in (0, N + 1, True):
+        with pytest.raises(ValueError, match="exit_block"):
+            fixed_exit_thresholds(bad, N)
 
 
 def test_adaptive_decoding_is_the_same_with_eager_and_sdpa_attention(inputs):

@@ -39,6 +39,7 @@ __all__ = [
     "choose_confidence_thresholds",
     "dat_config_from_bart",
     "finetune_dat",
+    "fixed_exit_thresholds",
     "generation_evaluator",
     "keep_lowest_encoder_layers",
     "sample_thresholds",
@@ -267,6 +268,18 @@ def _as_score_and_exit(result) -> tuple[float, float]:
     return float(score), float(average_exit)
 
 
+def fixed_exit_thresholds(exit_block: int, num_exits: int) -> list[float]:
+    """The confidence thresholds T_1 .. T_{N-1} under which every token exits at block `exit_block` (1-based):
+    T_m = 1 below it (a probability is never strictly above 1, so nobody exits there and that block's output
+    distribution is not even computed) and T_m = 0 from it on (every probability is above 0). These are the
+    paper's fixed-exit baselines: the same aligned decoder cut at a fixed depth n."""
+    if isinstance(num_exits, bool) or not isinstance(num_exits, int) or num_exits < 2:
+        raise ValueError(f"num_exits (N, the number of decoder blocks) must be an integer >= 2; got {num_exits!r}.")
+    if isinstance(exit_block, bool) or not isinstance(exit_block, int) or not 1 <= exit_block <= num_exits:
+        raise ValueError(f"exit_block must be an integer between 1 and {num_exits}; got {exit_block!r}.")
+    return [1.0 if block < exit_block else 0.0 for block in range(1, num_exits)]
+
+
 def tune_confidence_thresholds(
     evaluate: Callable[[list[float]], Any],
     num_exits: int,
@@ -396,8 +409,9 @@ def choose_confidence_thresholds(
     max_source_length: int = 256,
     **generate_kwargs,
 ) -> ThresholdSearchResult:
-    """The paper's threshold tuning on validation data: random settings of T_1 .. T_{N-1} (plus full depth, the
-    reference, and "every token exits at block 1", which always meets the budget), each scored by `metric` on
+    """The paper's threshold tuning on validation data: random settings of T_1 .. T_{N-1} (plus every fixed exit
+    1 .. N: full depth, the reference, and "every token exits at block 1", which always meets the budget, among
+    them; so the search never does worse than the best fixed depth within budget), each scored by `metric` on
     the model's generations for `sources`; the best one whose average exit is at most `budget_fraction` * N
     blocks wins. The model's thresholds are left as they were: set `result.best_thresholds` yourself."""
     num_exits = model.config.num_exits
@@ -411,6 +425,8 @@ def choose_confidence_thresholds(
         )
     evaluate = generation_evaluator(model, tokenizer, sources, references, score_function(metric),
                                     batch_size=batch_size, max_source_length=max_source_length, **generate_kwargs)
-    candidates = [[1.0] * (num_exits - 1), [0.0] * (num_exits - 1)]
+    # full depth first (the reference), then block 1, then the other fixed exits
+    order = [num_exits, 1, *range(2, num_exits)]
+    candidates = [fixed_exit_thresholds(exit_block, num_exits) for exit_block in order]
     return tune_confidence_thresholds(evaluate, num_exits, budget=budget, num_trials=num_trials, seed=seed,
                                       candidates=candidates)

@@ -67,13 +67,20 @@ def main() -> None:
                         help="With --compare-hashes: only these hash functions (default: all).")
     parser.add_argument("--output-dir", default="runs/benchmark_hashee")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-train-samples", type=int, default=None,
+                        help="Override the dataset's setting (e.g. more data for the main row than the hash "
+                             "comparison uses; --reuse only reuses runs trained with the same settings).")
+    parser.add_argument("--num-train-epochs", type=float, default=None, help="Override the dataset's setting.")
     parser.add_argument("--reuse", action="store_true",
                         help="Reuse a hash's finished run in --output-dir when it was trained with these settings "
                              "(its results record is read back instead of training it again).")
     args = parser.parse_args()
 
     output_dir = Path(args.output_dir)
-    settings = SETTINGS[args.dataset]
+    settings = dict(SETTINGS[args.dataset])
+    for key in ("max_train_samples", "num_train_epochs"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     hashes = (args.hashes or sorted(HASH_FUNCTIONS)) if args.compare_hashes else [args.hash_function]
     runs = {}

@@ -108,15 +108,19 @@ def main() -> None:
     if "rouge" in first:
         baseline = first.get("vanilla_finetuned_rouge", {}).get("rouge1")
         print("| hash | ROUGE-1 | ROUGE-2 | ROUGE-L | ROUGE-1 of BART trained without exits | ROUGE-1 ratio | "
-              "encoder FLOPs speed-up | generate FLOPs speed-up | generate wall-clock speed-up | mean exit layer |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "encoder FLOPs speed-up | generate FLOPs speed-up | generate wall-clock speed-up | "
+              "the same at equal output length (FLOPs, wall-clock) | mean exit layer |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, results in runs.items():
             rouge = results["rouge"]
             ratio = f"{100 * rouge['rouge1'] / baseline:.1f}%" if baseline else "n/a"
             print(f"| {name} | {rouge['rouge1']:.2f} | {rouge['rouge2']:.2f} | {rouge['rougeL']:.2f} | "
                   f"{baseline if baseline is not None else float('nan'):.2f} | {ratio} | "
                   f"{results['encoder_flops_speedup']:.2f}x | {results['generate_flops_speedup']:.2f}x | "
-                  f"{results['generate_wallclock_speedup']:.2f}x | {results['mean_exit_layer_per_token']:.2f} |")
+                  f"{results['generate_wallclock_speedup']:.2f}x | "
+                  f"{results.get('equal_length_generate_flops_speedup', float('nan')):.2f}x, "
+                  f"{results.get('equal_length_generate_wallclock_speedup', float('nan')):.2f}x | "
+                  f"{results['mean_exit_layer_per_token']:.2f} |")
         return
     vanilla = first["vanilla_finetuned_accuracy"]
     print(f"BERT fine-tuned the same way without exits: accuracy {100 * vanilla:.2f} ({machine})")

@@ -73,6 +73,9 @@ def test_seq2seq_record_card_and_table10_check(seq2seq_folder):
     assert 0.0 <= test["agreement_with_full_depth"]["same_output_fraction"] <= 1.0
     assert json.loads((seq2seq_folder / "config.json").read_text())["use_cache"] is True
     assert test["table10_check"]["measured_over_table10"] == pytest.approx(1.0, rel=1e-6)
+    # at equal output length only the encoder differs, and its exits save compute
+    assert test["equal_length_generate_flops_speedup"] > 1.0
+    assert test["equal_length_generate_wallclock_speedup"] > 0
     assert set(test["rouge"]) >= {"rouge1", "rouge2", "rougeL"} and "vanilla_finetuned_rouge" in test
     assert record["warm_start"]["fresh"] > 0  # --cross-attention-init fresh: bert2bert's random cross-attention
     assert record["training"]["cross_attention_init"] == "fresh"

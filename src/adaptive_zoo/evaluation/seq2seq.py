@@ -199,6 +199,11 @@ def evaluate_seq2seq(
     }
     report["encoder_flops_speedup"] = report["vanilla_encoder_flops"] / report["encoder_flops"]
     report["generate_flops_speedup"] = report["vanilla_generate_flops"] / report["generate_flops"]
+    # The same weights without exits may write longer or shorter outputs, which moves generate's cost by itself.
+    # Forcing exactly max_new_tokens for both isolates what the encoder exits save end to end.
+    equal_length = dict(generate_kwargs, min_new_tokens=max_new_tokens)
+    report["equal_length_generate_flops_speedup"] = (generate_flops(vanilla, batches, **equal_length)
+                                                     / generate_flops(model, batches, **equal_length))
     if measure_wallclock:
         timing = compare_wallclock(
             {"vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),
@@ -206,6 +211,12 @@ def evaluate_seq2seq(
             repeats=repeats, baseline="vanilla",
         )
         report["generate_wallclock_speedup"] = timing.speedup["adaptive"]
+        equal_timing = compare_wallclock(
+            {"vanilla": lambda: generate_all(vanilla, batches, **equal_length),
+             "adaptive": lambda: generate_all(model, batches, **equal_length)},
+            repeats=repeats, baseline="vanilla",
+        )
+        report["equal_length_generate_wallclock_speedup"] = equal_timing.speedup["adaptive"]
         report["wallclock_repeats"] = repeats
     return report
 

@@ -86,16 +86,32 @@ def targets_met(p: dict) -> str:
     return "yes" if not misses else "no: " + ", ".join(misses)
 
 
+def load_run(folder: Path):
+    """A finished run's results record, its model (eval mode) and its tokenizer."""
+    record = json.loads((folder / RESULTS_FILE).read_text())
+    return record, AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def generation_settings(training: dict) -> dict:
+    """How the run generated in its own evaluation (source length, new tokens, beams)."""
+    return dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
+                num_beams=training["num_beams"])
+
+
+def best_within_budget(recorded: dict[tuple, tuple[float, float]], num_exits: int, fraction: float) -> list[float]:
+    """The best of already scored threshold settings (thresholds -> (score, average exit)) whose average exit is at
+    most `fraction` of the N blocks: a search's trials re-read under another budget, nothing re-evaluated."""
+    return tune_confidence_thresholds(lambda t: recorded[tuple(t)], num_exits, budget=fraction * num_exits,
+                                      num_trials=0, candidates=list(recorded)).best_thresholds
+
+
 def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_samples: int | None, seed: int,
                   eval_batch_size: int, repeats: int) -> list[dict]:
     """The confidence model at further compute budgets: the validation search the recipe recorded is reused (same
     data, same trials; only the budget differs), and each budget's best setting is measured on test."""
-    record = json.loads((folder / RESULTS_FILE).read_text())
+    record, model, tokenizer = load_run(folder)
     search, test_results, training = record["threshold_search"], record["test"], record["training"]
     epochs = training["num_train_epochs"]
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    num_exits = model.config.num_exits
     recorded = {tuple(trial["thresholds"]): (trial["score"], trial["average_exit"]) for trial in search["trials"]}
     test = select_first(load_task_data(dataset, seed=seed).dataset["test"], max_eval_samples)
     points = []
@@ -103,12 +119,9 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
         if fraction == search["budget_fraction"]:
             points.append(point("confidence", f"AE <= {fraction:.0%} N", test_results, epochs))
             continue
-        chosen = tune_confidence_thresholds(lambda t: recorded[tuple(t)], num_exits, budget=fraction * num_exits,
-                                            num_trials=0, candidates=list(recorded))
-        model.config.confidence_thresholds = chosen.best_thresholds
+        model.config.confidence_thresholds = best_within_budget(recorded, model.config.num_exits, fraction)
         results = evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
-                               max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
-                               num_beams=training["num_beams"], repeats=repeats)
+                               repeats=repeats, **generation_settings(training))
         points.append(point("confidence", f"AE <= {fraction:.0%} N", results, epochs))
     return points
 
@@ -118,17 +131,14 @@ def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_ev
     """More operating points of one trained decoder, without retraining (the aligned regime trains every exit):
     every fixed exit n = 1 .. N (the paper's fixed-depth baselines), and confidence thresholds tuned on validation
     by one random search, each budget keeping its best setting. Each point is measured on test like the others."""
-    record = json.loads((folder / RESULTS_FILE).read_text())
+    record, model, tokenizer = load_run(folder)
     training = record["training"]
     epochs = training["num_train_epochs"]
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
     num_exits = model.config.num_exits
     data = load_task_data(dataset, seed=seed).dataset
     test = select_first(data["test"], max_eval_samples)
     validation = select_first(data["validation"], threshold_samples)
-    generation = dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
-                      num_beams=training["num_beams"])
+    generation = generation_settings(training)
     model.config.exit_prediction = "confidence"  # thresholds decide; the run's own exit predictor is not used
 
     def measured(thresholds: list[float]) -> dict:
@@ -143,10 +153,8 @@ def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_ev
                                           batch_size=eval_batch_size, **generation)
     recorded = {tuple(trial.thresholds): (trial.score, trial.average_exit) for trial in search.trials}
     for fraction in budgets:
-        chosen = tune_confidence_thresholds(lambda t: recorded[tuple(t)], num_exits, budget=fraction * num_exits,
-                                            num_trials=0, candidates=list(recorded))
-        points.append(point("confidence (same weights)", f"AE <= {fraction:.0%} N", measured(chosen.best_thresholds),
-                            epochs))
+        points.append(point("confidence (same weights)", f"AE <= {fraction:.0%} N",
+                            measured(best_within_budget(recorded, num_exits, fraction)), epochs))
     return points
 
 

@@ -136,6 +136,7 @@ def test_hash_build_then_train_from_the_file(tmp_path, tiny_bert_dir, tiny_csv, 
         (["--num-buckets", "9"], "num_buckets"),
         (["--hash-table", "no/such/table.safetensors"], "no/such/table.safetensors"),
         (["--gamma", "0.1"], "--gamma"),
+        (["--cross-attention-init", "fresh"], "classification dataset"),
     ],
 )
 def test_bad_hashee_arguments_are_clear_errors(extra, message, tmp_path, tiny_bert_dir, tiny_csv, capsys):

@@ -330,6 +330,9 @@ def train_hashee_recipe(
     set_seed(args.seed)
     task = task_data(dataset, seed=args.seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
                      text_column=text_column, label_column=label_column)
+    if task.task == "classification" and args.cross_attention_init is not None:
+        raise ValueError("--cross-attention-init sets up the warm-started BART of a summarization dataset; "
+                         f"{dataset!r} is a classification dataset (HashEE-BERT has no cross-attention).")
     base_path = resolve_base_model(base_model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     base_config = AutoConfig.from_pretrained(base_path)
@@ -366,8 +369,9 @@ def train_hashee_recipe(
         tokenizer = AutoTokenizer.from_pretrained(base_path, model_input_names=["input_ids", "attention_mask"])
         tokenizer.model_max_length = args.max_length
         warm_dir = trainer_work_dir(output_dir) / "warm_start"
-        bart, warm_start = bart_from_bert(base_path, cross_attention_init=args.cross_attention_init,
-                                          return_report=True)
+        warm_start_options = ({} if args.cross_attention_init is None
+                              else {"cross_attention_init": args.cross_attention_init})
+        bart, warm_start = bart_from_bert(base_path, return_report=True, **warm_start_options)
         bart.save_pretrained(warm_dir)
         tokenizer.save_pretrained(warm_dir)
         record["warm_start"] = warm_start.parameter_counts(bart)

@@ -52,9 +52,10 @@ class HashEETrainingArguments:
     max_target_length: int = 32
     num_beams: int = 1
     """Beams for generation at evaluation time."""
-    cross_attention_init: str = "self_attention"
-    """Summarization: how the warm-started BART's cross-attention starts (`bart_from_bert`): "self_attention"
-    (a copy of the same BERT layer's self-attention) or "fresh" (random, as bert2bert)."""
+    cross_attention_init: str | None = None
+    """Summarization only: how the warm-started BART's cross-attention starts (`bart_from_bert`): "self_attention"
+    (a copy of the same BERT layer's self-attention) or "fresh" (random, as bert2bert); None: `bart_from_bert`'s
+    default ("self_attention")."""
     seed: int = 42
     trainer_overrides: dict = field(default_factory=dict)
 

@@ -141,7 +141,8 @@ class AdapLeRContributionPredictor(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """S̃: (B, T, H), (B, T) bool -> (B, T) float32, summing to 1 over each row's present tokens."""
-        return self.log_scores(hidden_states, present).exp()
+        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
+        return torch.softmax(logits.float().masked_fill(~present, float("-inf")), dim=-1)  # (B, T)
 
 
 class AdapLeRPreTrainedModel(BertPreTrainedModel):
@@ -335,11 +336,12 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         kept_masks = [] if output_kept_masks else None
         # Original position of the token in each slot of each row; slots past a row's count are stale.
         positions = torch.arange(sequence_length, device=device).expand(batch_size, -1)  # (B, T)
-        layer_mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)
+        layer_mask = self._padding_mask(hidden_states, present)
+        eta = self.eta.detach().float()  # (L,)
 
         for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
             scores = predictor(hidden_states, present)  # (B, T) S̃, zeros where absent
-            delta = self.eta[layer_index].float() / present.sum(dim=-1)  # (B,) δ = η / n, per row
+            delta = eta[layer_index] / present.sum(dim=-1)  # (B,) δ = η / n, per row
             keep = (scores >= delta[:, None]) & present  # (B, T)
             keep[:, 0] = True  # [CLS] stays
             if not torch.equal(keep, present):
@@ -352,9 +354,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                 )  # (B, T', H)
                 positions = positions.gather(1, order)  # (B, T')
                 present = torch.arange(new_length, device=device) < counts[:, None]  # (B, T')
-                layer_mask = create_bidirectional_mask(
-                    config=self.config, inputs_embeds=hidden_states, attention_mask=present
-                )
+                layer_mask = self._padding_mask(hidden_states, present)
             kept_tokens[:, layer_index] = present.sum(dim=-1)
             if kept_masks is not None:
                 kept_masks.append(
@@ -364,6 +364,13 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                 )  # (B, T_original)
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T', H)
         return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
+
+    def _padding_mask(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor | None:
+        """The attention mask of the packed batch, or None when no row has padding (always the case at batch size 1,
+        where building it would cost more per layer than the last layers' matmuls on a few tokens)."""
+        if bool(present.all()):
+            return None
+        return create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)
 
     def _forward_soft(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
         """Soft removal (eq. 4): every token stays; an additive mask M accumulates before each layer."""

@@ -119,7 +119,7 @@ def main() -> None:
     for name in ("vanilla", "adaptive", "vanilla layers only", "adaptive layers only"):
         print(f"| {name} | {ms[name]:.2f} | {ms['vanilla'] / ms[name]:.2f}x |")
     print(f"\ntoken-layers: {figures['token_layer_ratio']:.2f}x fewer; the layers alone on the kept tokens: "
-          f"{figures["layers_only_speedup"]:.2f}x; end to end: {figures['latency_speedup']:.2f}x")
+          f"{figures['layers_only_speedup']:.2f}x; end to end: {figures['latency_speedup']:.2f}x")
     figures["adaptive_overhead_share"] = figures["adaptive_overhead_ms"] / ms["adaptive"]
     figures["speedup_without_overhead"] = ms["vanilla"] / (ms["adaptive"] - figures["adaptive_overhead_ms"])
     print(f"embeddings, pooler and classifier (both models): {figures['shared_outside_layers_ms']:.2f} ms per article")

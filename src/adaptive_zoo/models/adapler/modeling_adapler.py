@@ -133,16 +133,19 @@ class AdapLeRContributionPredictor(nn.Module):
         self.activation = nn.GELU()
         self.output = nn.Linear(config.contribution_predictor_hidden_size, 1)
 
+    def masked_logits(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """The MLP's score per token: hidden_states (B, T, H), present (B, T) bool -> (B, T) float32, -inf where
+        not present (so a softmax over the row covers only its present tokens)."""
+        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
+        return logits.float().masked_fill(~present, float("-inf"))  # (B, T)
+
     def log_scores(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """log S̃: hidden_states (B, T, H), present (B, T) bool -> (B, T) float32, -inf where not present."""
-        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
-        logits = logits.float().masked_fill(~present, float("-inf"))  # (B, T)
-        return torch.log_softmax(logits, dim=-1)  # (B, T)
+        return torch.log_softmax(self.masked_logits(hidden_states, present), dim=-1)  # (B, T)
 
     def forward(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """S̃: (B, T, H), (B, T) bool -> (B, T) float32, summing to 1 over each row's present tokens."""
-        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
-        return torch.softmax(logits.float().masked_fill(~present, float("-inf")), dim=-1)  # (B, T)
+        return torch.softmax(self.masked_logits(hidden_states, present), dim=-1)  # (B, T)
 
 
 class AdapLeRPreTrainedModel(BertPreTrainedModel):

@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--wallclock", action="store_true", help="Also time throughput (slower).")
     parser.add_argument("--adaptive-epochs", type=float, default=None, help="Phase-3 epochs (default: the run's).")
+    parser.add_argument("--contribution-predictor-learning-rate", type=float, default=None,
+                        help="Phase-3 learning rate of the contribution predictors (default: the run's).")
     parser.add_argument("--max-train-samples", type=int, default=None,
                         help="Phase 3 on the first N training examples of the run (default: all).")
     args = parser.parse_args()
@@ -82,6 +84,8 @@ def main() -> None:
         train_with_saliency = train_with_saliency.select(range(min(args.max_train_samples, len(train_with_saliency))))
     if args.adaptive_epochs is not None:
         training["adaptive_epochs"] = args.adaptive_epochs
+    if args.contribution_predictor_learning_rate is not None:
+        training["contribution_predictor_learning_rate"] = args.contribution_predictor_learning_rate
     output_dir = Path(args.output_dir or f"{run_dir}-phi-sweep")
 
     tokenizer = AutoTokenizer.from_pretrained(run_dir)

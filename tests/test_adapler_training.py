@@ -121,6 +121,39 @@ def test_best_checkpoints_picks_the_top_three_on_validation(tmp_path):
         best_checkpoints(state, tmp_path)
 
 
+@pytest.mark.parametrize("predictor_learning_rate", [None, 1e-3])
+def test_adapler_trainer_gives_contribution_predictors_their_own_learning_rate(tokenizer, tmp_path,
+                                                                              predictor_learning_rate):
+    from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+    from adaptive_zoo.training.adapler import AdapLeRTrainer
+    from adaptive_zoo.training.common import training_arguments
+
+    model = AdapLeRBertForSequenceClassification(AdapLeRConfig(**tiny_bert_config(), num_labels=3))
+    trainer = AdapLeRTrainer(
+        model=model,
+        args=training_arguments(tmp_path, eval_strategy="no", save_strategy="no", learning_rate=3e-5,
+                                weight_decay=0.1),
+        train_dataset=encoded_train(tokenizer),
+        adaptive_learning_rate=0.5,
+        contribution_predictor_learning_rate=predictor_learning_rate,
+    )
+    optimizer = trainer.create_optimizer()
+    learning_rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert len(learning_rate_of) == len(trainable), "every trainable parameter is in exactly one group"
+    predictor_expected = 3e-5 if predictor_learning_rate is None else predictor_learning_rate
+    for name, parameter in model.named_parameters():
+        if name.startswith("contribution_predictors."):
+            assert learning_rate_of[id(parameter)] == predictor_expected, name
+        elif name in ("eta", "theta"):
+            assert learning_rate_of[id(parameter)] == 0.5 and decay_of[id(parameter)] == 0.0
+        else:
+            assert learning_rate_of[id(parameter)] == 3e-5, name
+    assert decay_of[id(model.contribution_predictors[0].dense.weight)] == 0.1
+    assert decay_of[id(model.contribution_predictors[0].dense.bias)] == 0.0
+
+
 def test_adapler_trainer_gives_eta_theta_their_own_group_and_runs_the_schedule(tokenizer, tmp_path):
     from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
     from adaptive_zoo.training.adapler import AdapLeRTrainer

@@ -189,10 +189,16 @@ class ClampAdaptiveParametersCallback(TrainerCallback):
 
 class AdapLeRTrainer(Trainer):
     """Phase 3 on the stock Trainer: eta and theta get their own parameter group (own learning rate, no weight
-    decay): the speed-up tuning objective of eq. 8, kept apart from the weights' objective (eq. 5)."""
+    decay): the speed-up tuning objective of eq. 8, kept apart from the weights' objective (eq. 5).
 
-    def __init__(self, *args, adaptive_learning_rate: float = 1e-2, **kwargs):
+    The contribution predictors start from random weights while the backbone is already fine-tuned, so they may
+    get their own learning rate too (`contribution_predictor_learning_rate`; None: the backbone's).
+    """
+
+    def __init__(self, *args, adaptive_learning_rate: float = 1e-2,
+                 contribution_predictor_learning_rate: float | None = None, **kwargs):
         self.adaptive_learning_rate = adaptive_learning_rate
+        self.contribution_predictor_learning_rate = contribution_predictor_learning_rate
         callbacks = list(kwargs.pop("callbacks", None) or [])
         callbacks += [SoftRemovalScheduleCallback(), ClampAdaptiveParametersCallback()]
         super().__init__(*args, callbacks=callbacks, **kwargs)
@@ -201,16 +207,21 @@ class AdapLeRTrainer(Trainer):
         if self.optimizer is None:
             model = model or self.model
             adaptive = {id(p) for p in model.adaptive_parameters()}
+            predictor_lr = self.contribution_predictor_learning_rate
+            predictors = set() if predictor_lr is None else {id(p) for p in model.contribution_predictors.parameters()}
             decay_names = set(self.get_decay_parameter_names(model))
-            groups = [
-                {"params": [p for n, p in model.named_parameters()
-                            if p.requires_grad and id(p) not in adaptive and n in decay_names],
-                 "weight_decay": self.args.weight_decay},
-                {"params": [p for n, p in model.named_parameters()
-                            if p.requires_grad and id(p) not in adaptive and n not in decay_names],
-                 "weight_decay": 0.0},
-                {"params": list(model.adaptive_parameters()), "weight_decay": 0.0, "lr": self.adaptive_learning_rate},
-            ]
+            trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in adaptive]
+            groups = []
+            for members, learning_rate in ((lambda p: id(p) not in predictors, self.args.learning_rate),
+                                           (lambda p: id(p) in predictors, predictor_lr)):
+                for decays in (True, False):
+                    params = [p for n, p in trainable if members(p) and (n in decay_names) == decays]
+                    if params:
+                        groups.append({"params": params, "lr": learning_rate,
+                                       "weight_decay": self.args.weight_decay if decays else 0.0})
+            groups.append(
+                {"params": list(model.adaptive_parameters()), "weight_decay": 0.0, "lr": self.adaptive_learning_rate}
+            )
             optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             optimizer_kwargs.pop("lr", None)
             self.optimizer = optimizer_class(groups, lr=self.args.learning_rate, **optimizer_kwargs)
@@ -234,6 +245,10 @@ class AdapLeRTrainingArguments:
     """Phase 3 learning rate of the weights (the paper uses 3e-5 for the length-reduction training)."""
     eta_theta_learning_rate: float = 1e-2
     """Phase 3 learning rate of eta and theta, in their own parameter group (not given in the paper)."""
+    contribution_predictor_learning_rate: float | None = None
+    """Phase 3 learning rate of the contribution predictors (None: `adaptive_learning_rate`, as in the paper's
+    code). The predictors start from random weights; at 3e-5 they need the many thousand steps of the paper's
+    datasets to move from their near-uniform start, which a few hundred steps on a small dataset do not give."""
     batch_size: int = 16
     max_length: int = 128
     gamma: float = 5e-3
@@ -314,6 +329,7 @@ def train_length_reduction(model, tokenizer, train_with_saliency: Dataset, valid
         train_dataset=train_with_saliency, eval_dataset=validation,
         data_collator=SaliencyCollator(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
         adaptive_learning_rate=args.eta_theta_learning_rate,
+        contribution_predictor_learning_rate=args.contribution_predictor_learning_rate,
     )
     trainer.train()
     return trainer, output

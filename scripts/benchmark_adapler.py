@@ -41,7 +41,8 @@ def finetuned_accuracy(model_dir: Path, record: dict, tokenizer, split, *, batch
     if "finetuned_accuracy" in test:
         return test["finetuned_accuracy"], test["finetuned_checkpoint"]
     name = record["saliency_checkpoints"][0]
-    checkpoint = trainer_work_dir(model_dir) / "phase1" / name
+    phases_folder = Path(record["phases_1_2_from"]) if "phases_1_2_from" in record else trainer_work_dir(model_dir)
+    checkpoint = phases_folder / "phase1" / name
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
     return accuracy_of(model, tokenizer, split["text"], split["label"], batch_size=batch_size,
                        max_length=max_length), name

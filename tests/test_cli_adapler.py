@@ -36,6 +36,44 @@ def test_three_phases_write_a_hub_folder_with_their_records(adapler_folder):
     assert 0.0 <= record["test"]["finetuned_accuracy"] <= 1.0
     kept = record["test"]["mean_kept_tokens_per_layer"]
     assert len(kept) == 4 and all(a >= b for a, b in zip(kept, kept[1:]))
+    # Every phase-3 checkpoint is measured at every eta scale, and the saved eta is the learned one scaled.
+    scales = record["training"]["eta_scales"]
+    assert len(record["phase3_selection"]) == 2 * len(scales)
+    assert {entry["eta_scale"] for entry in record["phase3_selection"]} == set(scales)
+    chosen = next(entry for entry in record["phase3_selection"] if entry["chosen"])
+    assert chosen["eta_scale"] == record["eta_scale"]
+    allowed = [e for e in record["phase3_selection"] if e["accuracy"] >= record["phase1_validation_accuracy"] - 0.01]
+    if allowed:  # the fastest point within the 1-point budget, else the most accurate
+        assert chosen["flops_speedup"] == max(e["flops_speedup"] for e in allowed)
+    else:
+        assert chosen["accuracy"] == max(e["accuracy"] for e in record["phase3_selection"])
+    config = json.loads((adapler_folder / "config.json").read_text())
+    expected = [value * record["eta_scale"] for value in record["learned_eta"]]
+    torch.testing.assert_close(torch.tensor(config["eta"]), torch.tensor(expected), rtol=0, atol=1e-6)
+
+
+def test_phase3_only_run_reuses_phases_1_and_2(adapler_folder, tmp_path, tiny_bert_dir, tiny_csv):
+    folder = tmp_path / "adapler-phase3-only"
+    assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(folder),
+                 "--base-model", str(tiny_bert_dir), *ARGS, "--phi", "0.5", "--eta-scales", "1.0", "0.5",
+                 "--reuse-phases-from", str(adapler_folder)]) == 0
+    check_hub_folder(folder, require_tokenizer=True)
+    assert set(os.listdir(folder.with_name(folder.name + "-training"))) == {"phase3"}, "phases 1-2 not rerun"
+    first = json.loads((adapler_folder / "adaptive_zoo_results.json").read_text())
+    record = json.loads((folder / "adaptive_zoo_results.json").read_text())
+    assert record["phases_1_2_from"] == str(adapler_folder.with_name(adapler_folder.name + "-training"))
+    assert record["saliency_checkpoints"] == first["saliency_checkpoints"]
+    assert record["phase1_validation_accuracy"] == first["phase1_validation_accuracy"]
+    assert {entry["eta_scale"] for entry in record["phase3_selection"]} == {1.0, 0.5}
+
+
+def test_phase3_only_run_refuses_saliencies_of_other_data(adapler_folder, tmp_path, tiny_bert_dir, tiny_csv,
+                                                          capsys):
+    assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(tmp_path / "x"),
+                 "--base-model", str(tiny_bert_dir), *ARGS, "--max-train-samples", "5",  # other training data
+                 "--reuse-phases-from", str(adapler_folder)]) == 2
+    assert "does not match the training data" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x-training").exists()
 
 
 def test_saved_config_carries_the_trained_eta_and_theta(adapler_folder):
@@ -57,7 +95,8 @@ def test_evaluate_reports_kept_tokens(adapler_folder, tiny_csv, tmp_path):
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--preset", "no_such_preset"], "sst2"), (["--off-ramp-epochs", "2"], "--off-ramp-epochs")],
+    [(["--preset", "no_such_preset"], "sst2"), (["--off-ramp-epochs", "2"], "--off-ramp-epochs"),
+     (["--eta-scales", "1.0", "1.5"], "eta_scales"), (["--reuse-phases-from", "no/such/run"], "No finished run")],
 )
 def test_bad_adapler_arguments_are_clear_errors(extra, message, tmp_path, tiny_bert_dir, tiny_csv, capsys):
     assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(tmp_path / "x"),

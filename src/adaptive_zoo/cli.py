@@ -64,6 +64,12 @@ def _add_train_parser(subparsers) -> None:
     adapler.add_argument("--eta-theta-learning-rate", type=float, default=None)
     adapler.add_argument("--contribution-predictor-learning-rate", type=float, default=None,
                          help="Phase-3 learning rate of the contribution predictors (default: the weights' rate).")
+    adapler.add_argument("--eta-scales", type=float, nargs="+", default=None,
+                         help="Factors in (0, 1] the learned eta may be scaled by when the operating point is chosen "
+                         "on validation (default 1.0 0.95 ... 0.7; 1.0 alone keeps the paper's learned eta).")
+    adapler.add_argument("--reuse-phases-from", default=None,
+                         help="Output folder of an earlier run on the same data: reuse its phase-1 checkpoints and "
+                         "saliencies and run phase 3 only.")
     adapler.add_argument("--gamma", type=float, default=None, help="Weight of the CP loss (eq. 5).")
     adapler.add_argument("--phi", type=float, default=None, help="Weight of the length loss (eq. 8).")
     adapler.add_argument("--lambda-init", type=float, default=None)
@@ -175,8 +181,8 @@ METHOD_FLAGS = {
     "deebert": ("num_train_epochs", "off_ramp_epochs", "off_ramp_pooling", "off_ramp_learning_rate", "learning_rate",
                 "max_length", "batch_size", "seed"),
     "adapler": ("preset", "num_train_epochs", "learning_rate", "adaptive_epochs", "adaptive_learning_rate",
-                "eta_theta_learning_rate", "contribution_predictor_learning_rate", "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size",
-                "seed"),
+                "eta_theta_learning_rate", "contribution_predictor_learning_rate", "eta_scales", "reuse_phases_from",
+                "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size", "seed"),
     "hashee": ("hash_function", "num_buckets", "hash_table", "num_train_epochs", "learning_rate", "max_length",
                "max_target_length", "num_beams", "cross_attention_init", "batch_size", "seed", "train_vanilla"),
     "dat": ("exit_prediction", "oracle", "oracle_sigma", "oracle_depth_penalty", "exit_loss_weight", "training_regime",

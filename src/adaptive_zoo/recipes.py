@@ -211,21 +211,30 @@ def train_adapler_recipe(
     accuracy_budget: float = 1.0,
     eval_batch_size: int = 32,
     wallclock_repeats: int = 5,
+    reuse_phases_from: str | None = None,
     **training_overrides,
 ) -> dict[str, Any] | None:
     """AdapLeR's three phases behind one call: fine-tune (every epoch kept), saliency from the three best
-    checkpoints, adaptive length-reduction training, then the phase-3 checkpoint with the best measured speed-up
-    within `accuracy_budget` points of phase 1 is measured on test and written as the Hub folder."""
+    checkpoints, adaptive length-reduction training, then the operating point (phase-3 checkpoint and η scale)
+    with the best measured speed-up within `accuracy_budget` points of phase 1 is measured on test and written as
+    the Hub folder.
+
+    `reuse_phases_from`: the output folder of an earlier run on the same data; its phase-1 checkpoints and stored
+    saliencies are used and only phase 3 runs (phases 1-2 do not depend on phase 3's settings). A saliency file
+    that does not match this run's training data is an error."""
     from .training.adapler import (
         ADAPLER_PRESETS,
         AdapLeRTrainingArguments,
         best_checkpoints,
         build_adapler,
-        choose_checkpoint,
+        choose_operating_point,
         epoch_checkpoints,
         extract_saliency,
         finetune_backbone,
+        finished_run_state,
+        load_saliency,
         save_saliency,
+        scale_eta_,
         train_length_reduction,
     )
     from .training.common import tokenize_classification, trainer_work_dir
@@ -243,11 +252,19 @@ def train_adapler_recipe(
     tokenizer.model_max_length = args.max_length
     encoded = tokenize_classification(task.dataset, tokenizer, args.max_length)
 
-    phase1, phase1_dir = finetune_backbone(base_path, task.label_names, tokenizer, encoded, args)
-    checkpoints = best_checkpoints(phase1.state, phase1_dir, k=args.saliency_checkpoints)
-    phase1_accuracy = max(e["eval_accuracy"] for e in phase1.state.log_history if "eval_accuracy" in e)
-    saliency = extract_saliency(checkpoints, encoded["train"], tokenizer)
-    train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(output_dir) / "saliency")
+    if reuse_phases_from is None:
+        phase1, phase1_dir = finetune_backbone(base_path, task.label_names, tokenizer, encoded, args)
+        phase1_state = phase1.state
+    else:
+        phase1_dir = trainer_work_dir(reuse_phases_from) / "phase1"
+        phase1_state = finished_run_state(phase1_dir)
+    checkpoints = best_checkpoints(phase1_state, phase1_dir, k=args.saliency_checkpoints)
+    phase1_accuracy = max(e["eval_accuracy"] for e in phase1_state.log_history if "eval_accuracy" in e)
+    if reuse_phases_from is None:
+        saliency = extract_saliency(checkpoints, encoded["train"], tokenizer)
+        train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(output_dir) / "saliency")
+    else:
+        train_with_saliency = load_saliency(trainer_work_dir(reuse_phases_from) / "saliency", encoded["train"])
 
     init = str(checkpoints[0]) if args.phase3_init == "finetuned" else base_path
     model = build_adapler(init, task.label_names, gamma=args.gamma, phi=args.phi, lambda_init=args.lambda_init,
@@ -255,12 +272,14 @@ def train_adapler_recipe(
     phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
     if not phase3.is_world_process_zero():
         return None
-    chosen, selection = choose_checkpoint(
+    chosen, eta_scale, selection = choose_operating_point(
         epoch_checkpoints(phase3.state, phase3_dir), tokenizer, task.dataset["validation"],
         reference_accuracy=phase1_accuracy, accuracy_budget=accuracy_budget, max_length=args.max_length,
-        batch_size=eval_batch_size,
+        eta_scales=args.eta_scales, batch_size=eval_batch_size,
     )
     model = AutoModelForSequenceClassification.from_pretrained(chosen).eval()
+    learned_eta = [float(v) for v in model.eta.detach().tolist()]
+    scale_eta_(model, eta_scale)
     model.sync_config_from_parameters()
     test = task.dataset["test"]
     results = evaluate_classifier(model, tokenizer, test["text"], test["label"], batch_size=eval_batch_size,
@@ -276,6 +295,7 @@ def train_adapler_recipe(
         base_model=base_model, results=results, tags=["token-pruning"],
         record={"preset": preset, "phase1_validation_accuracy": phase1_accuracy,
                 "saliency_checkpoints": [c.name for c in checkpoints], "phase3_selection": selection,
+                "phases_1_2_from": str(phase1_dir.parent), "learned_eta": learned_eta, "eta_scale": eta_scale,
                 "training": {**vars(args), "world_size": phase3.args.world_size}},
         training=vars(args),
         eta_text=", ".join(f"{value:.3f}" for value in model.config.eta),
@@ -283,6 +303,7 @@ def train_adapler_recipe(
         kept_text=" → ".join(f"{value:.1f}" for value in results["mean_kept_tokens_per_layer"]),
         beta=model.config.beta,
         accuracy_budget=accuracy_budget,
+        eta_scale=eta_scale,
     )
     return results
 

@@ -51,6 +51,14 @@ def best_checkpoints(state: TrainerState, output_dir: str | os.PathLike, k: int 
     return checkpoints
 
 
+def finished_run_state(output_dir: str | os.PathLike) -> TrainerState:
+    """The trainer state of a finished run in `output_dir`, read from its last checkpoint."""
+    checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
+    if not checkpoints or not (checkpoints[-1] / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"No finished run with checkpoints in {output_dir}.")
+    return TrainerState.load_from_json(str(checkpoints[-1] / "trainer_state.json"))
+
+
 # -- phase 2 -------------------------------------------------------------------------------------------------
 
 
@@ -256,10 +264,19 @@ class AdapLeRTrainingArguments:
     lambda_init: float = 10.0
     lambda_growth: float = 10.0
     saliency_checkpoints: int = 3
+    eta_scales: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
+    """Factors in (0, 1] the learned η may be scaled by when the operating point is chosen on validation
+    (`choose_operating_point`); (1.0,) keeps the paper's learned η."""
     phase3_init: str = "finetuned"
     """Phase 3 starts from the best phase-1 checkpoint ("finetuned") or from the base model ("pretrained")."""
     seed: int = 42
     trainer_overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Checked before hours of training, not after.
+        self.eta_scales = tuple(float(scale) for scale in self.eta_scales)
+        if not self.eta_scales or any(not 0.0 < scale <= 1.0 for scale in self.eta_scales):
+            raise ValueError(f"`eta_scales` must be one or more factors in (0, 1], got {self.eta_scales}.")
 
 
 def _preset(epochs, lr, max_length, batch_size, gamma, phi, lambda_init, lambda_growth, adaptive_epochs=None):
@@ -341,7 +358,16 @@ def epoch_checkpoints(state: TrainerState, output_dir: str | os.PathLike) -> lis
     return [Path(output_dir) / f"checkpoint-{step}" for step in steps if (Path(output_dir) / f"checkpoint-{step}").is_dir()]
 
 
-def choose_checkpoint(
+def scale_eta_(model, scale: float) -> None:
+    """Multiply every layer's η by `scale` in (0, 1] in place: a lower removal threshold δ = η / n, so fewer
+    tokens removed. η stays in (0, 1]."""
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"An eta scale must be in (0, 1], got {scale}.")
+    with torch.no_grad():
+        model.eta.mul_(scale)
+
+
+def choose_operating_point(
     checkpoints: Sequence[Path],
     tokenizer: PreTrainedTokenizerBase,
     validation: Dataset,
@@ -349,31 +375,49 @@ def choose_checkpoint(
     reference_accuracy: float,
     accuracy_budget: float,
     max_length: int,
+    eta_scales: Sequence[float] = (1.0,),
     batch_size: int = 32,
-) -> tuple[Path, list[dict]]:
-    """The phase-3 checkpoint with the largest executed-FLOPs speed-up (with real token removal) whose validation
-    accuracy is within `accuracy_budget` points of `reference_accuracy` (phase 1's best); the most accurate one
-    if none is. Returns it and every checkpoint's measurement."""
+) -> tuple[Path, float, list[dict]]:
+    """The phase-3 checkpoint, and the factor its learned η is scaled by, with the largest executed-FLOPs speed-up
+    (with real token removal) whose validation accuracy is within `accuracy_budget` points of
+    `reference_accuracy` (phase 1's best); the most accurate point if none is.
+
+    The paper keeps the learned η (`eta_scales=(1.0,)`). Scaling it down trades speed for accuracy without
+    retraining: with a well-fitted contribution predictor, η = 1 at every layer can remove more than the budget
+    allows, and φ only moves η through training. Returns the checkpoint, the scale and every point measured.
+    """
     from ..evaluation.classification import encode_examples, predict_with_flops, vanilla_counterpart
     from ..evaluation.measure import pad_batch
     from ..models.adapler import AdapLeRBertForSequenceClassification
 
+    if not eta_scales:
+        raise ValueError("`eta_scales` needs at least one scale (1.0 keeps the learned eta).")
+    for scale in eta_scales:
+        if not 0.0 < scale <= 1.0:
+            raise ValueError(f"An eta scale must be in (0, 1], got {scale}.")
     features = encode_examples(tokenizer, validation["text"], max_length)
     batches = [pad_batch(features[i : i + batch_size], tokenizer.pad_token_id or 0)
                for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(validation["label"])
-    measured, vanilla_flops = [], None
+    measured, points, vanilla_flops = [], [], None
     for checkpoint in checkpoints:
         model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
         if vanilla_flops is None:
             vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
-        result = predict_with_flops(model, batches)
-        measured.append({
-            "checkpoint": checkpoint.name,
-            "accuracy": float((result.labels == gold).float().mean()),
-            "flops_speedup": vanilla_flops / result.flops,
-            "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
-        })
+        learned_eta = model.eta.detach().clone()
+        for scale in eta_scales:
+            with torch.no_grad():
+                model.eta.copy_(learned_eta)
+            scale_eta_(model, scale)
+            result = predict_with_flops(model, batches)
+            points.append((checkpoint, scale))
+            measured.append({
+                "checkpoint": checkpoint.name,
+                "eta_scale": scale,
+                "accuracy": float((result.labels == gold).float().mean()),
+                "flops_speedup": vanilla_flops / result.flops,
+                "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
+            })
     floor = reference_accuracy - accuracy_budget / 100.0
     allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
     if allowed:
@@ -382,4 +426,4 @@ def choose_checkpoint(
         best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
     for index, entry in enumerate(measured):
         entry["chosen"] = index == best
-    return checkpoints[best], measured
+    return points[best][0], points[best][1], measured

@@ -97,14 +97,19 @@ def main() -> None:
     finetuned = accuracy_of(AutoModelForSequenceClassification.from_pretrained(phase1_best), tokenizer,
                             split["text"], split["label"], batch_size=args.batch_size, max_length=max_length)
 
-    # A sweep adds to the points already measured in its output folder (same run), so it can be extended.
+    # A sweep adds to the points already measured in its output folder (same run), so it can be extended; points
+    # are told apart by phi and the contribution predictors' learning rate (one line each in the plot).
     previous = output_dir / "phi_sweep.json"
     points = json.loads(previous.read_text())["points"] if previous.exists() else []
-    measured = {point["phi"] for point in points}
+    predictor_lr = training.get("contribution_predictor_learning_rate") or training["adaptive_learning_rate"]
+    for point in points:
+        point.setdefault("contribution_predictor_learning_rate", training["adaptive_learning_rate"])
+    measured = {(point["phi"], point["contribution_predictor_learning_rate"]) for point in points}
     for phi in args.phi:
-        if phi in measured:
+        if (phi, predictor_lr) in measured:
             continue
-        run_args = AdapLeRTrainingArguments(**{**training, "output_dir": str(output_dir / f"phi-{phi:g}"), "phi": phi})
+        name = f"phi-{phi:g}" if args.contribution_predictor_learning_rate is None else f"phi-{phi:g}-cp-lr-{predictor_lr:g}"
+        run_args = AdapLeRTrainingArguments(**{**training, "output_dir": str(output_dir / name), "phi": phi})
         set_seed(run_args.seed)
         model = build_adapler(str(phase1_best), label_names, gamma=run_args.gamma, phi=phi,
                               lambda_init=run_args.lambda_init, lambda_growth=run_args.lambda_growth)
@@ -112,32 +117,36 @@ def main() -> None:
                                                      run_args)
         final = epoch_checkpoints(trainer.state, phase3_dir)[-1]
         trained = AutoModelForSequenceClassification.from_pretrained(final).eval()
-        point = {"phi": phi, "checkpoint": str(final),
+        point = {"phi": phi, "contribution_predictor_learning_rate": predictor_lr, "checkpoint": str(final),
                  **measure(trained, tokenizer, split, max_length=max_length, batch_size=args.batch_size,
                            wallclock=args.wallclock)}
         points.append(point)
         print(json.dumps(point), flush=True)
-    points.sort(key=lambda point: point["phi"])
+    points.sort(key=lambda point: (point["contribution_predictor_learning_rate"], point["phi"]))
 
     summary = {"run_dir": str(run_dir), "dataset": record["dataset"], "split": args.split,
                "phase3_train_samples": len(train_with_saliency),
                "finetuned_accuracy": finetuned, "training": training, "points": points}
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "phi_sweep.json").write_text(json.dumps(summary, indent=2))
-    for point in points:
-        point["accuracy_pct"] = 100 * point["accuracy"]
-    image = plot_tradeoff(points, "flops_speedup", "accuracy_pct", output_dir / "phi_sweep.png", label_key="phi",
+    plotted = [{**point, "accuracy_pct": 100 * point["accuracy"],
+                "series": f"predictor lr {point['contribution_predictor_learning_rate']:g}"} for point in points]
+    image = plot_tradeoff(plotted, "flops_speedup", "accuracy_pct", output_dir / "phi_sweep.png", label_key="phi",
+                          series_key="series",
                           title=f"AdapLeR, {record['dataset']} ({args.split}): accuracy vs speed-up over phi",
                           baseline_y=100 * finetuned, baseline_label="fine-tuned BERT (phase 1)",
                           xlabel="executed-FLOPs speed-up vs vanilla BERT", ylabel="accuracy (%)")
-    has_wallclock = args.wallclock
-    print(f"| phi | accuracy | executed-FLOPs speed-up |{' throughput speed-up (batch 32) |' if has_wallclock else ''}"
-          " tokens into the last layer |")
-    print(f"|---|---|---|{'---|' if has_wallclock else ''}---|")
+    has_wallclock = any("throughput_speedup" in point for point in points)
+    print(f"| predictor lr | phi | accuracy | executed-FLOPs speed-up |"
+          f"{' throughput speed-up (batch 32) |' if has_wallclock else ''} tokens entering layer 1 → last layer |")
+    print(f"|---|---|---|---|{'---|' if has_wallclock else ''}---|")
     for point in points:
-        wall = f" {point['throughput_speedup']:.2f}x |" if has_wallclock else ""
-        print(f"| {point['phi']:g} | {100 * point['accuracy']:.2f} | {point['flops_speedup']:.2f}x |{wall} "
-              f"{point['mean_kept_tokens_per_layer'][-1]:.1f} of {point['mean_kept_tokens_per_layer'][0]:.1f} |")
+        wall = ""
+        if has_wallclock:
+            wall = f" {point['throughput_speedup']:.2f}x |" if "throughput_speedup" in point else " not timed |"
+        kept = point["mean_kept_tokens_per_layer"]
+        print(f"| {point['contribution_predictor_learning_rate']:g} | {point['phi']:g} | {100 * point['accuracy']:.2f} "
+              f"| {point['flops_speedup']:.2f}x |{wall} {kept[0]:.0f} → {kept[-1]:.0f} |")
     print(f"fine-tuned accuracy (phase 1): {100 * finetuned:.2f}; plot: {image}")
 
 

@@ -28,9 +28,9 @@ from adaptive_zoo.training.common import trainer_work_dir
 # The settings behind BENCHMARKS.md (CPU budget: 1000 of BBC's 1672 training articles, 4000 of the tweets).
 TRAINING = {
     "bbc_news": dict(max_length=512, max_train_samples=1000, num_train_epochs=3, learning_rate=5e-5,
-                     adaptive_epochs=3, gamma=0.1, phi=0.1, batch_size=16),
+                     adaptive_epochs=2, gamma=0.1, phi=0.1, batch_size=16, contribution_predictor_learning_rate=1e-3),
     "tweet_sentiment": dict(preset="sst2", max_train_samples=4000, num_train_epochs=3, adaptive_epochs=3,
-                            learning_rate=5e-5),
+                            learning_rate=5e-5, contribution_predictor_learning_rate=3e-5),
 }
 
 

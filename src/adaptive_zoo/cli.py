@@ -63,7 +63,8 @@ def _add_train_parser(subparsers) -> None:
     adapler.add_argument("--adaptive-learning-rate", type=float, default=None, help="Phase 3 weights' learning rate.")
     adapler.add_argument("--eta-theta-learning-rate", type=float, default=None)
     adapler.add_argument("--contribution-predictor-learning-rate", type=float, default=None,
-                         help="Phase-3 learning rate of the contribution predictors (default: the weights' rate).")
+                         help="Phase-3 learning rate of the contribution predictors (default 1e-3; the paper's "
+                         "code uses the weights' rate, --adaptive-learning-rate).")
     adapler.add_argument("--eta-scales", type=float, nargs="+", default=None,
                          help="Factors in (0, 1] the learned eta may be scaled by when the operating point is chosen "
                          "on validation (default 1.0 0.95 ... 0.7; 1.0 alone keeps the paper's learned eta).")

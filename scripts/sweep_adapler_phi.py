@@ -76,6 +76,8 @@ def main() -> None:
     run_dir = Path(args.run_dir)
     record = json.loads((run_dir / "adaptive_zoo_results.json").read_text())
     training = {k: v for k, v in record["training"].items() if k in AdapLeRTrainingArguments.__dataclass_fields__}
+    # Runs recorded before the predictors had their own learning rate trained them at the weights' rate (None).
+    training.setdefault("contribution_predictor_learning_rate", None)
     work = trainer_work_dir(run_dir)
     phase1_best = work / "phase1" / record["saliency_checkpoints"][0]
     train_with_saliency = load_from_disk(str(work / "saliency"))

@@ -49,13 +49,13 @@ def main() -> None:
                     log_scores = predictor.log_scores(hidden_states, present)  # (1, T)
                     target = amplify_cls(saliency, model.theta[index].float())  # (1, T), eq. 7
                     fitted[index] += float(inclusive_kl(target, log_scores)) / len(data)
-                    uniform[index] += float(inclusive_kl(target, torch.full_like(log_scores, -math.log(length))))
+                    uniform_log_scores = torch.full_like(log_scores, -math.log(length))  # (1, T)
+                    uniform[index] += float(inclusive_kl(target, uniform_log_scores)) / len(data)
                     below[index] += float((log_scores.exp()[0, 1:] * length < 1).float().mean()) / len(data)
                     hidden_states = layer(hidden_states)  # (1, T, H)
-        uniform = [value / len(data) for value in uniform]
         print(f"| {model_dir} | KL(target ‖ CP) | " + " | ".join(f"{v:.3f}" for v in fitted) + " |")
         print("| | KL(target ‖ uniform) | " + " | ".join(f"{v:.3f}" for v in uniform) + " |")
-        print("| | share below 1/n | " + " | ".join(f"{v:.2f}" for v in below) + " |")
+        print("| | share below 1/n | " + " | ".join(f"{v:.3f}" for v in below) + " |")
 
 
 if __name__ == "__main__":

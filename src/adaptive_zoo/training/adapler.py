@@ -236,6 +236,14 @@ class AdapLeRTrainer(Trainer):
         return self.optimizer
 
 
+def check_eta_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """One or more factors in (0, 1] for the learned η (scaling it up would leave η's range); as floats."""
+    scales = tuple(float(scale) for scale in scales)
+    if not scales or any(not 0.0 < scale <= 1.0 for scale in scales):
+        raise ValueError(f"`eta_scales` must be one or more factors in (0, 1], got {scales}.")
+    return scales
+
+
 # -- presets (appendix D, Tables 3 and 4) ----------------------------------------------------------------------
 
 
@@ -275,9 +283,7 @@ class AdapLeRTrainingArguments:
 
     def __post_init__(self):
         # Checked before hours of training, not after.
-        self.eta_scales = tuple(float(scale) for scale in self.eta_scales)
-        if not self.eta_scales or any(not 0.0 < scale <= 1.0 for scale in self.eta_scales):
-            raise ValueError(f"`eta_scales` must be one or more factors in (0, 1], got {self.eta_scales}.")
+        self.eta_scales = check_eta_scales(self.eta_scales)
 
 
 def _preset(epochs, lr, max_length, batch_size, gamma, phi, lambda_init, lambda_growth, adaptive_epochs=None):
@@ -362,8 +368,7 @@ def epoch_checkpoints(state: TrainerState, output_dir: str | os.PathLike) -> lis
 def scale_eta_(model, scale: float) -> None:
     """Multiply every layer's η by `scale` in (0, 1] in place: a lower removal threshold δ = η / n, so fewer
     tokens removed. η stays in (0, 1]."""
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"An eta scale must be in (0, 1], got {scale}.")
+    check_eta_scales((scale,))
     with torch.no_grad():
         model.eta.mul_(scale)
 
@@ -391,16 +396,12 @@ def choose_operating_point(
     from ..evaluation.measure import pad_batch
     from ..models.adapler import AdapLeRBertForSequenceClassification
 
-    if not eta_scales:
-        raise ValueError("`eta_scales` needs at least one scale (1.0 keeps the learned eta).")
-    for scale in eta_scales:
-        if not 0.0 < scale <= 1.0:
-            raise ValueError(f"An eta scale must be in (0, 1], got {scale}.")
+    check_eta_scales(eta_scales)
     features = encode_examples(tokenizer, validation["text"], max_length)
     batches = [pad_batch(features[i : i + batch_size], tokenizer.pad_token_id or 0)
                for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(validation["label"])
-    measured, points, vanilla_flops = [], [], None
+    measured, vanilla_flops = [], None
     for checkpoint in checkpoints:
         model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
         if vanilla_flops is None:
@@ -411,7 +412,6 @@ def choose_operating_point(
                 model.eta.copy_(learned_eta)
             scale_eta_(model, scale)
             result = predict_with_flops(model, batches)
-            points.append((checkpoint, scale))
             measured.append({
                 "checkpoint": checkpoint.name,
                 "eta_scale": scale,
@@ -427,4 +427,5 @@ def choose_operating_point(
         best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
     for index, entry in enumerate(measured):
         entry["chosen"] = index == best
-    return points[best][0], points[best][1], measured
+    checkpoint_named = {checkpoint.name: checkpoint for checkpoint in checkpoints}
+    return checkpoint_named[measured[best]["checkpoint"]], measured[best]["eta_scale"], measured

@@ -143,6 +143,8 @@ class FixedPredictor(nn.Module):
         self.position_logits = position_logits
 
     def log_scores(self, hidden_states, present):
+        if present is None:  # the single-row path: every token present
+            present = torch.ones(hidden_states.shape[:2], dtype=torch.bool)
         logits = torch.zeros(present.shape)
         head = torch.tensor(self.position_logits)[: present.shape[1]]
         logits[:, : len(head)] = head
@@ -294,6 +296,39 @@ def test_removed_tokens_are_gone_from_the_next_layer(inputs):
     with torch.inference_mode(), full_depth(model):
         masked = model(**{**inputs, "attention_mask": kept.long()}).logits
     torch.testing.assert_close(outputs.logits, masked, rtol=1e-5, atol=1e-5)
+
+
+def test_single_row_path_removes_what_the_packed_path_removes(tiny_tokenizer_dir, monkeypatch):
+    """Batch size 1 without padding takes the boolean-index path, with one padding column the packed path: the same
+    tokens must leave at the same layers. Slot-fixed CPs drop every third token before every layer, so decisions
+    cannot hinge on float noise."""
+    model = AdapLeRModelTester().create_model(eta=[1.0] * 4)
+    model.contribution_predictors = nn.ModuleList(FixedPredictor([0.0, 0.0, -5.0] * 30) for _ in range(4))
+    single_row_calls = []
+    single_row_path = model._forward_hard_single_row
+    monkeypatch.setattr(
+        model, "_forward_hard_single_row", lambda *args, **kwargs: single_row_calls.append(1) or single_row_path(*args, **kwargs)
+    )
+    layer_input_lengths = []
+    for layer in model.bert.encoder.layer:
+        layer.register_forward_hook(lambda module, args, output: layer_input_lengths.append(output.shape[1]))
+    unpadded = dict(AutoTokenizer.from_pretrained(tiny_tokenizer_dir)(max(TEXTS, key=len), return_tensors="pt"))
+    padded = {key: torch.cat([value, torch.zeros_like(value[:, :1])], dim=1) for key, value in unpadded.items()}
+    with torch.inference_mode():
+        single_row = model(**unpadded, output_kept_masks=True)
+        assert single_row_calls == [1] and layer_input_lengths == single_row.kept_tokens[0].tolist()
+        packed = model(**padded, output_kept_masks=True)
+    assert single_row_calls == [1], "a padded row must take the packed path"
+    length = unpadded["input_ids"].shape[1]
+    expected, count = [], length
+    for _ in range(4):
+        count -= count // 3  # slots 2, 5, 8, ... go before each layer
+        expected.append(count)
+    assert single_row.kept_tokens[0].tolist() == expected and expected[-1] < expected[0] < length
+    assert torch.equal(single_row.kept_tokens, packed.kept_tokens)
+    for single_row_mask, packed_mask in zip(single_row.kept_masks, packed.kept_masks):
+        assert torch.equal(single_row_mask, packed_mask[:, :length]) and not packed_mask[:, length:].any()
+    torch.testing.assert_close(single_row.logits, packed.logits, rtol=1e-5, atol=1e-5)
 
 
 def test_cls_is_always_kept(inputs):

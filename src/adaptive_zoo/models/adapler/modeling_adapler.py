@@ -10,7 +10,8 @@ row; [CLS] (position 0) is always kept.
   packed to the left in their original order and the batch is cut to the longest row, so deeper layers run on
   (B, T', H) with T' <= T: real savings at any batch size. Everything is per row (softmax, n, δ over the row's
   present tokens only), so a row's result does not depend on what it is batched with. Unlike the paper's
-  reference code, which needs batch size 1, batching works.
+  reference code, which needs batch size 1, batching works. A single unpadded row (the latency setting) takes a
+  leaner path: a boolean index drops its tokens, with the same scores and thresholds.
 - Training (and `inference_mode="mask"`): soft removal (eq. 4). Every token stays; a non-positive additive
   attention mask M accumulates m^-(S̃^ℓ) layer after layer, sharpening as λ grows each epoch.
 - `inference_mode="off"`: nothing is removed; the logits equal `BertForSequenceClassification`'s.
@@ -133,17 +134,17 @@ class AdapLeRContributionPredictor(nn.Module):
         self.activation = nn.GELU()
         self.output = nn.Linear(config.contribution_predictor_hidden_size, 1)
 
-    def masked_logits(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    def masked_logits(self, hidden_states: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         """The MLP's score per token: hidden_states (B, T, H), present (B, T) bool -> (B, T) float32, -inf where
-        not present (so a softmax over the row covers only its present tokens)."""
-        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1)  # (B, T)
-        return logits.float().masked_fill(~present, float("-inf"))  # (B, T)
+        not present (so a softmax over the row covers only its present tokens). `present=None`: all present."""
+        logits = self.output(self.activation(self.dense(hidden_states))).squeeze(-1).float()  # (B, T)
+        return logits if present is None else logits.masked_fill(~present, float("-inf"))  # (B, T)
 
-    def log_scores(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    def log_scores(self, hidden_states: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         """log S̃: hidden_states (B, T, H), present (B, T) bool -> (B, T) float32, -inf where not present."""
         return torch.log_softmax(self.masked_logits(hidden_states, present), dim=-1)  # (B, T)
 
-    def forward(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
         """S̃: (B, T, H), (B, T) bool -> (B, T) float32, summing to 1 over each row's present tokens."""
         return torch.softmax(self.masked_logits(hidden_states, present), dim=-1)  # (B, T)
 
@@ -334,6 +335,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
     def _forward_hard(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
         """Real removal: before each layer drop the tokens below δ and pack each row's survivors to the left."""
         batch_size, sequence_length, hidden_size = hidden_states.shape
+        if batch_size == 1 and bool(present.all()):
+            return self._forward_hard_single_row(hidden_states, output_kept_masks, **kwargs)
         device = hidden_states.device
         kept_tokens = torch.zeros(batch_size, self.config.num_hidden_layers, dtype=torch.long, device=device)  # (B, L)
         kept_masks = [] if output_kept_masks else None
@@ -368,9 +371,38 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T', H)
         return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
 
+    def _forward_hard_single_row(self, hidden_states, output_kept_masks, **kwargs):
+        """Real removal for one row without padding (batch size 1, the latency setting). Nothing needs packing,
+        so a boolean index drops the tokens below δ, with no sort, gather or padding mask: at a few dozen tokens
+        those small ops cost as much as a layer's matmuls. Scores and thresholds are computed as in
+        `_forward_hard`, so the same tokens are kept."""
+        sequence_length = hidden_states.shape[1]
+        device = hidden_states.device
+        positions = torch.arange(sequence_length, device=device)  # (T',) original position of each kept token
+        eta = self.eta.detach().float()  # (L,)
+        kept_tokens, kept_masks = [], [] if output_kept_masks else None
+
+        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+            length = hidden_states.shape[1]
+            scores = predictor(hidden_states, None)  # (1, T') S̃
+            keep = scores >= eta[layer_index] / length  # (1, T') δ = η / n
+            keep[:, 0] = True  # [CLS] stays
+            kept = int(keep.sum())
+            if kept < length:
+                hidden_states = hidden_states[keep].unsqueeze(0)  # (1, T'', H)
+                positions = positions[keep[0]]  # (T'',)
+            kept_tokens.append(kept)
+            if kept_masks is not None:
+                kept_masks.append(
+                    torch.zeros(1, sequence_length, dtype=torch.bool, device=device).index_fill_(1, positions, True)
+                )  # (1, T_original)
+            hidden_states = layer(hidden_states, attention_mask=None, **kwargs)  # (1, T'', H)
+        kept_tokens = torch.tensor([kept_tokens], dtype=torch.long, device=device)  # (1, L)
+        return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
+
     def _padding_mask(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor | None:
-        """The attention mask of the packed batch, or None when no row has padding (always the case at batch size 1,
-        where building it would cost more per layer than the last layers' matmuls on a few tokens)."""
+        """The attention mask of the packed batch, or None when no row has padding (then building it would cost more
+        per layer than the last layers' matmuls on a few tokens)."""
         if bool(present.all()):
             return None
         return create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)

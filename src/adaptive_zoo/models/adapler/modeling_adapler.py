@@ -380,7 +380,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         device = hidden_states.device
         positions = torch.arange(sequence_length, device=device)  # (T',) original position of each kept token
         eta = self.eta.detach().float()  # (L,)
-        kept_tokens, kept_masks = [], [] if output_kept_masks else None
+        kept_counts, kept_masks = [], [] if output_kept_masks else None
 
         for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
             length = hidden_states.shape[1]
@@ -391,13 +391,13 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             if kept < length:
                 hidden_states = hidden_states[keep].unsqueeze(0)  # (1, T'', H)
                 positions = positions[keep[0]]  # (T'',)
-            kept_tokens.append(kept)
+            kept_counts.append(kept)
             if kept_masks is not None:
                 kept_masks.append(
                     torch.zeros(1, sequence_length, dtype=torch.bool, device=device).index_fill_(1, positions, True)
                 )  # (1, T_original)
             hidden_states = layer(hidden_states, attention_mask=None, **kwargs)  # (1, T'', H)
-        kept_tokens = torch.tensor([kept_tokens], dtype=torch.long, device=device)  # (1, L)
+        kept_tokens = torch.tensor([kept_counts], dtype=torch.long, device=device)  # (1, L)
         return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
 
     def _padding_mask(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor | None:

@@ -340,6 +340,10 @@ def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def pack_active(active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pack the active positions of each row to the left. active (B, S) -> rows (R,) having any, positions (R, Q)
     (active positions first, in order), valid (R, Q) (False on filler slots), Q the largest count."""
+    if active.all():  # nothing to pack: rows arange(B), positions arange(S) in every row
+        batch_size, length = active.shape
+        positions = torch.arange(length, device=active.device).expand(batch_size, length)  # (B, S)
+        return torch.arange(batch_size, device=active.device), positions, active
     rows = active.any(-1).nonzero().squeeze(-1)  # (R,)
     row_active = active[rows]  # (R, S)
     counts = row_active.sum(-1)  # (R,)
@@ -692,7 +696,10 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
 
         active = torch.ones(batch_size, length, dtype=torch.bool, device=device)
         exit_layers = torch.full((batch_size, length), num_exits, dtype=torch.long, device=device)
-        logits = hidden.new_zeros(batch_size, length, config.vocab_size) if kind == "confidence" else None
+        # confidence: the logits a token's exit decision already computed (B, S, V), allocated at the first such
+        # exit; `scored` (B, S) marks them. Tokens that exit without a decision (the last block, T_n = 0) are
+        # projected once after the loop, like every token of the learned predictors.
+        logits, scored = None, torch.zeros_like(active)
         outputs = DepthAdaptiveSeq2SeqLMOutput()
         planned = None  # (B, S) exits known in advance (sequence, multinomial)
         if kind == "sequence":
@@ -703,6 +710,10 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             self._predictor()
             outputs.halting_probabilities = hidden.new_full((batch_size, length, num_exits - 1), float("nan"))
         thresholds = config.resolved_confidence_thresholds() if kind == "confidence" else None
+        cross_mask = None
+        if source_allowed is not None:
+            cross_mask = additive_mask(source_allowed[:, None, None, :], dtype)  # (B, 1, 1, T_src)
+        self_mask, self_mask_built = None, False  # kept while every token is active, rebuilt once some exited
 
         for layer_idx, layer in enumerate(layers):
             block = layer_idx + 1
@@ -712,29 +723,27 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             if not active.any():
                 continue  # every new token has exited: this block only records pending slots
             self._fill_keys_values(layer_idx, attention, hidden, active, cache, past_length)
+            everyone_active = bool(active.all())
             rows, positions, valid = pack_active(active)
             # The projections and the feed-forward run on the R packed rows only. Attention reads the cached
             # keys/values of all B rows in place, with the packed queries scattered back into their rows:
             # gathering R rows of the (B, H, T_src, Dh) source keys/values at every block and step cost more time
             # than the attention products of the idle rows it avoided (see `_attend`).
             scatter_rows = None if rows.numel() == batch_size else rows  # None: rows is arange(B)
-            queries = hidden[rows[:, None], positions]  # (R, Q, d)
+            queries = hidden if everyone_active else hidden[rows[:, None], positions]  # (R, Q, d)
             keys, values = cache.self_keys_values(layer_idx)  # (B, H, total, Dh)
-            key_positions = torch.arange(total, device=device)
-            query_positions = torch.zeros(batch_size, positions.shape[1], dtype=torch.long, device=device)
-            query_positions[rows] = past_length + positions  # (B, Q); idle rows query position 0
-            allowed = (key_positions[None, None, :] <= query_positions[..., None]) & key_allowed[:, None, :]
-            allowed |= key_positions[None, None, :] == query_positions[..., None]  # never an empty row
+            if not (everyone_active and self_mask_built):
+                self_mask = self._self_attention_mask(rows, positions, key_allowed, past_length, dtype)
+                self_mask_built = True
             cross_keys, cross_values = self._cross_keys_values(layer_idx, layer, encoder_hidden, cache)
-            cross_mask = None
-            if source_allowed is not None:
-                cross_mask = additive_mask(source_allowed[:, None, None, :], dtype)  # (B, 1, 1, T_src)
             new_states = self._block_step(
-                layer, queries, scatter_rows, keys, values, additive_mask(allowed[:, None], dtype),
-                cross_keys, cross_values, cross_mask,
+                layer, queries, scatter_rows, keys, values, self_mask, cross_keys, cross_values, cross_mask,
             )  # (R, Q, d)
-            row_index = rows[:, None].expand_as(positions)[valid]
-            hidden[row_index, positions[valid]] = new_states[valid]
+            if everyone_active:
+                hidden = new_states
+            else:
+                row_index = rows[:, None].expand_as(positions)[valid]
+                hidden[row_index, positions[valid]] = new_states[valid]
 
             # exit decisions after block n
             if block == num_exits:
@@ -754,25 +763,46 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
                 exiting[active] = halting > config.halting_threshold
             elif thresholds[layer_idx] >= 1:  # confidence with T_n = 1: nobody can exit here, skip the head
                 exiting = torch.zeros_like(active)
+            elif thresholds[layer_idx] <= 0:  # T_n = 0: the largest probability (>= 1/V) passes, skip the head
+                exiting = active
             else:  # confidence: the exit's own output distribution decides
                 block_logits = self.exit_logits_of(hidden[active])  # (A, V)
                 confident = torch.softmax(block_logits.float(), dim=-1).amax(-1) > thresholds[layer_idx]
                 exiting = torch.zeros_like(active)
                 exiting[active] = confident
-                logits[exiting] = block_logits[confident]
-            if kind == "confidence" and block == num_exits:
-                logits[exiting] = self.exit_logits_of(hidden[exiting])
+                if confident.any():
+                    if logits is None:
+                        logits = block_logits.new_zeros(batch_size, length, config.vocab_size)
+                    logits[exiting] = block_logits[confident]
+                    scored |= exiting
             exit_layers[exiting] = block
             active = active & ~exiting
 
-        # `hidden` now holds every position's state at its exit. The learned predictors need no output
-        # distribution before a token exits, so its exit logits are one projection of those states: one pass over
-        # the (V, d) output matrix per step, not one per block where some token exits.
-        if kind != "confidence":
+        # `hidden` now holds every position's state at its exit. A token whose exit needed no output distribution
+        # (the learned predictors, the last block, T_n = 0) gets its logits from one projection of those states:
+        # one pass over the (V, d) output matrix per step, not one per block where some token exits.
+        if logits is None:
             logits = self.exit_logits_of(hidden)  # (B, S, V)
+        elif not scored.all():
+            logits[~scored] = self.exit_logits_of(hidden[~scored])
         cache.record_exits(exit_layers, hidden)  # a token's state at its exit is its copy in every block above
         outputs.logits, outputs.exit_layers = logits, exit_layers
         return outputs
+
+    @staticmethod
+    def _self_attention_mask(rows, positions, key_allowed, past_length, dtype) -> torch.Tensor | None:
+        """The additive self-attention mask (B, 1, Q, total) of packed queries at `positions` (R, Q) of `rows` (R,):
+        causal, and only keys `key_allowed` (B, total). Idle rows query position 0 (their output is dropped).
+        None where every query may read every key: one new position per row, no masked key."""
+        batch_size, total = key_allowed.shape
+        if total == past_length + 1 and rows.numel() == batch_size and bool(key_allowed.all()):
+            return None  # the one new position is the last one, so causality masks nothing either
+        key_positions = torch.arange(total, device=key_allowed.device)
+        query_positions = torch.zeros(batch_size, positions.shape[1], dtype=torch.long, device=key_allowed.device)
+        query_positions[rows] = past_length + positions  # (B, Q)
+        allowed = (key_positions[None, None, :] <= query_positions[..., None]) & key_allowed[:, None, :]
+        allowed |= key_positions[None, None, :] == query_positions[..., None]  # never an empty row
+        return additive_mask(allowed[:, None], dtype)
 
     def _fill_keys_values(self, layer_idx, attention: BartAttention, hidden, active, cache, past_length) -> None:
         """Compute, once, the block's keys/values that an active token is about to read and that are still pending:
@@ -786,6 +816,13 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         last_active = torch.where(active, positions, -1).amax(-1)  # (B,), -1: no active token in the row
         last_needed = torch.where(last_active >= 0, past_length + last_active, -1)  # (B,)
         need = pending & (torch.arange(pending.shape[1], device=device)[None, :] <= last_needed[:, None])
+        if bool(need[:, past_length:].all()) and not bool(need[:, :past_length].any()):
+            # the common case (every token of the chunk active, nothing owed from earlier steps): one slice write
+            shape = (batch_size, length, attention.num_heads, attention.head_dim)
+            keys[:, :, past_length:] = attention.k_proj(hidden).view(shape).transpose(1, 2)  # (B, H, S, Dh)
+            values[:, :, past_length:] = attention.v_proj(hidden).view(shape).transpose(1, 2)
+            pending[:, past_length:] = False
+            return
         row_index, position_index = need.nonzero(as_tuple=True)  # (P,), (P,)
         if row_index.numel() == 0:
             return

@@ -476,8 +476,13 @@ def test_each_predictor_decides_as_the_paper_says(inputs):
         full = model(**inputs, decoder_input_ids=decoder_input_ids, output_exit_logits=True)
         confident = full.exit_logits[:, :, 0].softmax(-1).amax(-1) > model.config.confidence_thresholds[0]
         assert torch.equal(out.exit_layers == 1, confident) and confident.any() and not confident.all()
+        # every position's logits are its exit block's, whether its exit decision computed them or not
+        taken = full.exit_logits.gather(2, (out.exit_layers - 1)[..., None, None].expand(-1, -1, 1, full.logits.shape[-1]))
+        torch.testing.assert_close(out.logits, taken.squeeze(2), rtol=1e-5, atol=1e-5)
         model.config.confidence_thresholds = [0.0] * (N - 1)  # p > 0 always: everyone leaves after block 1
-        assert model(**inputs, decoder_input_ids=decoder_input_ids).exit_layers.eq(1).all()
+        out = model(**inputs, decoder_input_ids=decoder_input_ids)
+        assert out.exit_layers.eq(1).all()
+        torch.testing.assert_close(out.logits, full.exit_logits[:, :, 0], rtol=1e-5, atol=1e-5)
         model.config.confidence_thresholds = [1.0] * (N - 1)  # never: full depth
         out = model(**inputs, decoder_input_ids=decoder_input_ids)
         assert out.exit_layers.eq(N).all()

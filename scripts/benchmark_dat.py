@@ -158,6 +158,14 @@ def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_ev
     return points
 
 
+def reusable_operating_points(report_file: Path) -> list[dict]:
+    """The fixed-exit and tuned-threshold points (`same_weights_points`) of an earlier report, if it has them: with
+    --reuse, a combined table of newly trained methods keeps them instead of measuring them again."""
+    if not report_file.is_file():
+        return []
+    return [p for p in json.loads(report_file.read_text())["points"] if p["method"].endswith("(same weights)")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="bbc_headlines", help="bbc_headlines, aclsum, or a local CSV/JSON file "
@@ -192,7 +200,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="Reuse finished runs in --output-dir (each keeps the settings it was trained with; the "
                              "table shows its epochs) instead of training them again: train methods in separate "
-                             "calls, then one call with --reuse makes the combined table and plot.")
+                             "calls, then one call with --reuse makes the combined table and plot. With "
+                             "--operating-points-of, the fixed-exit and threshold points of the report already in "
+                             "--output-dir are reused too.")
     args = parser.parse_args()
 
     output_dir = Path(args.output_dir)
@@ -234,9 +244,14 @@ def main() -> None:
             points.append(point(method, f"lambda={penalty:g}", runs[folder.name], epochs))
 
     if args.operating_points_of is not None:
-        points += same_weights_points(args.operating_points_of, args.budgets, args.dataset, args.max_eval_samples,
-                                      args.seed, args.eval_batch_size, args.repeats, args.threshold_trials,
-                                      args.threshold_samples)
+        measured_before = reusable_operating_points(output_dir / f"benchmark_dat_{name}.json") if args.reuse else []
+        if measured_before:
+            print(f"reusing the operating points in {output_dir / f'benchmark_dat_{name}.json'}")
+            points += measured_before
+        else:
+            points += same_weights_points(args.operating_points_of, args.budgets, args.dataset, args.max_eval_samples,
+                                          args.seed, args.eval_batch_size, args.repeats, args.threshold_trials,
+                                          args.threshold_samples)
 
     # Each model at full depth (same weights, every block), for reference.
     full_depth = [{"method": "full depth (same weights)", "setting": "", "rouge1": p["full_depth_rouge1"],

@@ -713,7 +713,11 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         cross_mask = None
         if source_allowed is not None:
             cross_mask = additive_mask(source_allowed[:, None, None, :], dtype)  # (B, 1, 1, T_src)
-        self_mask, self_mask_built = None, False  # kept while every token is active, rebuilt once some exited
+        # Every token runs block 1, so the all-active mask is always needed; it serves every block until some
+        # token exits, then each block builds its own for the packed queries.
+        all_positions = torch.arange(length, device=device).expand(batch_size, length)  # (B, S)
+        all_active_mask = self._self_attention_mask(torch.arange(batch_size, device=device), all_positions,
+                                                    key_allowed, past_length, dtype)
 
         for layer_idx, layer in enumerate(layers):
             block = layer_idx + 1
@@ -732,9 +736,8 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             scatter_rows = None if rows.numel() == batch_size else rows  # None: rows is arange(B)
             queries = hidden if everyone_active else hidden[rows[:, None], positions]  # (R, Q, d)
             keys, values = cache.self_keys_values(layer_idx)  # (B, H, total, Dh)
-            if not (everyone_active and self_mask_built):
-                self_mask = self._self_attention_mask(rows, positions, key_allowed, past_length, dtype)
-                self_mask_built = True
+            self_mask = (all_active_mask if everyone_active
+                         else self._self_attention_mask(rows, positions, key_allowed, past_length, dtype))
             cross_keys, cross_values = self._cross_keys_values(layer_idx, layer, encoder_hidden, cache)
             new_states = self._block_step(
                 layer, queries, scatter_rows, keys, values, self_mask, cross_keys, cross_values, cross_mask,

@@ -364,7 +364,7 @@ def test_exited_tokens_skip_upper_blocks_and_later_tokens_attend_to_their_copied
         assert ffn_rows == [2], "block 4 ran for the two tokens that exit there only"
         # block 4's keys/values: positions 0 .. 2 (the last token reaching block 4), not 3 .. 5
         assert key_rows == [3]
-        cache = out.past_key_values
+        cache = out.cache
         assert cache.pending[N - 1].tolist() == [[False, False, False, True, True, True]]
 
         # Reference: every block run on every position, the states above each token's exit being copies of its
@@ -387,7 +387,7 @@ def test_exited_tokens_skip_upper_blocks_and_later_tokens_attend_to_their_copied
 
         # One more token that runs to block 4: it needs positions 3 .. 5 there, computed now from their copies.
         step = model(encoder_outputs=(encoder_hidden,), attention_mask=source["attention_mask"],
-                     decoder_input_ids=torch.tensor([[15]]), past_key_values=cache, use_cache=True)
+                     decoder_input_ids=torch.tensor([[15]]), cache=cache, use_cache=True)
         assert step.exit_layers.tolist() == [[4]]
         assert key_rows[-1] == 4 and not cache.pending[N - 1].any()
         full_ids = torch.cat([decoder_input_ids, torch.tensor([[15]])], dim=1)
@@ -412,10 +412,10 @@ def test_switching_to_full_depth_mid_decoding_fills_the_pending_slots_first(inpu
     decoder_input_ids = torch.tensor([[2, 20, 21, 22, 23]])
     with torch.inference_mode():
         out = model(**source, decoder_input_ids=decoder_input_ids[:, :4], use_cache=True)
-        assert out.past_key_values.pending[N - 1].all()
+        assert out.cache.pending[N - 1].all()
         with full_depth(model):
-            step = model(**source, decoder_input_ids=decoder_input_ids[:, 4:], past_key_values=out.past_key_values)
-        assert not any(pending.any() for pending in step.past_key_values.pending.values())
+            step = model(**source, decoder_input_ids=decoder_input_ids[:, 4:], cache=out.cache)
+        assert not any(pending.any() for pending in step.cache.pending.values())
         encoder_hidden = model.get_encoder()(**source).last_hidden_state
         states = model._run_decoder(dict(input_ids=decoder_input_ids, inputs_embeds=None, attention_mask=None),
                                     encoder_hidden, source["attention_mask"], None, copy_above=exits)
@@ -436,8 +436,8 @@ def test_incremental_decoding_equals_teacher_forcing(kind, inputs):
         cache, logits, exits = None, [], []
         for position in range(decoder_input_ids.shape[1]):
             step = model(encoder_outputs=encoder_outputs, attention_mask=inputs["attention_mask"],
-                         decoder_input_ids=decoder_input_ids[:, position : position + 1], past_key_values=cache)
-            cache = step.past_key_values
+                         decoder_input_ids=decoder_input_ids[:, position : position + 1], cache=cache)
+            cache = step.cache
             logits.append(step.logits)
             exits.append(step.exit_layers)
     assert isinstance(cache, DepthAdaptiveCache)
@@ -545,7 +545,7 @@ def test_generate_with_the_cache_equals_recomputing_without_it(kind, num_beams, 
         exits = model.generated_exit_layers(inputs["input_ids"], cached.sequences, inputs["attention_mask"])
     assert torch.equal(cached.sequences, recomputed.sequences)
     torch.testing.assert_close(torch.stack(cached.scores), torch.stack(recomputed.scores), rtol=1e-4, atol=1e-4)
-    assert isinstance(cached.past_key_values, DepthAdaptiveCache)
+    assert isinstance(cached.cache, DepthAdaptiveCache)
     assert 1 < exits[exits > 0].float().mean() < N
 
 
@@ -554,7 +554,7 @@ def test_generated_exit_layers_match_the_incremental_record(inputs):
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=8, return_dict_in_generate=True)
         replayed = model.generated_exit_layers(inputs["input_ids"], out.sequences, inputs["attention_mask"])
-    recorded = out.past_key_values.exit_layers  # the decoder positions that produced sequences[:, 1:]
+    recorded = out.cache.exit_layers  # the decoder positions that produced sequences[:, 1:]
     assert recorded.shape == replayed.shape
     present = replayed > 0
     assert torch.equal(recorded[present], replayed[present])
@@ -699,7 +699,7 @@ def test_bad_inputs_fail_clearly(inputs):
     filled = EncoderDecoderCache(DynamicCache(), DynamicCache())
     filled.self_attention_cache.update(torch.zeros(6, 4, 1, 8), torch.zeros(6, 4, 1, 8), 0)
     with pytest.raises(ValueError, match="DepthAdaptiveCache"):
-        model(**inputs, decoder_input_ids=torch.full((6, 1), 2), past_key_values=filled)
+        model(**inputs, decoder_input_ids=torch.full((6, 1), 2), cache=filled)
     with pytest.raises(ValueError, match="output_attentions"):
         model(**inputs, output_attentions=True)
     model.config.exit_prediction = "geometric"  # the model was built with a multinomial predictor

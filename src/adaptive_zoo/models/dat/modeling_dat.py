@@ -40,6 +40,7 @@ from transformers.models.bart.modeling_bart import (
     eager_attention_forward,
     shift_tokens_right,
 )
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_dat import DepthAdaptiveTransformerConfig
@@ -440,6 +441,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
 
     # -- forward ----------------------------------------------------------------------------------------------
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -447,7 +449,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -459,6 +461,9 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         r"""
         Inputs are BART's (`decoder_input_ids` default to `labels`, else `input_ids`, shifted right).
 
+        cache (`DepthAdaptiveCache`, *optional*):
+            The cache a previous call returned (`outputs.cache`), as transformers >= 5.24 names it (`past_key_values`
+            is the deprecated spelling). `generate()` passes an empty `EncoderDecoderCache` first, replaced here.
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             Target token ids, -100 where ignored. Training mode: the aligned/mixed loss plus the exit loss; eval
             mode: the cross-entropy of the returned logits. Turns the cache off.
@@ -504,7 +509,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             outputs.encoder_last_hidden_state = encoder_hidden
             return outputs
 
-        cache = self._prepare_cache(past_key_values)
+        cache = self._prepare_cache(cache)
         if not self.config.adaptive_depth or output_exit_logits:
             outputs = self._full_depth_forward(decoder_inputs, encoder_hidden, attention_mask, cache,
                                                bool(output_exit_logits))
@@ -515,21 +520,21 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
                 outputs.logits.float().reshape(-1, outputs.logits.shape[-1]), labels.reshape(-1),
                 ignore_index=IGNORE_INDEX,
             )
-        outputs.past_key_values = cache if use_cache else None
+        outputs.cache = cache if use_cache else None
         outputs.encoder_last_hidden_state = encoder_hidden
         return outputs
 
-    def _prepare_cache(self, past_key_values: Cache | None) -> DepthAdaptiveCache:
+    def _prepare_cache(self, cache: Cache | None) -> DepthAdaptiveCache:
         """The cache this call reads and extends (a fresh one when none is given; with `use_cache=False` it is
         discarded after the call). An empty plain `EncoderDecoderCache` (what `generate` creates) is replaced by
         a `DepthAdaptiveCache`; a filled cache that is not one cannot say which slots are pending."""
-        if isinstance(past_key_values, DepthAdaptiveCache):
-            return past_key_values
-        if past_key_values is None or past_key_values.get_seq_length() == 0:
+        if isinstance(cache, DepthAdaptiveCache):
+            return cache
+        if cache is None or cache.get_seq_length() == 0:
             return DepthAdaptiveCache()
         raise ValueError(
             "DepthAdaptiveTransformer needs the `DepthAdaptiveCache` it returned (it records which tokens exited "
-            f"where); got a filled {type(past_key_values).__name__}."
+            f"where); got a filled {type(cache).__name__}."
         )
 
     # -- full-depth passes: BART's decoder, block by block ----------------------------------------------------
@@ -566,7 +571,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             attention_mask = torch.ones(batch_size, past_length + length, device=embeds.device)
         causal_mask = create_causal_mask(
             config=self.config, inputs_embeds=embeds, attention_mask=attention_mask,
-            past_key_values=cache.self_attention_cache if cache is not None else None,
+            cache=cache.self_attention_cache if cache is not None else None,
         )
         cross_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embeds, attention_mask=encoder_attention_mask,
@@ -576,7 +581,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         for block, layer in enumerate(self.model.decoder.layers, start=1):
             new_hidden = layer(
                 hidden, causal_mask, encoder_hidden, encoder_attention_mask=cross_mask,
-                past_key_values=cache, use_cache=cache is not None,
+                cache=cache, use_cache=cache is not None,
             )
             if copy_above is None or block == 1:
                 hidden = new_hidden

@@ -69,6 +69,7 @@ from transformers.models.bert.modeling_bert import (
     BertPreTrainedModel,
 )
 from transformers.models.bert.modeling_bert import eager_attention_forward as bert_eager_attention_forward
+from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
@@ -714,6 +715,7 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         self.encoder.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -721,7 +723,7 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
@@ -736,7 +738,7 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=cache,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             return_dict=True,
@@ -773,6 +775,7 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
         self.model.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -780,7 +783,7 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -805,7 +808,7 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=cache,
             decoder_inputs_embeds=decoder_inputs_embeds,
             labels=labels,
             use_cache=use_cache,

@@ -24,6 +24,7 @@ from adaptive_zoo.models.adapler import (
     soft_removal,
 )
 from adaptive_zoo.models.adapler.modeling_adapler import ETA_MIN
+from adaptive_zoo.training.adapler import SALIENCY_COLUMN, SaliencyCollator
 
 
 def first_layer_ratios(model, inputs) -> torch.Tensor:
@@ -111,9 +112,16 @@ class AdapLeRModelTester:
         return outputs.kept_tokens.tolist()
 
     def train_features(self, tokenizer):
-        # No `saliency` column: DataCollatorWithPadding cannot pad a float list; cp_loss is tested below.
+        # A `saliency` column, as phase 2 stores it: training with soft removal refuses to run without one.
         encoded = tokenizer(list(self.texts) * 2)
-        return Dataset.from_dict({**encoded, "labels": [i % 3 for i in range(2 * len(self.texts))]})
+        generator = torch.Generator().manual_seed(0)
+        saliency = [torch.rand(len(ids), generator=generator).tolist() for ids in encoded["input_ids"]]
+        return Dataset.from_dict({**encoded, "labels": [i % 3 for i in range(2 * len(self.texts))],
+                                  SALIENCY_COLUMN: saliency})
+
+    @staticmethod
+    def data_collator(tokenizer):
+        return SaliencyCollator(tokenizer)
 
 
 class TestAdapLeR(AdaptiveModelTesterMixin):
@@ -415,11 +423,15 @@ def test_eval_losses_and_input_errors(inputs):
         model(**left_padded)
 
 
-def test_training_without_saliency_has_no_cp_loss(inputs):
+def test_training_without_saliency_is_refused_with_what_to_run(inputs):
+    """A stock training loop cannot supply saliencies: the first step says so instead of training stale CPs."""
     model = AdapLeRModelTester().create_model().train()
     batch = training_batch(inputs)
     del batch["saliency"]
-    outputs = model(**batch)
+    with pytest.raises(ValueError, match="adaptive-zoo train adapler"):
+        model(**batch)
+    with torch.no_grad():  # no training step: the loss terms can still be inspected
+        outputs = model(**batch)
     assert outputs.cp_loss is None and outputs.length_loss is not None
     torch.testing.assert_close(outputs.loss, outputs.ce_loss + 5e-4 * outputs.length_loss)
 

@@ -373,6 +373,47 @@ def scale_eta_(model, scale: float) -> None:
         model.eta.mul_(scale)
 
 
+def measure_eta_scales(model, batches, gold: torch.Tensor, vanilla_flops: float,
+                       eta_scales: Sequence[float]) -> list[dict]:
+    """Accuracy, executed-FLOPs speed-up and kept tokens of an AdapLeR model (eval mode, real removal) with its
+    current η scaled by each of `eta_scales`, on padded `batches` with labels `gold`. η is restored afterwards."""
+    from ..evaluation.classification import predict_with_flops
+
+    check_eta_scales(eta_scales)
+    learned_eta = model.eta.detach().clone()
+    measured = []
+    try:
+        for scale in eta_scales:
+            with torch.no_grad():
+                model.eta.copy_(learned_eta)
+            scale_eta_(model, scale)
+            result = predict_with_flops(model, batches)
+            measured.append({
+                "eta_scale": scale,
+                "accuracy": float((result.labels == gold).float().mean()),
+                "flops_speedup": vanilla_flops / result.flops,
+                "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
+            })
+    finally:
+        with torch.no_grad():
+            model.eta.copy_(learned_eta)
+    return measured
+
+
+def best_within_budget(measured: list[dict], reference_accuracy: float, accuracy_budget: float) -> int:
+    """The index of the point with the largest FLOPs speed-up whose accuracy is within `accuracy_budget` points of
+    `reference_accuracy`; the most accurate point if none is. Marks each point's `chosen`."""
+    floor = reference_accuracy - accuracy_budget / 100.0
+    allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
+    if allowed:
+        best = max(allowed, key=lambda i: measured[i]["flops_speedup"])
+    else:
+        best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
+    for index, entry in enumerate(measured):
+        entry["chosen"] = index == best
+    return best
+
+
 def choose_operating_point(
     checkpoints: Sequence[Path],
     tokenizer: PreTrainedTokenizerBase,
@@ -406,26 +447,8 @@ def choose_operating_point(
         model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
         if vanilla_flops is None:
             vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
-        learned_eta = model.eta.detach().clone()
-        for scale in eta_scales:
-            with torch.no_grad():
-                model.eta.copy_(learned_eta)
-            scale_eta_(model, scale)
-            result = predict_with_flops(model, batches)
-            measured.append({
-                "checkpoint": checkpoint.name,
-                "eta_scale": scale,
-                "accuracy": float((result.labels == gold).float().mean()),
-                "flops_speedup": vanilla_flops / result.flops,
-                "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
-            })
-    floor = reference_accuracy - accuracy_budget / 100.0
-    allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
-    if allowed:
-        best = max(allowed, key=lambda i: measured[i]["flops_speedup"])
-    else:
-        best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
-    for index, entry in enumerate(measured):
-        entry["chosen"] = index == best
+        measured += [{"checkpoint": checkpoint.name, **point}
+                     for point in measure_eta_scales(model, batches, gold, vanilla_flops, eta_scales)]
+    best = best_within_budget(measured, reference_accuracy, accuracy_budget)
     checkpoint_named = {checkpoint.name: checkpoint for checkpoint in checkpoints}
     return checkpoint_named[measured[best]["checkpoint"]], measured[best]["eta_scale"], measured

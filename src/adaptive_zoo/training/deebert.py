@@ -1,9 +1,13 @@
 """DeeBERT's two training stages (Xin et al., 2020, section 3):
 
-1. fine-tune the backbone and the final classifier on the task, as plain BERT fine-tuning;
-2. freeze them, and train every intermediate off-ramp with the sum of the off-ramps' cross-entropies.
+1. fine-tune the backbone and the final classifier on the task, as plain BERT fine-tuning
+   (`FinalClassifierTrainer`: the final classifier's cross-entropy alone);
+2. freeze them, and train every intermediate off-ramp with the sum of the off-ramps' cross-entropies
+   (`OffRampTrainer`).
 
-Both stages run on the stock `Trainer`; stage 2 only swaps the loss (`OffRampTrainer`) and what is trainable.
+Both stages run on the stock `Trainer` and only swap the loss and what is trainable. The model's own training
+loss (what a stock `Trainer` without these subclasses optimises) is the joint objective instead, all classifiers
+at once; see `DeeBertForSequenceClassification`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ class DeeBertTrainingArguments:
     trainer_overrides: dict = field(default_factory=dict)
 
 
+class FinalClassifierTrainer(Trainer):
+    """Stage 1: the cross-entropy of the final classifier alone, as when fine-tuning plain BERT (the model's own
+    training loss would also train the backbone through the off-ramps)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)  # nothing exits in training or with entropy_threshold=None: final logits
+        loss = torch.nn.functional.cross_entropy(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
+
+
 class OffRampTrainer(Trainer):
     """Stage 2: the loss is the sum over intermediate off-ramps of their cross-entropy (the paper's
     sum_i L_i); the final classifier, trained in stage 1, is frozen and left out."""
@@ -58,6 +73,11 @@ class OffRampTrainer(Trainer):
             intermediate_logits.reshape(-1, num_labels), labels.repeat_interleave(num_ramps), reduction="mean"
         ) * num_ramps
         return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        # Keep `ramp_logits` in the predictions (the config leaves them out for stock scripts): the per-off-ramp
+        # accuracies are computed from them.
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=["exit_layers"])
 
 
 def off_ramp_accuracies(prediction: EvalPrediction) -> dict[str, float]:
@@ -117,7 +137,7 @@ def train_deebert(
     set_trainable(model, True)
     set_trainable(model.off_ramps, False)
     stage1 = stage_trainer(
-        Trainer, "stage1", accuracy_metric,
+        FinalClassifierTrainer, "stage1", accuracy_metric,
         num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
         warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
     )

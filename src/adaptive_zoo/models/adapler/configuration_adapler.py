@@ -80,6 +80,12 @@ class AdapLeRConfig(BertConfig):
             model's current λ, keeping every token (for analysis); `"off"` removes nothing and equals a
             `BertForSequenceClassification` with the same weights. In training mode the model uses soft removal
             unless the mode is `"off"`, which trains a plain BERT classifier (cross-entropy only).
+        operating_point_stale (`bool`, *optional*, defaults to `False`):
+            `True` once the weights were trained without the adaptive objective (a training step with
+            `inference_mode="off"`, e.g. a stock `Trainer` fine-tune of the backbone alone): the contribution
+            predictors and η were fitted to other weights, so the accuracy and speed of token removal are unknown.
+            The model then warns on its first token-removing forward; `adaptive-zoo calibrate` re-chooses the scale
+            of η on validation data and clears the flag.
 
     Example:
 
@@ -91,6 +97,8 @@ class AdapLeRConfig(BertConfig):
     ```"""
 
     model_type = "adapler"
+    # Removal statistics and loss terms stay out of `Trainer.predict`'s predictions (scripts `argmax` them).
+    keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 
     contribution_predictor_hidden_size: int = 64
     eta: list[float | int] | None = validated_field(check_eta, default=None)
@@ -101,6 +109,7 @@ class AdapLeRConfig(BertConfig):
     gamma: float | int = 5e-3
     phi: float | int = 5e-4
     inference_mode: str = validated_field(check_inference_mode, default="remove")
+    operating_point_stale: bool = False
 
     def lambda_at_epoch(self, epoch: float) -> float:
         """The soft-removal λ of epoch `epoch` (0-based): lambda_init * lambda_growth ** epoch."""

@@ -23,6 +23,7 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,22 @@ class AdapLeRSequenceClassifierOutput(ModelOutput):
     ce_loss: torch.FloatTensor | None = None
     cp_loss: torch.FloatTensor | None = None
     length_loss: torch.FloatTensor | None = None
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.warn_stale_operating_point
+def warn_stale_operating_point(model: nn.Module, operating_point: str, full_depth_setting: str) -> None:
+    """Warn once per model that its operating point was tuned on weights that have been trained since."""
+    if getattr(model, "_warned_stale_operating_point", False):
+        return
+    model._warned_stale_operating_point = True
+    warnings.warn(
+        f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
+        "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
+        "full depth.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def soft_removal(
@@ -179,7 +196,15 @@ class AdapLeRModel(BertModel):
 
 class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
     """BERT classifier with AdapLeR's per-layer Contribution Predictors and token removal (see the module
-    docstring). `eta` and `theta` (shape (L,)) are trainable; `soft_removal_lambda` is the λ of eq. 4."""
+    docstring). `eta` and `theta` (shape (L,)) are trainable; `soft_removal_lambda` is the λ of eq. 4.
+
+    Training outside the zoo (a stock `Trainer`, `run_classification.py`): the contribution predictors learn
+    against per-token saliencies that such scripts cannot supply, so a training step with labels and soft removal
+    but no `saliency` raises, naming what to run instead. With `inference_mode="off"` the model trains as a plain
+    BERT classifier and marks its operating point stale. Whatever the optimiser, η and θ are projected back into
+    their bounds before every training step and before saving, and `save_pretrained` writes the trained values into
+    `config.eta` / `config.theta`.
+    """
 
     # The losses are batch means that ignore `num_items_in_batch`: let the Trainer scale for gradient accumulation.
     accepts_loss_kwargs = False
@@ -220,9 +245,31 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         self.theta.clamp_(min=THETA_MIN)
 
     def sync_config_from_parameters(self) -> None:
-        """Write the trained η and θ into `config.eta` / `config.theta` (call before saving)."""
+        """Write the trained η and θ into `config.eta` / `config.theta` (`save_pretrained` does it too)."""
         self.config.eta = [float(v) for v in self.eta.detach().float().cpu().tolist()]
         self.config.theta = [float(v) for v in self.theta.detach().float().cpu().tolist()]
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with η and θ inside their bounds and written into the config, so the
+        saved `config.json` documents the trained values (Trainer checkpoints and `push_to_hub` save through here)."""
+        self.clamp_adaptive_parameters_()
+        self.sync_config_from_parameters()
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _check_training_step(self, labels, saliency) -> None:
+        """Before a training step: keep η, θ in bounds whatever the optimiser did, refuse what would silently train
+        a stale adaptive model, and flag the operating point when the backbone trains without it."""
+        self.clamp_adaptive_parameters_()
+        if self.config.inference_mode == "off":
+            self.config.operating_point_stale = True
+        elif labels is not None and saliency is None:
+            raise ValueError(
+                "AdapLeR's contribution predictors train against per-token saliencies (the paper's phase 2), which "
+                "this training loop did not pass (`saliency`), so it would silently leave them and η unfitted. Run "
+                "the zoo's three phases instead: `adaptive-zoo train adapler --base-model CHECKPOINT --dataset DATA`. "
+                "To fine-tune only the backbone as a plain BERT classifier, set `config.inference_mode = 'off'` "
+                "first (the operating point is then flagged stale)."
+            )
 
     # -- forward -----------------------------------------------------------------------------------------------
     @can_return_tuple
@@ -274,9 +321,14 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                 f"AdapLeR takes a 2-D `attention_mask` of shape {(batch_size, sequence_length)}; "
                 f"got {tuple(attention_mask.shape)}."
             )
+        if self.training and torch.is_grad_enabled():
+            self._check_training_step(labels, saliency)
         mode = self.config.inference_mode
         soft = mode != "off" and (self.training or mode == "mask")
         hard = mode == "remove" and not self.training
+        if hard and self.config.operating_point_stale:
+            warn_stale_operating_point(self, "token-removal operating point (η, contribution predictors)",
+                                       "inference_mode='off'")
 
         hidden_states = self.bert.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
@@ -343,7 +395,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         # Original position of the token in each slot of each row; slots past a row's count are stale.
         positions = torch.arange(sequence_length, device=device).expand(batch_size, -1)  # (B, T)
         layer_mask = self._padding_mask(hidden_states, present)
-        eta = self.eta.detach().float()  # (L,)
+        eta = self.eta.detach().float().clamp(ETA_MIN, 1.0)  # (L,) within its bounds whatever the optimiser did
 
         for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
             scores = predictor(hidden_states, present)  # (B, T) S̃, zeros where absent
@@ -379,7 +431,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         sequence_length = hidden_states.shape[1]
         device = hidden_states.device
         positions = torch.arange(sequence_length, device=device)  # (T',) original position of each kept token
-        eta = self.eta.detach().float()  # (L,)
+        eta = self.eta.detach().float().clamp(ETA_MIN, 1.0)  # (L,) within its bounds whatever the optimiser did
         kept_counts, kept_masks = [], [] if output_kept_masks else None
 
         for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):

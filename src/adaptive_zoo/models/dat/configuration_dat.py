@@ -148,6 +148,12 @@ class DepthAdaptiveTransformerConfig(BartConfig):
             strictly above T_n, so 1 never exits there (and skips computing that block's distribution) and 0
             always does. The paper tunes them on validation data by random search (see
             `adaptive_zoo.training.dat.tune_confidence_thresholds`). `None` means "not tuned yet": no early exit.
+        operating_point_stale (`bool`, *optional*, defaults to `False`):
+            `True` once the weights were trained after `confidence_thresholds` were tuned (the model sets it on a
+            training step, e.g. in a stock `Seq2SeqTrainer` fine-tune): the thresholds' quality and average exit
+            are unknown. The model then warns on its first thresholded forward; `adaptive-zoo calibrate` tunes the
+            thresholds anew on validation data and clears the flag. (The learned exit predictors train with the
+            weights, so they have no operating point to go stale.)
         halting_threshold (`float`, *optional*, defaults to 0.5):
             In [0, 1]: with `exit_prediction="geometric"`, a token exits at the first block n < N whose halting
             score chi_t^n is strictly above it.
@@ -165,6 +171,10 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     ```"""
 
     model_type = "depth_adaptive_transformer"
+    # Exit information and loss terms stay out of `Trainer.predict`'s predictions (scripts decode the logits).
+    keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "exit_layers", "exit_probabilities",
+                                   "halting_probabilities", "exit_logits", "oracle_exit_layers", "decoder_loss",
+                                   "exit_loss"]
 
     adaptive_depth: bool = True  # type-checked on assignment by `@strict`
     exit_prediction: str = validated_field(check_exit_prediction, default="multinomial")
@@ -180,6 +190,7 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     confidence_thresholds: list[float | int] | None = validated_field(check_confidence_thresholds, default=None)
     halting_threshold: float | int = validated_field(check_probability("halting_threshold"), default=0.5)
     detach_exit_predictor_input: bool = False
+    operating_point_stale: bool = False
 
     @property
     def num_exits(self) -> int:

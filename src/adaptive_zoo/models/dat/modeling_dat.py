@@ -22,6 +22,7 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -116,6 +117,22 @@ class DepthAdaptiveGenerateOutput(ModelOutput):
     sequences: torch.LongTensor | None = None
     exit_layers: torch.LongTensor | None = None
     average_exit: torch.FloatTensor | None = None
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.warn_stale_operating_point
+def warn_stale_operating_point(model: nn.Module, operating_point: str, full_depth_setting: str) -> None:
+    """Warn once per model that its operating point was tuned on weights that have been trained since."""
+    if getattr(model, "_warned_stale_operating_point", False):
+        return
+    model._warned_stale_operating_point = True
+    warnings.warn(
+        f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
+        "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
+        "full depth.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -504,6 +521,12 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         decoder_inputs = dict(input_ids=decoder_input_ids, inputs_embeds=decoder_inputs_embeds,
                               attention_mask=decoder_attention_mask)
 
+        thresholded = self.config.exit_prediction == "confidence" and self.config.confidence_thresholds is not None
+        if self.training and torch.is_grad_enabled() and thresholded:
+            self.config.operating_point_stale = True  # T_n were tuned for the weights this step is about to change
+        if (not self.training and thresholded and self.config.adaptive_depth and not output_exit_logits
+                and self.config.operating_point_stale):
+            warn_stale_operating_point(self, "confidence thresholds T_n", "adaptive_depth=False")
         if self.training:
             outputs = self._training_forward(decoder_inputs, encoder_hidden, attention_mask, labels)
             outputs.encoder_last_hidden_state = encoder_hidden

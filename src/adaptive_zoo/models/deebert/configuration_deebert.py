@@ -42,6 +42,11 @@ class DeeBertConfig(BertConfig):
         off_ramp_dropout (`float`, *optional*, defaults to `None`):
             Dropout probability before each off-ramp's classifier. `None` uses `classifier_dropout`, and if
             that is `None` too, `hidden_dropout_prob`, as the final classifier of BERT does.
+        operating_point_stale (`bool`, *optional*, defaults to `False`):
+            `True` once the weights were trained after `entropy_threshold` was chosen (the model sets it on a
+            training step, e.g. in a stock `Trainer` fine-tune): S was tuned for other weights, so its accuracy
+            and speed are unknown. The model then warns on its first early-exit forward; `adaptive-zoo calibrate`
+            chooses S anew on validation data and clears the flag.
 
     Example:
 
@@ -53,10 +58,13 @@ class DeeBertConfig(BertConfig):
     ```"""
 
     model_type = "deebert"
+    # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
+    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
 
     entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
     off_ramp_pooling: str = "cls"
     off_ramp_dropout: float | int | None = None
+    operating_point_stale: bool = False
 
     def validate_early_exit(self):
         """Part of `@strict` validation: runs at construction and on every assignment of a field."""

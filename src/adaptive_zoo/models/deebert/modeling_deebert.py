@@ -15,6 +15,8 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 
 from dataclasses import dataclass
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn import CrossEntropyLoss
@@ -36,8 +38,10 @@ class DeeBertSequenceClassifierOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
-            Cross-entropy of `logits`, i.e. of the classifier each sample exited at (the final classifier when
-            nothing exits, as in training).
+            In training mode, the joint objective: the mean over all `num_hidden_layers` classifiers (off-ramps
+            and the final one) of their cross-entropy, so that a plain `Trainer` fine-tune trains the off-ramps
+            with the backbone. In eval mode, the cross-entropy of `logits`, i.e. of the classifier each sample
+            exited at.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Logits of the off-ramp each sample exited at.
         exit_layers (`torch.LongTensor` of shape `(batch_size,)`):
@@ -94,6 +98,21 @@ class DeeBertOffRamp(nn.Module):
         return self.classifier(self.dropout(self.pooler(pooled_tokens)))
 
 
+def warn_stale_operating_point(model: nn.Module, operating_point: str, full_depth_setting: str) -> None:
+    """Warn once per model that its operating point was tuned on weights that have been trained since."""
+    if getattr(model, "_warned_stale_operating_point", False):
+        return
+    model._warned_stale_operating_point = True
+    warnings.warn(
+        f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
+        "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
+        "full depth.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def off_ramp_dropout(config: DeeBertConfig) -> float:
     if config.off_ramp_dropout is not None:
         return config.off_ramp_dropout
@@ -113,6 +132,14 @@ class DeeBertModel(BertModel):
 
 
 class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
+    """BERT with an off-ramp after every layer (see the module docstring).
+
+    Training: with `labels` in training mode the loss is the joint objective (every classifier's cross-entropy,
+    averaged), which is what a stock `Trainer` or `run_classification.py` optimises. The paper's two stages
+    (fine-tune, then off-ramps on the frozen backbone) are training code: `adaptive-zoo train deebert`. A training
+    step marks a chosen `entropy_threshold` as stale (`config.operating_point_stale`).
+    """
+
     # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
     # the loss by the gradient-accumulation steps.
     accepts_loss_kwargs = False
@@ -181,6 +208,10 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         if labels is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
         threshold = None if self.training else self.config.entropy_threshold
+        if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
+            self.config.operating_point_stale = True  # S was chosen for the weights this step is about to change
+        if threshold is not None and self.config.operating_point_stale:
+            warn_stale_operating_point(self, f"entropy threshold S = {threshold:.4g}", "entropy_threshold=None")
         keep_ramp_logits = self.training or bool(output_ramp_logits)
         num_layers = self.config.num_hidden_layers
 
@@ -235,7 +266,12 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             )
 
         loss = None
-        if labels is not None:
+        if labels is not None and self.training:
+            # Joint objective: every classifier on every sample (nothing exits in training), averaged.
+            loss = CrossEntropyLoss()(
+                ramp_logits.reshape(-1, self.num_labels), labels.view(-1).repeat_interleave(num_layers)
+            )
+        elif labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
 
         return DeeBertSequenceClassifierOutput(
@@ -249,4 +285,5 @@ __all__ = [
     "DeeBertPreTrainedModel",
     "DeeBertSequenceClassifierOutput",
     "prediction_entropy",
+    "warn_stale_operating_point",
 ]

@@ -118,6 +118,8 @@ HASHEE_ARGS_DOC = r"""
 @strict
 class HashEEBertConfig(HashEEConfigMixin, BertConfig):
     model_type = "hashee_bert"
+    # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
+    keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
 
     num_buckets: int | None = validated_field(check_num_buckets, default=None)
     hash_function: str = validated_field(check_hash_function, default="frequency")
@@ -162,6 +164,8 @@ HashEEBertConfig.__doc__ = (
 @strict
 class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     model_type = "hashee_bart"
+    # The cache and the encoder's per-token exit layers stay out of `Trainer.predict`'s predictions.
+    keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "encoder_token_exit_layers"]
 
     num_buckets: int | None = validated_field(check_num_buckets, default=None)
     hash_function: str = validated_field(check_hash_function, default="frequency")

@@ -1,4 +1,4 @@
-"""`adaptive-zoo` command line: train, evaluate, push, quickstart."""
+"""`adaptive-zoo` command line: train, evaluate, calibrate, push, quickstart."""
 
 from __future__ import annotations
 
@@ -131,12 +131,40 @@ def _add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--json", dest="json_path", default=None, help="Also write the report to this file.")
 
 
+def _add_calibrate_parser(subparsers) -> None:
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="Re-tune a saved model's operating point (DeeBERT's S, AdapLeR's eta scale, DAT's confidence "
+        "thresholds) on validation data, e.g. after fine-tuning it with a stock Trainer script.",
+    )
+    calibrate.add_argument("model", help="A saved folder (rewritten in place, atomically) or a Hub repo id.")
+    calibrate.add_argument("--dataset", required=True, help="The data to tune on (a bundled name or a local file).")
+    _add_column_arguments(calibrate)
+    calibrate.add_argument("--split", default="validation", choices=("train", "validation", "test"),
+                           help="The split to tune on (default: validation; never tune on test).")
+    calibrate.add_argument("--accuracy-budget", type=float, default=1.0,
+                           help="Classifiers: accuracy points the adaptive model may lose against the same "
+                           "weights at full depth (default: 1.0).")
+    calibrate.add_argument("--compute-budget", type=float, default=None,
+                           help="DAT: the largest average exit, as a fraction of the decoder depth (default: 0.5).")
+    calibrate.add_argument("--threshold-trials", type=int, default=None,
+                           help="DAT: random threshold settings to try (default: 100).")
+    calibrate.add_argument("--max-eval-samples", type=_positive_int, default=None)
+    calibrate.add_argument("--batch-size", type=_positive_int, default=32)
+    calibrate.add_argument("--max-length", type=_positive_int, default=None,
+                           help="Defaults to the saved tokenizer's model_max_length.")
+    calibrate.add_argument("--seed", type=int, default=42, help="Seed of the dataset split.")
+    calibrate.add_argument("--output-dir", default=None,
+                           help="Write the calibrated model here instead of over MODEL (required for a repo id).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaptive-zoo", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
+    _add_calibrate_parser(subparsers)
 
     explain = subparsers.add_parser(
         "explain", help="Show which tokens survive each layer of a token-dropping model (AdapLeR), as HTML and PNG."
@@ -260,6 +288,19 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def run_calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    from .calibrate import CalibrationSettings, calibrate_folder
+
+    settings = CalibrationSettings(
+        dataset=args.dataset, split=args.split, accuracy_budget=args.accuracy_budget,
+        compute_budget=args.compute_budget, threshold_trials=args.threshold_trials,
+        max_eval_samples=args.max_eval_samples, batch_size=args.batch_size, max_length=args.max_length,
+        seed=args.seed, text_column=args.text_column, label_column=args.label_column,
+    )
+    report = calibrate_folder(args.model, settings, output_dir=args.output_dir)
+    return {"model": args.output_dir or args.model, "calibration": report}
+
+
 def run_explain(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -326,6 +367,13 @@ def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
+    if "calibration" in report:
+        calibration = report["calibration"]
+        point = ", ".join(f"{name} = {value}" for name, value in calibration["operating_point"].items())
+        chosen = calibration.get("chosen") or {}
+        measured = ", ".join(f"{name} {value:.4g}" for name, value in chosen.items() if isinstance(value, float))
+        print(f"calibrated on {calibration['dataset']} ({calibration['split']}): {point} | {measured}")
+        return
     results = report.get("test", report)
     if results and "average_exit" in results:  # Depth-Adaptive Transformer: the decoder adapts
         rouge, base = results["rouge"], results["baseline_rouge"]
@@ -365,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             report = run_train(args)
         elif args.command == "evaluate":
             report = run_evaluate(args)
+        elif args.command == "calibrate":
+            report = run_calibrate(args)
         elif args.command == "explain":
             report = run_explain(args)
         elif args.command == "hash":

@@ -5,6 +5,8 @@ weights change (flagged stale, warned about, re-tuned by `adaptive-zoo calibrate
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -297,3 +299,28 @@ def test_calibrate_says_when_there_is_nothing_to_calibrate(name, tiny_tokenizer_
     folder = save_folder(model, tokenizer, tmp_path / "folder")
     assert main(["calibrate", str(folder), "--dataset", str(data)]) == 2
     assert reason in capsys.readouterr().err
+
+
+# -- the tokenizer of a zoo folder -----------------------------------------------------------------------------------
+
+TOKENIZER_CHILD = """
+import sys
+sys.modules["adaptive_zoo"] = None
+from transformers import AutoTokenizer
+for trust in (True, False):
+    tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=trust)
+    print(type(tokenizer).__name__, tokenizer("w1 w2")["input_ids"])
+"""
+
+
+def test_tokenizer_loads_without_the_package_and_without_a_prompt(tiny_tokenizer_dir, tmp_path):
+    """The README's two ways to load a zoo folder's tokenizer where adaptive_zoo is not installed: neither asks
+    "run the custom code? [y/N]" (with stdin closed, a prompt would print its question)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    folder = save_folder(CLASSIFIERS["deebert"].create_model(), tokenizer, tmp_path / "folder")
+    result = subprocess.run([sys.executable, "-c", TOKENIZER_CHILD, str(folder)], capture_output=True, text=True,
+                            stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "[y/N]" not in result.stdout + result.stderr
+    expected = str(tokenizer("w1 w2")["input_ids"])
+    assert result.stdout.splitlines() == [f"{type(tokenizer).__name__} {expected}"] * 2

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoTokenizer, {auto_class}
 source, texts, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 model = {auto_class}.from_pretrained(source, trust_remote_code=True).eval()
-tokenizer = AutoTokenizer.from_pretrained(source)
+tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=True)
 with torch.inference_mode():
     outputs = model(**tokenizer(texts, return_tensors="pt", padding=True, truncation=True))
 main_output = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state

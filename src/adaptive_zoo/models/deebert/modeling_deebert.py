@@ -13,9 +13,8 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -442,8 +442,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         if hard and graph_capture() == "export":
             refuse_in_graph_capture(
                 "AdapLeR's token removal keeps the tokens each input's contribution scores select, which a traced or "
-                "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the model "
-                "without removal, which is exactly BertForSequenceClassification: set "
+                "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the full-depth "
+                "model, without removal and exactly BertForSequenceClassification: set "
                 "`model.config.inference_mode = 'off'` first. Real removal runs in eager mode and under torch.compile."
             )
 

@@ -601,6 +601,20 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         kwargs.pop("return_dict", None)
         if kwargs:
             raise TypeError(f"DepthAdaptiveTransformer.forward got unexpected arguments: {sorted(kwargs)}.")
+        adaptive = self.config.adaptive_depth and not output_exit_logits and not self.training
+        capture = graph_capture() if adaptive else None
+        if capture == "export":
+            refuse_in_graph_capture(
+                "The Depth-Adaptive Transformer's exits depend on each token's states, which a traced or exported "
+                "graph cannot keep: it would freeze the example's exits. Export the full-depth model, which is "
+                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` first."
+            )
+        if capture == "compile":
+            refuse_in_graph_capture(
+                "torch.compile does not give the eager results on the Depth-Adaptive Transformer's adaptive decoding "
+                "(inductor changed logits and exits on a tiny model), so it is refused. Decode adaptively without "
+                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False`."
+            )
 
         source = input_ids if input_ids is not None else inputs_embeds
         if labels is not None:
@@ -631,20 +645,6 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             outputs.encoder_last_hidden_state = encoder_hidden
             return outputs
 
-        adaptive = self.config.adaptive_depth and not output_exit_logits
-        capture = graph_capture() if adaptive else None
-        if capture == "export":
-            refuse_in_graph_capture(
-                "The Depth-Adaptive Transformer's exits depend on each token's states, which a traced or exported "
-                "graph cannot keep: it would freeze the example's exits. Export the full-depth model, which is "
-                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` first."
-            )
-        if capture == "compile":
-            refuse_in_graph_capture(
-                "torch.compile does not give the eager results on the Depth-Adaptive Transformer's adaptive decoding "
-                "(inductor changed logits and exits on a tiny model), so it is refused. Decode adaptively without "
-                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False`."
-            )
         cache = self._prepare_cache(cache)
         if not adaptive:
             outputs = self._full_depth_forward(decoder_inputs, encoder_hidden, attention_mask, cache,

@@ -33,9 +33,10 @@ Standard switches: `output_hidden_states` returns every token's states, an exite
 from its exit layer; `output_attentions` needs `token_early_exit=False` and eager attention; gradient checkpointing
 recomputes each layer's step in the backward; `torch.compile` gives the eager outputs; `resize_token_embeddings`
 grows the table, new ids running every layer (as ids unseen by the table builder do). Exits are fixed by the table,
-so a traced or exported graph (`torch.export`, `torch.onnx.export`, `torch.jit.trace`) keeps them: it computes every
-token at every layer and keeps each token's state from its exit layer, the eager outputs without the saving (a
-static graph cannot size a layer by the number of tokens still running).
+so an exported graph keeps them: `torch.export` keeps each layer's data-dependent width, so the exported program
+routes every input as eager does and saves the same compute (it uses eager attention there); `torch.jit.trace` and
+the legacy ONNX exporter cannot, so their graph computes every token at every layer and keeps each token's state
+from its exit layer: the eager outputs, without the saving.
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -324,22 +325,29 @@ def run_layers_with_token_exits(
     states)` gives its key-padding attention mask. Returns the final states (B, T, H) in the input order and,
     with `output_hidden_states`, the embeddings and the states after every layer.
 
-    A static graph (`torch.export`, `torch.onnx.export`, `torch.jit.trace`) would freeze the example's widths
-    T' and M into constants, and so route other inputs wrongly: there every layer computes every column (M = T'
-    = T) and the running mask alone decides which states change, so the exits, not the saving, survive export.
-    With gradient checkpointing enabled on a layer, its step is recomputed in the backward pass.
+    The widths T' and M depend on the input's ids. `torch.export` (and the ONNX exporter built on it) keeps them as
+    data-dependent sizes, so the exported graph routes every input as eager does, saving included. `torch.jit.trace`
+    (and the legacy ONNX exporter) would freeze them into the example's constants and route other inputs wrongly:
+    there every layer computes every column (M = T' = T) and the running mask alone decides which states change,
+    so the exits survive, the saving does not. With gradient checkpointing enabled on a layer, its step is
+    recomputed in the backward pass.
     """
     hidden_size = hidden_states.shape[-1]
-    static = graph_capture() == "export"
+    traced = graph_capture() == "export" and not torch.compiler.is_exporting()
     # Sort each row by exit layer, descending and stable: the running tokens of any layer are then a prefix.
     order = torch.sort(exit_layers, dim=1, descending=True, stable=True).indices  # (B, T)
     sorted_exits = exit_layers.gather(1, order)  # (B, T), non-increasing along each row
     # T': columns past it are padding in every row
-    width = exit_layers.shape[1] if static else int((sorted_exits > 0).sum(dim=1).max())
+    width = column_count((sorted_exits > 0).sum(dim=1).max(), exit_layers.shape[1], traced)
     order, sorted_exits = order[:, :width], sorted_exits[:, :width]  # (B, T')
     gather_index = order.unsqueeze(-1).expand(-1, -1, hidden_size)  # (B, T', H)
     states = hidden_states.gather(1, gather_index)  # (B, T', H)
     present = sorted_exits > 0  # (B, T')
+    exported_mask = None
+    if torch.compiler.is_exporting():  # transformers' mask builders branch on the (data-dependent) query count
+        exported_mask = torch.zeros(present.shape, dtype=states.dtype, device=states.device).masked_fill(
+            ~present, torch.finfo(states.dtype).min
+        )[:, None, None, :]  # (B, 1, 1, T'), the same for every query
 
     def in_input_order(sorted_states: torch.Tensor) -> torch.Tensor:
         # (B, T', H) -> (B, T, H); padding positions keep their embedding output
@@ -348,10 +356,11 @@ def run_layers_with_token_exits(
     all_states = (hidden_states,) if output_hidden_states else None
     for layer_number, layer in enumerate(layers, start=1):
         running = sorted_exits >= layer_number  # (B, T'), a prefix of each row
-        num_queries = width if static else int(running.sum(dim=1).max())  # M_l
-        if num_queries > 0 and not (skip_layer is not None and skip_layer()):
+        num_queries = column_count(running.sum(dim=1).max(), width, traced)  # M_l
+        # (an exported graph cannot branch on M_l; with M_l = 0 the step computes nothing)
+        if (exported_mask is not None or num_queries > 0) and not (skip_layer is not None and skip_layer()):
             query_states = states[:, :num_queries]  # (B, M, H)
-            mask = make_mask(query_states, present, states)
+            mask = exported_mask if exported_mask is not None else make_mask(query_states, present, states)
             if layer.gradient_checkpointing and layer.training and torch.is_grad_enabled():
                 # what `GradientCheckpointingLayer` does for a layer called as a whole: keep the inputs only
                 updated = layer._gradient_checkpointing_func(partial(layer_step, layer), query_states, states, mask)
@@ -363,6 +372,27 @@ def run_layers_with_token_exits(
         if all_states is not None:
             all_states += (in_input_order(states),)
     return in_input_order(states), all_states
+
+
+def column_count(count: torch.Tensor, limit, traced: bool):
+    """How many columns to compute, `count` (a 0-d tensor) at most `limit`: a Python int in eager mode and under
+    torch.compile; under torch.export a data-dependent size the exported graph keeps; under torch.jit.trace, which
+    would freeze an int into the graph, `limit` (every column)."""
+    if traced:
+        return limit
+    if torch.compiler.is_exporting():
+        size = count.item()
+        torch._check(size >= 0)
+        torch._check(size <= limit)
+        return size
+    return int(count)
+
+
+def attention_interface(config, eager_attention_forward: Callable) -> Callable:
+    """The model's attention implementation, or eager attention under torch.export: transformers' sdpa wrapper
+    branches on the query count, which a layer of the token-exit path only knows from the data."""
+    implementation = "eager" if torch.compiler.is_exporting() else config._attn_implementation
+    return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
 
 def key_padding_mask(config, query_states: torch.Tensor, present: torch.Tensor, states: torch.Tensor):
@@ -384,9 +414,7 @@ def bert_layer_step(
     query = attention.query(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hs)
     key = attention.key(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
     value = attention.value(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
-        attention.config._attn_implementation, bert_eager_attention_forward
-    )
+    attention_function = attention_interface(attention.config, bert_eager_attention_forward)
     context, _ = attention_function(
         attention,
         query,
@@ -412,9 +440,7 @@ def bart_layer_step(
     query = attention.q_proj(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hd)
     key = attention.k_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
     value = attention.v_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
-        attention.config._attn_implementation, bart_eager_attention_forward
-    )
+    attention_function = attention_interface(attention.config, bart_eager_attention_forward)
     context, _ = attention_function(
         attention,
         query,

@@ -10,8 +10,13 @@ to compile on two cores; the refusal is checked for every family that refuses, w
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib
+import inspect
+import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,6 +42,7 @@ from transformers import (
 )
 
 from adaptive_zoo.evaluation.measure import count_flops
+from adaptive_zoo import models as models_package
 from adaptive_zoo.models import MODEL_FAMILIES
 
 ZOO = {
@@ -503,3 +509,41 @@ def test_compiled_full_depth_model_equals_eager(family, tokenizer):
     with full_depth(family, model):
         compiled_matches_eager(family, model, batch(family, tokenizer), "inductor")
     torch._dynamo.reset()
+
+
+# -- the checks every Hub folder carries its own copy of -------------------------------------------------------------
+
+
+def def_source(source: str) -> str:
+    """The text of the first function in `source` from its `def` on (decorators and indentation left out)."""
+    text = textwrap.dedent(source)
+    return ast.get_source_segment(text, ast.parse(text).body[0])
+
+
+def test_copied_checks_are_identical_to_their_source():
+    """Each modeling folder is self-contained Hub code, so the shared checks are copies, marked
+    `# Copied from <dotted path>`; a copy that drifts from its source would make one model check differently."""
+    copies = 0
+    for path in sorted(Path(models_package.__file__).parent.glob("*/modeling_*.py")):
+        text = path.read_text()
+        tree = ast.parse(text)
+        lines = text.splitlines()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            marker = lines[first - 2].strip()
+            if not marker.startswith("# Copied from "):
+                continue
+            module_name, _, attribute_path = marker.removeprefix("# Copied from ").partition(".modeling_")
+            module = importlib.import_module(f"{module_name}.modeling_{attribute_path.split('.')[0]}")
+            original = module
+            for name in attribute_path.split(".")[1:]:
+                original = inspect.getattr_static(original, name)
+            original = getattr(original, "__func__", original)
+            original = getattr(original, "__wrapped__", original)
+            assert ast.get_source_segment(text, node) and def_source(
+                textwrap.dedent("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+            ) == def_source(inspect.getsource(original)), f"{path.name}:{node.lineno} differs from {marker}"
+            copies += 1
+    assert copies >= 20, f"found only {copies} marked copies"

@@ -592,6 +592,34 @@ class HashTableMixin:
         return draws
 
 
+class HashEEPreTrainedMixin:
+    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they refuse or extend."""
+
+    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
+        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
+        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        for module in self.modules():
+            if isinstance(module, HashTableMixin):
+                module.resize_hash_table(embeddings.num_embeddings)
+        return embeddings
+
+
 # -- BERT -----------------------------------------------------------------------------------------------------
 
 
@@ -650,32 +678,9 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
         return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
 
 
-class HashEEBertPreTrainedModel(BertPreTrainedModel):
+class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
     config_class = HashEEBertConfig
     config: HashEEBertConfig
-    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
-    _supports_flash_attn = False
-    _supports_flex_attn = False
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
-        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
-    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
-        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
-        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
-
-    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
-        """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        for module in self.modules():
-            if isinstance(module, HashTableMixin):
-                module.resize_hash_table(embeddings.num_embeddings)
-        return embeddings
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -840,34 +845,9 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
 # -- BART -----------------------------------------------------------------------------------------------------
 
 
-class HashEEBartPreTrainedModel(BartPreTrainedModel):
+class HashEEBartPreTrainedModel(HashEEPreTrainedMixin, BartPreTrainedModel):
     config_class = HashEEBartConfig
     config: HashEEBartConfig
-    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
-    _supports_flash_attn = False
-    _supports_flex_attn = False
-
-    # Copied from adaptive_zoo.models.hashee.modeling_hashee.HashEEBertPreTrainedModel.from_pretrained
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
-        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
-    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
-        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
-        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
-
-    # Copied from adaptive_zoo.models.hashee.modeling_hashee.HashEEBertPreTrainedModel.resize_token_embeddings
-    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
-        """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        for module in self.modules():
-            if isinstance(module, HashTableMixin):
-                module.resize_hash_table(embeddings.num_embeddings)
-        return embeddings
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -4,8 +4,9 @@ answer is the one outcome these tests do not accept.
 
 A model family joins by adding its tester to `ZOO` and its row to `SWITCHES` (what README's "Standard switches"
 table says it does); `test_every_family_declares_its_switches` fails until it does. The torch.compile cases that
-need inductor are marked `slow` and run on a reduced matrix (one family per behaviour): a tiny model takes 25-90 s
-to compile on two cores; the refusal is checked for every family that refuses, with dynamo's fast "eager" backend.
+need inductor are marked `slow` and run on a reduced matrix (one family per behaviour): a tiny model takes 15-90 s
+to compile on two cores. They run by default; `-m "not slow"` leaves them out. The refusal is checked for every
+family that refuses, with dynamo's fast "eager" backend (it is raised before any backend sees a graph).
 """
 
 from __future__ import annotations

@@ -28,10 +28,6 @@ from test_hashee import HashEEBartModelTester, HashEEBertModelTester
 from tiny import TEXTS, tiny_bert_config
 from transformers import (
     AutoTokenizer,
-    BartConfig,
-    BartForConditionalGeneration,
-    BertConfig,
-    BertForSequenceClassification,
     DistilBertConfig,
     DistilBertForSequenceClassification,
     MBartConfig,
@@ -42,8 +38,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo import models as models_package
+from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo.models import MODEL_FAMILIES
 
 ZOO = {
@@ -158,7 +154,8 @@ def test_unsupported_attention_implementation_is_refused_where_it_is_chosen(fami
     with pytest.raises(ValueError, match=message):
         tester.model_class(config)
     for supported in ("eager", "sdpa"):
-        assert tester.model_class.from_pretrained(tmp_path, attn_implementation=supported).config._attn_implementation == supported
+        loaded = tester.model_class.from_pretrained(tmp_path, attn_implementation=supported)
+        assert loaded.config._attn_implementation == supported
 
 
 # -- loading another family's checkpoint -----------------------------------------------------------------------
@@ -174,7 +171,9 @@ def save_foreign(kind, folder):
             DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37, num_labels=3)
         )
     elif kind == "t5":
-        model = T5ForConditionalGeneration(T5Config(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4))
+        model = T5ForConditionalGeneration(
+            T5Config(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4)
+        )
     else:
         model = MBartForConditionalGeneration(
             MBartConfig(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,

@@ -297,7 +297,7 @@ class AdapLeRPreTrainedModel(BertPreTrainedModel):
     # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
         check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
@@ -496,7 +496,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         )
 
     def _forward_off(
-        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states, **kwargs
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
     ):
         """No removal: exactly `BertModel`'s encoder loop."""
         layer_mask = create_bidirectional_mask(
@@ -513,7 +514,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         return hidden_states, kept_tokens, kept_masks, (None, None), all_hidden_states
 
     def _forward_hard(
-        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states, **kwargs
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
     ):
         """Real removal: before each layer drop the tokens below δ and pack each row's survivors to the left."""
         batch_size, sequence_length, hidden_size = hidden_states.shape
@@ -604,7 +606,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         return create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)
 
     def _forward_soft(
-        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states, **kwargs
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
     ):
         """Soft removal (eq. 4): every token stays; an additive mask M accumulates before each layer."""
         if self.config._attn_implementation not in ("eager", "sdpa"):

@@ -237,7 +237,7 @@ class DeeBertPreTrainedModel(BertPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
         check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
@@ -328,11 +328,12 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         if labels is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
         threshold = None if self.training else self.config.entropy_threshold
+        adaptive = threshold is not None
         keep_ramp_logits = self.training or bool(output_ramp_logits)
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         if output_attentions:
-            check_attentions_available(type(self), self.config, threshold is not None, "config.entropy_threshold = None")
-        if threshold is not None and graph_capture() == "export":
+            check_attentions_available(type(self), self.config, adaptive, "config.entropy_threshold = None")
+        if adaptive and graph_capture() == "export":
             refuse_in_graph_capture(
                 "DeeBERT's early exit depends on each input's off-ramp entropies, which a traced or exported graph "
                 "cannot keep: it would freeze the example batch's exits. Export the full-depth model, which is exactly "

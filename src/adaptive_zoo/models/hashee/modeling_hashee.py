@@ -601,7 +601,7 @@ class HashEEPreTrainedMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing checkpoints of other families (`SUPPORTED_CHECKPOINT_MODEL_TYPES`)."""
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
         supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
         check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)

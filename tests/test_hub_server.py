@@ -120,7 +120,9 @@ def test_fresh_subprocess_loads_with_empty_cache(loopback_hub, tmp_path, tokeniz
     env = loopback_hub.subprocess_env(hf_home=child_home)
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert torch.equal(torch.load(out), logits(model))
+    # another process may pick other CPU kernels: 1.9e-9 apart on this machine (the mixin's fresh-process checks
+    # allow 1e-6 too)
+    torch.testing.assert_close(torch.load(out), logits(model), rtol=0, atol=1e-6)
     assert (child_home / "hub" / "models--user--sub-bert").is_dir()
 
 

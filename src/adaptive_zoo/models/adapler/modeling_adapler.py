@@ -16,19 +16,30 @@ row; [CLS] (position 0) is always kept.
   attention mask M accumulates m^-(S̃^ℓ) layer after layer, sharpening as λ grows each epoch.
 - `inference_mode="off"`: nothing is removed; the logits equal `BertForSequenceClassification`'s.
 
+Standard switches: `output_hidden_states` returns every token's states in the input's positions, a removed
+token's carried forward unchanged from the last layer it entered; `output_attentions` needs `inference_mode` "off"
+or "mask" (or training) and eager attention; `torch.compile` gives the eager outputs; tracing or exporting is
+refused with `inference_mode="remove"`, whose kept tokens depend on the input: export with `inference_mode="off"`.
+Which tokens are kept is decided on the model's dtype: in bfloat16 a score near its cutoff δ can fall on the other
+side than in float32, so the kept tokens (and the logits) can differ from float32's, the reference.
+
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus
-`contribution_predictors.*`, `eta` and `theta`, so any BERT classifier checkpoint loads.
+`contribution_predictors.*`, `eta` and `theta`, so any BERT classifier checkpoint loads; a checkpoint of another
+family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import CrossEntropyLoss
+from transformers import PreTrainedConfig
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ModelOutput
@@ -39,6 +50,14 @@ from .configuration_adapler import AdapLeRConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRModel"}
+
+# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into AdapLeR by name.
+# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
+SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "adapler")
+
+# The attention implementations AdapLeR is tested with (soft removal adds a float mask to the scores); others
+# (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
+SUPPORTED_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 # Bounds that `clamp_adaptive_parameters_` keeps η and θ in after each optimiser step.
 ETA_MIN = 1e-3
@@ -63,6 +82,14 @@ class AdapLeRSequenceClassifierOutput(ModelOutput):
         kept_masks (`tuple` of `num_hidden_layers` `torch.BoolTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Returned when `output_kept_masks=True`: which original positions entered each layer (the paper's
             Figure 4 rationales). Without real removal these are the attention mask.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and the output of every layer, `num_hidden_layers + 1` tensors of shape
+            `(batch_size, sequence_length, hidden_size)`, each token at its original position. A token removed
+            before layer ℓ keeps the state of the last layer it entered in every later entry (carried forward, not
+            computed).
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Every layer's attention weights, `(batch_size, num_heads, sequence_length, sequence_length)`. Only
+            without real removal (`inference_mode` "off" or "mask", or training) and with eager attention.
         ce_loss (`torch.FloatTensor` of shape `()`, *optional*):
             Cross-entropy of `logits`, when `labels` is given.
         cp_loss (`torch.FloatTensor` of shape `()`, *optional*):
@@ -81,6 +108,8 @@ class AdapLeRSequenceClassifierOutput(ModelOutput):
     ce_loss: torch.FloatTensor | None = None
     cp_loss: torch.FloatTensor | None = None
     length_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.warn_stale_operating_point
@@ -166,9 +195,133 @@ class AdapLeRContributionPredictor(nn.Module):
         return torch.softmax(self.masked_logits(hidden_states, present), dim=-1)  # (B, T)
 
 
+# -- standard switches (the same checks in every model of the zoo) ----------------------------------------------
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_checkpoint_model_type
+def check_checkpoint_model_type(model_class: type, checkpoint, supported: tuple[str, ...], kwargs: dict) -> None:
+    """Refuse to load `checkpoint` into `model_class` unless its config.json's `model_type` is in `supported`.
+
+    transformers only warns when a checkpoint of another family is loaded, and the weights then land in the wrong
+    places or nowhere: a silently random model. `kwargs` are `from_pretrained`'s, for finding the file."""
+    if checkpoint is None:  # weights given as a state dict
+        return
+    hub_kwargs = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(
+            checkpoint, **{name: kwargs[name] for name in hub_kwargs if name in kwargs}
+        )
+    except OSError:  # no config.json (bare weights, with the config passed explicitly): no family to check
+        return
+    model_type = config_dict.get("model_type")
+    if model_type not in supported:
+        raise ValueError(
+            f"{model_class.__name__} loads checkpoints with model_type in {supported}; {str(checkpoint)!r} is a "
+            f"{model_type!r} checkpoint, whose weights would load misplaced or not at all. Start from a checkpoint "
+            "of a supported family."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_attention_implementation
+def check_attention_implementation(model_class: type, requested: str | None, supported: tuple[str, ...]) -> None:
+    """Refuse an `attn_implementation` the model's adaptive paths are not written for (None is the default)."""
+    if requested is not None and requested not in supported:
+        raise ValueError(
+            f"{model_class.__name__} supports attn_implementation in {supported}; got {requested!r}. Load the model "
+            "with one of those (e.g. `attn_implementation='sdpa'`)."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.graph_capture
+def graph_capture() -> str | None:
+    """Which static-graph capture runs this forward: "export" (`torch.export`, `torch.onnx.export`,
+    `torch.jit.trace`), "compile" (`torch.compile`) or None (eager)."""
+    if torch.compiler.is_compiling():
+        return "export" if torch.compiler.is_exporting() else "compile"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "export"
+    return None
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.raise_value_error
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.refuse_in_graph_capture
+def refuse_in_graph_capture(message: str) -> None:
+    """Raise `ValueError(message)` from a forward that is being compiled, exported or traced.
+
+    Under `torch.compile` a plain `raise` would not reach the caller: dynamo gives up on the frame and runs it again
+    uncompiled, where no capture is seen any more. A function dynamo may not trace runs, and raises, eagerly."""
+    if graph_capture() == "compile":
+        torch.compiler.disable(raise_value_error, reason=message)(message)
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.output_flags
+def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool, bool]:
+    """The call's `output_hidden_states` and `output_attentions`, each falling back to the config's field."""
+    flags = []
+    for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+        value = getattr(config, name) if value is None else value
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False (this model does not select layers); got {value!r}.")
+        flags.append(value)
+    return flags[0], flags[1]
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_attentions_available
+def check_attentions_available(model_class: type, config, adaptive: bool, full_depth_setting: str) -> None:
+    """`output_attentions=True` needs every row and token at every layer, and attention weights (eager attention)."""
+    if adaptive:
+        raise ValueError(
+            f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
+            "`output_hidden_states=True`, which the adaptive path supports."
+        )
+    if config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs attention weights, which attn_implementation="
+            f"{config._attn_implementation!r} does not compute: load the model with `attn_implementation='eager'` "
+            "or call `model.set_attn_implementation('eager')`."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.recording_attentions
+@contextmanager
+def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
+    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    weights: list[torch.Tensor] = []
+    handles = [
+        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
+        for module in attention_modules
+    ]
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class AdapLeRPreTrainedModel(BertPreTrainedModel):
     config_class = AdapLeRConfig
     config: AdapLeRConfig
+    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
+        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -187,7 +340,7 @@ def initial_eta_theta(config: AdapLeRConfig) -> tuple[torch.Tensor, torch.Tensor
     return eta, theta
 
 
-class AdapLeRModel(BertModel):
+class AdapLeRModel(AdapLeRPreTrainedModel, BertModel):
     """The plain BERT backbone of an AdapLeR checkpoint (what `AutoModel` loads): all tokens, no CPs."""
 
     config_class = AdapLeRConfig
@@ -283,6 +436,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         labels: torch.Tensor | None = None,
         saliency: torch.Tensor | None = None,
         output_kept_masks: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> AdapLeRSequenceClassifierOutput:
         r"""
@@ -295,6 +450,10 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             zeros on padding. In training with `labels` it gives the CP targets and `cp_loss`; ignored otherwise.
         output_kept_masks (`bool`, *optional*):
             Also return `kept_masks`, which original positions entered each layer.
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return every layer's states at the original positions; a removed token's are carried forward.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return every layer's attention weights: without real removal and with eager attention only.
 
         Gradient routing: one backward of `loss` trains both of the paper's objectives. `length_loss` is built
         from S̃ detached, so it reaches only η and θ (θ through θ_d, eq. 14); the CP targets use θ detached,
@@ -329,6 +488,16 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         if hard and self.config.operating_point_stale:
             warn_stale_operating_point(self, "token-removal operating point (η, contribution predictors)",
                                        "inference_mode='off'")
+        output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
+        if output_attentions:
+            check_attentions_available(type(self), self.config, hard, "config.inference_mode = 'off'")
+        if hard and graph_capture() == "export":
+            refuse_in_graph_capture(
+                "AdapLeR's token removal keeps the tokens each input's contribution scores select, which a traced or "
+                "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the full-depth "
+                "model, without removal and exactly BertForSequenceClassification: set "
+                "`model.config.inference_mode = 'off'` first. Real removal runs in eager mode and under torch.compile."
+            )
 
         hidden_states = self.bert.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
@@ -345,9 +514,13 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             )
 
         run = self._forward_hard if hard else self._forward_soft if soft else self._forward_off
-        hidden_states, kept_tokens, kept_masks, aux = run(
-            hidden_states, present, attention_mask, labels, saliency, bool(output_kept_masks), **kwargs
-        )
+        with recording_attentions(
+            [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []
+        ) as attentions:
+            hidden_states, kept_tokens, kept_masks, aux, all_hidden_states = run(
+                hidden_states, present, attention_mask, labels, saliency, bool(output_kept_masks),
+                output_hidden_states, **kwargs,
+            )
 
         pooled_output = self.dropout(self.bert.pooler(hidden_states))  # (B, H)
         logits = self.classifier(pooled_output)  # (B, C)
@@ -370,25 +543,39 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             ce_loss=ce_loss,
             cp_loss=cp_loss,
             length_loss=length_loss,
+            hidden_states=all_hidden_states,
+            attentions=tuple(attentions) if output_attentions else None,
         )
 
-    def _forward_off(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+    def _forward_off(
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
+    ):
         """No removal: exactly `BertModel`'s encoder loop."""
         layer_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
         for layer in self.bert.encoder.layer:
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
+            if all_hidden_states is not None:
+                all_hidden_states += (hidden_states,)
         num_layers = self.config.num_hidden_layers
         kept_tokens = present.sum(dim=-1, keepdim=True).expand(-1, num_layers).clone()  # (B, L)
         kept_masks = (present,) * num_layers if output_kept_masks else None
-        return hidden_states, kept_tokens, kept_masks, (None, None)
+        return hidden_states, kept_tokens, kept_masks, (None, None), all_hidden_states
 
-    def _forward_hard(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+    def _forward_hard(
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
+    ):
         """Real removal: before each layer drop the tokens below δ and pack each row's survivors to the left."""
         batch_size, sequence_length, hidden_size = hidden_states.shape
         if batch_size == 1 and bool(present.all()):
-            return self._forward_hard_single_row(hidden_states, output_kept_masks, **kwargs)
+            return self._forward_hard_single_row(hidden_states, output_kept_masks, output_hidden_states, **kwargs)
+        # Every token's latest state at its original position (B, T, H): removed tokens keep theirs.
+        carried = hidden_states
+        all_hidden_states = (carried,) if output_hidden_states else None
         device = hidden_states.device
         kept_tokens = torch.zeros(batch_size, self.config.num_hidden_layers, dtype=torch.long, device=device)  # (B, L)
         kept_masks = [] if output_kept_masks else None
@@ -421,9 +608,14 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                     )
                 )  # (B, T_original)
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T', H)
-        return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
+            if all_hidden_states is not None:
+                rows, slots = present.nonzero(as_tuple=True)  # the tokens this layer computed
+                carried = carried.index_put((rows, positions[rows, slots]), hidden_states[rows, slots])
+                all_hidden_states += (carried,)
+        kept_masks = tuple(kept_masks) if kept_masks is not None else None
+        return hidden_states, kept_tokens, kept_masks, (None, None), all_hidden_states
 
-    def _forward_hard_single_row(self, hidden_states, output_kept_masks, **kwargs):
+    def _forward_hard_single_row(self, hidden_states, output_kept_masks, output_hidden_states, **kwargs):
         """Real removal for one row without padding (batch size 1, the latency setting). Nothing needs packing,
         so a boolean index drops the tokens below δ, with no sort, gather or padding mask: at a few dozen tokens
         those small ops cost as much as a layer's matmuls. Scores and thresholds are computed as in
@@ -433,6 +625,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         positions = torch.arange(sequence_length, device=device)  # (T',) original position of each kept token
         eta = self.eta.detach().float().clamp(ETA_MIN, 1.0)  # (L,) within its bounds whatever the optimiser did
         kept_counts, kept_masks = [], [] if output_kept_masks else None
+        carried = hidden_states  # (1, T, H), every token's latest state at its original position
+        all_hidden_states = (carried,) if output_hidden_states else None
 
         for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
             length = hidden_states.shape[1]
@@ -449,8 +643,12 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                     torch.zeros(1, sequence_length, dtype=torch.bool, device=device).index_fill_(1, positions, True)
                 )  # (1, T_original)
             hidden_states = layer(hidden_states, attention_mask=None, **kwargs)  # (1, T'', H)
+            if all_hidden_states is not None:
+                carried = carried.index_copy(1, positions, hidden_states)
+                all_hidden_states += (carried,)
         kept_tokens = torch.tensor([kept_counts], dtype=torch.long, device=device)  # (1, L)
-        return hidden_states, kept_tokens, tuple(kept_masks) if kept_masks is not None else None, (None, None)
+        kept_masks = tuple(kept_masks) if kept_masks is not None else None
+        return hidden_states, kept_tokens, kept_masks, (None, None), all_hidden_states
 
     def _padding_mask(self, hidden_states: torch.Tensor, present: torch.Tensor) -> torch.Tensor | None:
         """The attention mask of the packed batch, or None when no row has padding (then building it would cost more
@@ -459,7 +657,10 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             return None
         return create_bidirectional_mask(config=self.config, inputs_embeds=hidden_states, attention_mask=present)
 
-    def _forward_soft(self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, **kwargs):
+    def _forward_soft(
+        self, hidden_states, present, attention_mask, labels, saliency, output_kept_masks, output_hidden_states,
+        **kwargs,
+    ):
         """Soft removal (eq. 4): every token stays; an additive mask M accumulates before each layer."""
         if self.config._attn_implementation not in ("eager", "sdpa"):
             raise ValueError(
@@ -479,6 +680,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         accumulated_mask = zeros  # (B, T) M, feeds the attention: trained by CE
         length_mask = zeros  # (B, T) the same values, but from S̃ detached: L_LENGTH reaches only η, θ
         retained, cp_loss = [], None
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
         if with_cp_loss:
             if bool((saliency < 0).any()):
                 raise ValueError("`saliency` must be non-negative (norms of gradient x input).")
@@ -502,13 +704,15 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             additive = torch.where(present, accumulated_mask, mask_floor).clamp_min(mask_floor)  # (B, T)
             additive = additive.to(hidden_states.dtype)[:, None, None, :]  # (B, 1, 1, T)
             hidden_states = layer(hidden_states, attention_mask=additive, **kwargs)  # (B, T, H)
+            if all_hidden_states is not None:
+                all_hidden_states += (hidden_states,)
 
         length_loss = None
         if compute_losses:
             length_loss = torch.stack(retained).sum() / (tokens_present.sum() * num_layers)
         kept_tokens = tokens_present.unsqueeze(-1).expand(-1, num_layers).clone()  # (B, L)
         kept_masks = (present,) * num_layers if output_kept_masks else None
-        return hidden_states, kept_tokens, kept_masks, (cp_loss, length_loss)
+        return hidden_states, kept_tokens, kept_masks, (cp_loss, length_loss), all_hidden_states
 
 
 __all__ = [

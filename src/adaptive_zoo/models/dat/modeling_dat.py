@@ -16,7 +16,13 @@ still-active tokens only, packed per row, so batched decoding with per-row exits
 decoding one row at a time.
 
 With `config.adaptive_depth = False` the model computes exactly what `BartForConditionalGeneration` computes
-with the same weights (weight names are BART's, plus `exit_predictor.*`).
+with the same weights (weight names are BART's, plus `exit_predictor.*`); a checkpoint of another family is refused
+by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+
+Standard switches: adaptive decoding (eval mode, `adaptive_depth=True`) refuses `torch.compile` (inductor changed
+its logits and exits) and tracing or exporting (a static graph would freeze the example's exits); both work on the
+full-depth model (`adaptive_depth=False`). `output_hidden_states` and `output_attentions` are refused;
+`resize_token_embeddings` resizes the output bias with the embeddings.
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationMixin
@@ -47,6 +54,14 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_dat import DepthAdaptiveTransformerConfig
 
 IGNORE_INDEX = -100
+
+# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into the DAT by name.
+# `from_pretrained` refuses any other: a T5 or mBART checkpoint would load misplaced or random weights.
+SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bart", "depth_adaptive_transformer")
+
+# The attention implementations adaptive decoding is tested with; others (flex_attention, flash_attention_*, Hub
+# kernels) are refused when the model is built, loaded or switched with `set_attn_implementation`.
+SUPPORTED_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -380,9 +395,102 @@ def project_into_cache(attention: BartAttention, keys, values, pending, row_inde
     pending[row_index, position_index] = False
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Standard switches (the same checks in every model of the zoo)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_checkpoint_model_type
+def check_checkpoint_model_type(model_class: type, checkpoint, supported: tuple[str, ...], kwargs: dict) -> None:
+    """Refuse to load `checkpoint` into `model_class` unless its config.json's `model_type` is in `supported`.
+
+    transformers only warns when a checkpoint of another family is loaded, and the weights then land in the wrong
+    places or nowhere: a silently random model. `kwargs` are `from_pretrained`'s, for finding the file."""
+    if checkpoint is None:  # weights given as a state dict
+        return
+    hub_kwargs = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(
+            checkpoint, **{name: kwargs[name] for name in hub_kwargs if name in kwargs}
+        )
+    except OSError:  # no config.json (bare weights, with the config passed explicitly): no family to check
+        return
+    model_type = config_dict.get("model_type")
+    if model_type not in supported:
+        raise ValueError(
+            f"{model_class.__name__} loads checkpoints with model_type in {supported}; {str(checkpoint)!r} is a "
+            f"{model_type!r} checkpoint, whose weights would load misplaced or not at all. Start from a checkpoint "
+            "of a supported family."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_attention_implementation
+def check_attention_implementation(model_class: type, requested: str | None, supported: tuple[str, ...]) -> None:
+    """Refuse an `attn_implementation` the model's adaptive paths are not written for (None is the default)."""
+    if requested is not None and requested not in supported:
+        raise ValueError(
+            f"{model_class.__name__} supports attn_implementation in {supported}; got {requested!r}. Load the model "
+            "with one of those (e.g. `attn_implementation='sdpa'`)."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.graph_capture
+def graph_capture() -> str | None:
+    """Which static-graph capture runs this forward: "export" (`torch.export`, `torch.onnx.export`,
+    `torch.jit.trace`), "compile" (`torch.compile`) or None (eager)."""
+    if torch.compiler.is_compiling():
+        return "export" if torch.compiler.is_exporting() else "compile"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "export"
+    return None
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.raise_value_error
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.refuse_in_graph_capture
+def refuse_in_graph_capture(message: str) -> None:
+    """Raise `ValueError(message)` from a forward that is being compiled, exported or traced.
+
+    Under `torch.compile` a plain `raise` would not reach the caller: dynamo gives up on the frame and runs it again
+    uncompiled, where no capture is seen any more. A function dynamo may not trace runs, and raises, eagerly."""
+    if graph_capture() == "compile":
+        torch.compiler.disable(raise_value_error, reason=message)(message)
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.output_flags
+def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool, bool]:
+    """The call's `output_hidden_states` and `output_attentions`, each falling back to the config's field."""
+    flags = []
+    for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+        value = getattr(config, name) if value is None else value
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False (this model does not select layers); got {value!r}.")
+        flags.append(value)
+    return flags[0], flags[1]
+
+
 class DepthAdaptiveTransformerPreTrainedModel(BartPreTrainedModel):
     config_class = DepthAdaptiveTransformerConfig
     config: DepthAdaptiveTransformerConfig
+    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
+        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -418,6 +526,15 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
     # -- small pieces -----------------------------------------------------------------------------------------
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor):
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True) -> nn.Embedding:
+        """`PreTrainedModel.resize_token_embeddings`, and the output bias with them, as BART does (new ids: 0)."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        bias = self.final_logits_bias
+        new_size = embeddings.num_embeddings
+        extra = bias.new_zeros((1, max(new_size - bias.shape[-1], 0)))
+        self.final_logits_bias = nn.Buffer(torch.cat([bias[:, :new_size], extra], dim=1))
+        return embeddings
 
     def exit_logits_of(self, states: torch.Tensor) -> torch.Tensor:
         """The shared output classifier of every exit: states (..., d) -> logits (..., V)."""
@@ -490,12 +607,31 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         token_type_ids:
             Accepted and ignored (BART has none), so that BERT WordPiece tokenizer outputs can be passed as they are.
         """
-        for flag in ("output_attentions", "output_hidden_states"):
-            if kwargs.pop(flag, None):
-                raise ValueError(f"`{flag}=True` is not supported by DepthAdaptiveTransformer.")
+        for flag, wanted in zip(("output_hidden_states", "output_attentions"),
+                                output_flags(self.config, kwargs.pop("output_hidden_states", None),
+                                             kwargs.pop("output_attentions", None))):
+            if wanted:
+                raise ValueError(
+                    f"`{flag}=True` (argument or config field) is not supported by DepthAdaptiveTransformer. For the "
+                    "full-depth model's, load the same weights into BartForConditionalGeneration."
+                )
         kwargs.pop("return_dict", None)
         if kwargs:
             raise TypeError(f"DepthAdaptiveTransformer.forward got unexpected arguments: {sorted(kwargs)}.")
+        adaptive = self.config.adaptive_depth and not output_exit_logits and not self.training
+        capture = graph_capture() if adaptive else None
+        if capture == "export":
+            refuse_in_graph_capture(
+                "The Depth-Adaptive Transformer's exits depend on each token's states, which a traced or exported "
+                "graph cannot keep: it would freeze the example's exits. Export the full-depth model, which is "
+                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` first."
+            )
+        if capture == "compile":
+            refuse_in_graph_capture(
+                "torch.compile does not give the eager results on the Depth-Adaptive Transformer's adaptive decoding "
+                "(inductor changed logits and exits on a tiny model), so it is refused. Decode adaptively without "
+                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False`."
+            )
 
         source = input_ids if input_ids is not None else inputs_embeds
         if labels is not None:
@@ -533,7 +669,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
             return outputs
 
         cache = self._prepare_cache(cache)
-        if not self.config.adaptive_depth or output_exit_logits:
+        if not adaptive:
             outputs = self._full_depth_forward(decoder_inputs, encoder_hidden, attention_mask, cache,
                                                bool(output_exit_logits))
         else:

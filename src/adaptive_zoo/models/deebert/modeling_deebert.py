@@ -7,18 +7,27 @@ paper's reference code, which raises an exception to exit and so only runs at ba
 leave the batch: every deeper layer runs on the rows still in flight only, so the saving is real in batches.
 
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus `off_ramps.*`, so any
-BERT classifier checkpoint loads, and the last off-ramp is the model's own pooler and classifier.
+BERT classifier checkpoint loads, and the last off-ramp is the model's own pooler and classifier. A checkpoint of
+another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `SUPPORTED_CHECKPOINT_MODEL_TYPES`.
+
+Standard switches: `output_hidden_states` returns every row's states, an exited row's carried forward unchanged
+from its exit layer; `output_attentions` needs full depth and eager attention; `torch.compile` gives the eager
+outputs; tracing or exporting (`torch.export`, `torch.onnx.export`, `torch.jit.trace`) is refused while early exit
+is on, since a static graph would freeze the example's exits: export with `entropy_threshold=None`.
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import CrossEntropyLoss
+from transformers import PreTrainedConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
@@ -28,6 +37,14 @@ from .configuration_deebert import DeeBertConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeBertModel"}
+
+# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into DeeBERT by name.
+# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
+SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "deebert")
+
+# The attention implementations DeeBERT is tested with; others (flex_attention, flash_attention_*, Hub kernels)
+# are refused when the model is built, loaded or switched with `set_attn_implementation`.
+SUPPORTED_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 @dataclass
@@ -49,12 +66,22 @@ class DeeBertSequenceClassifierOutput(ModelOutput):
         ramp_logits (`torch.FloatTensor` of shape `(batch_size, num_hidden_layers, num_labels)`, *optional*):
             Every off-ramp's logits, returned in training and when `output_ramp_logits=True`. Layers a sample
             never reached (it exited earlier) hold NaN: they were not computed.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embeddings and the output of every layer, `num_hidden_layers + 1` tensors of shape
+            `(batch_size, sequence_length, hidden_size)`, as `BertForSequenceClassification` returns them. A row
+            that exited keeps its exit layer's state in every later entry (carried forward, not computed), and so
+            do the padding columns that no row still running needed.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Every layer's attention weights, `(batch_size, num_heads, sequence_length, sequence_length)`. Only at
+            full depth (`entropy_threshold=None` or training) and with `attn_implementation="eager"`.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     exit_layers: torch.LongTensor | None = None
     ramp_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -118,12 +145,126 @@ def off_ramp_dropout(config: DeeBertConfig) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
+# -- standard switches: checks shared, as copies, by every model of the zoo ------------------------------------
+
+
+def check_checkpoint_model_type(model_class: type, checkpoint, supported: tuple[str, ...], kwargs: dict) -> None:
+    """Refuse to load `checkpoint` into `model_class` unless its config.json's `model_type` is in `supported`.
+
+    transformers only warns when a checkpoint of another family is loaded, and the weights then land in the wrong
+    places or nowhere: a silently random model. `kwargs` are `from_pretrained`'s, for finding the file."""
+    if checkpoint is None:  # weights given as a state dict
+        return
+    hub_kwargs = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(
+            checkpoint, **{name: kwargs[name] for name in hub_kwargs if name in kwargs}
+        )
+    except OSError:  # no config.json (bare weights, with the config passed explicitly): no family to check
+        return
+    model_type = config_dict.get("model_type")
+    if model_type not in supported:
+        raise ValueError(
+            f"{model_class.__name__} loads checkpoints with model_type in {supported}; {str(checkpoint)!r} is a "
+            f"{model_type!r} checkpoint, whose weights would load misplaced or not at all. Start from a checkpoint "
+            "of a supported family."
+        )
+
+
+def check_attention_implementation(model_class: type, requested: str | None, supported: tuple[str, ...]) -> None:
+    """Refuse an `attn_implementation` the model's adaptive paths are not written for (None is the default)."""
+    if requested is not None and requested not in supported:
+        raise ValueError(
+            f"{model_class.__name__} supports attn_implementation in {supported}; got {requested!r}. Load the model "
+            "with one of those (e.g. `attn_implementation='sdpa'`)."
+        )
+
+
+def graph_capture() -> str | None:
+    """Which static-graph capture runs this forward: "export" (`torch.export`, `torch.onnx.export`,
+    `torch.jit.trace`), "compile" (`torch.compile`) or None (eager)."""
+    if torch.compiler.is_compiling():
+        return "export" if torch.compiler.is_exporting() else "compile"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "export"
+    return None
+
+
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+def refuse_in_graph_capture(message: str) -> None:
+    """Raise `ValueError(message)` from a forward that is being compiled, exported or traced.
+
+    Under `torch.compile` a plain `raise` would not reach the caller: dynamo gives up on the frame and runs it again
+    uncompiled, where no capture is seen any more. A function dynamo may not trace runs, and raises, eagerly."""
+    if graph_capture() == "compile":
+        torch.compiler.disable(raise_value_error, reason=message)(message)
+    raise ValueError(message)
+
+
+def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool, bool]:
+    """The call's `output_hidden_states` and `output_attentions`, each falling back to the config's field."""
+    flags = []
+    for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+        value = getattr(config, name) if value is None else value
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False (this model does not select layers); got {value!r}.")
+        flags.append(value)
+    return flags[0], flags[1]
+
+
+def check_attentions_available(model_class: type, config, adaptive: bool, full_depth_setting: str) -> None:
+    """`output_attentions=True` needs every row and token at every layer, and attention weights (eager attention)."""
+    if adaptive:
+        raise ValueError(
+            f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
+            "`output_hidden_states=True`, which the adaptive path supports."
+        )
+    if config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs attention weights, which attn_implementation="
+            f"{config._attn_implementation!r} does not compute: load the model with `attn_implementation='eager'` "
+            "or call `model.set_attn_implementation('eager')`."
+        )
+
+
+@contextmanager
+def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
+    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    weights: list[torch.Tensor] = []
+    handles = [
+        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
+        for module in attention_modules
+    ]
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class DeeBertPreTrainedModel(BertPreTrainedModel):
     config_class = DeeBertConfig
     config: DeeBertConfig
+    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
+        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
 
 
-class DeeBertModel(BertModel):
+class DeeBertModel(DeeBertPreTrainedModel, BertModel):
     """The plain BERT backbone of a DeeBERT checkpoint (what `AutoModel` loads): full depth, no off-ramps."""
 
     config_class = DeeBertConfig
@@ -184,13 +325,20 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_ramp_logits: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> DeeBertSequenceClassifierOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Class indices in `[0, num_labels)`; the loss is the cross-entropy of the returned `logits`.
+            Class indices in `[0, num_labels)`. Training mode: the loss is the joint objective (see `loss` in the
+            output); eval mode: the cross-entropy of the returned `logits`.
         output_ramp_logits (`bool`, *optional*):
             Also return every off-ramp's logits (`ramp_logits`). Always on in training mode.
+        output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+            Also return every layer's states; an exited row's are carried forward from its exit layer.
+        output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+            Also return every layer's attention weights: full depth and eager attention only (else a ValueError).
 
         Early exit happens only in eval mode with `config.entropy_threshold` set; in training every sample runs
         every layer so that every off-ramp sees every sample.
@@ -207,11 +355,55 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         if labels is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
         threshold = None if self.training else self.config.entropy_threshold
+        adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
             self.config.operating_point_stale = True  # S was chosen for the weights this step is about to change
-        if threshold is not None and self.config.operating_point_stale:
+        if adaptive and self.config.operating_point_stale:
             warn_stale_operating_point(self, f"entropy threshold S = {threshold:.4g}", "entropy_threshold=None")
         keep_ramp_logits = self.training or bool(output_ramp_logits)
+        output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
+        if output_attentions:
+            check_attentions_available(type(self), self.config, adaptive, "config.entropy_threshold = None")
+        if adaptive and graph_capture() == "export":
+            refuse_in_graph_capture(
+                "DeeBERT's early exit depends on each input's off-ramp entropies, which a traced or exported graph "
+                "cannot keep: it would freeze the example batch's exits. Export the full-depth model, which is exactly "
+                "BertForSequenceClassification: set `model.config.entropy_threshold = None` first. The adaptive "
+                "model runs in eager mode and under torch.compile."
+            )
+        with recording_attentions(
+            [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []
+        ) as attentions:
+            logits, exit_layers, ramp_logits, all_hidden_states = self._run_layers(
+                input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, threshold, keep_ramp_logits,
+                output_hidden_states, **kwargs,
+            )
+
+        loss = None
+        if labels is not None and self.training:
+            # Joint objective: every classifier on every sample (nothing exits in training), averaged.
+            num_layers = self.config.num_hidden_layers
+            loss = CrossEntropyLoss()(
+                ramp_logits.reshape(-1, self.num_labels), labels.view(-1).repeat_interleave(num_layers)
+            )
+        elif labels is not None:
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+
+        return DeeBertSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            exit_layers=exit_layers,
+            ramp_logits=ramp_logits,
+            hidden_states=all_hidden_states,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def _run_layers(
+        self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, threshold, keep_ramp_logits,
+        output_hidden_states, **kwargs,
+    ):
+        """The embeddings and the layers with early exit: (logits, exit_layers, ramp_logits, hidden_states)."""
+        batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
         num_layers = self.config.num_hidden_layers
 
         hidden_states = self.bert.embeddings(
@@ -227,11 +419,19 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             hidden_states.new_full((batch_size, num_layers, self.num_labels), float("nan")) if keep_ramp_logits else None
         )  # (B, L, C)
 
+        # Every row's latest state (B, T, H): exited rows and dropped padding columns keep theirs.
+        carried = hidden_states
+        all_hidden_states = (carried,) if output_hidden_states else None
+
         layer_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
         for layer_index, layer in enumerate(self.bert.encoder.layer):
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (A, T, H)
+            if all_hidden_states is not None:
+                carried = carried.clone()
+                carried[running_rows, : hidden_states.shape[1]] = hidden_states
+                all_hidden_states += (carried,)
             last_layer = layer_index == num_layers - 1
             if not (last_layer or keep_ramp_logits or threshold is not None):
                 continue
@@ -264,18 +464,9 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
 
-        loss = None
-        if labels is not None and self.training:
-            # Joint objective: every classifier on every sample (nothing exits in training), averaged.
-            loss = CrossEntropyLoss()(
-                ramp_logits.reshape(-1, self.num_labels), labels.view(-1).repeat_interleave(num_layers)
-            )
-        elif labels is not None:
-            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
-
-        return DeeBertSequenceClassifierOutput(
-            loss=loss, logits=logits, exit_layers=exit_layers, ramp_logits=ramp_logits
-        )
+        if all_hidden_states is not None:  # the rows that exited early: their state, carried to the last layer
+            all_hidden_states += (carried,) * (num_layers + 1 - len(all_hidden_states))
+        return logits, exit_layers, ramp_logits, all_hidden_states
 
 
 __all__ = [

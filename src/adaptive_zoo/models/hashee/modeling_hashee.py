@@ -25,21 +25,33 @@ Two models:
   decoder is unchanged and cross-attends to every source token's final state. Weight names equal
   `BartForConditionalGeneration`'s plus `model.encoder.hash_table`.
 
-So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table").
+So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table"); a
+checkpoint of another family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
 With `config.token_early_exit = False` the stock layers run and the outputs equal the vanilla model's.
+
+Standard switches: `output_hidden_states` returns every token's states, an exited token's carried forward unchanged
+from its exit layer; `output_attentions` needs `token_early_exit=False` and eager attention; gradient checkpointing
+recomputes each layer's step in the backward; `torch.compile` gives the eager outputs; `resize_token_embeddings`
+grows the table, new ids running every layer (as ids unseen by the table builder do). Exits are fixed by the table,
+so an exported graph keeps them: `torch.export` keeps each layer's data-dependent width, so the exported program
+routes every input as eager does and saves the same compute (it uses eager attention there); `torch.jit.trace` and
+the legacy ONNX exporter cannot, so their graph computes every token at every layer and keeps each token's state
+from its exit layer: the eager outputs, without the saving.
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import PreTrainedConfig
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import (
@@ -78,8 +90,16 @@ from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
 BERT_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBertModel"}
 BART_BASE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBartModel"}
 
-# Attention implementations whose masks the token-exit path builds for queries shorter than keys.
-TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load by name into each HashEE
+# model. `from_pretrained` refuses any other: a RoBERTa, DistilBERT or T5 checkpoint would load misplaced or random.
+SUPPORTED_CHECKPOINT_MODEL_TYPES = {
+    HashEEBertConfig.model_type: ("bert", "hashee_bert"),
+    HashEEBartConfig.model_type: ("bart", "hashee_bart"),
+}
+
+# Attention implementations whose masks the token-exit path builds for queries shorter than keys; others
+# (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
+SUPPORTED_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
 # -- outputs ------------------------------------------------------------------------------------------------
@@ -97,8 +117,9 @@ class HashEEEncoderOutput(BaseModelOutput):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             The embeddings and the states after each layer, `num_layers + 1` tensors of the shape above, in the
             input's token order. A token that has exited keeps the same state in every later entry.
-        attentions (`tuple(torch.FloatTensor)`, *optional*):
-            Only with `token_early_exit=False` (the stock layers), as the vanilla encoder returns them.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Only with `token_early_exit=False` (the stock layers) and eager attention, as the vanilla encoder returns
+            them; the token-exit path refuses `output_attentions=True`.
         token_exit_layers (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
             The 1-based exit layer of each token (the number of layers it ran); 0 at padding. Every real token has
             `num_layers` with `token_early_exit=False`.
@@ -142,6 +163,8 @@ class HashEESequenceClassifierOutput(ModelOutput):
             Mean exit layer over each row's real tokens: the layers computed per token, on average.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             The embeddings and the states after each layer (see [`HashEEEncoderOutput`]).
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Every layer's attention weights, with `token_early_exit=False` and eager attention only.
     """
 
     loss: torch.FloatTensor | None = None
@@ -149,6 +172,7 @@ class HashEESequenceClassifierOutput(ModelOutput):
     token_exit_layers: torch.LongTensor | None = None
     mean_exit_layer: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -172,6 +196,115 @@ class HashEESeq2SeqLMOutput(Seq2SeqLMOutput):
     encoder_token_exit_layers: torch.LongTensor | None = None
 
 
+# -- standard switches (the same checks in every model of the zoo) ----------------------------------------------
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_checkpoint_model_type
+def check_checkpoint_model_type(model_class: type, checkpoint, supported: tuple[str, ...], kwargs: dict) -> None:
+    """Refuse to load `checkpoint` into `model_class` unless its config.json's `model_type` is in `supported`.
+
+    transformers only warns when a checkpoint of another family is loaded, and the weights then land in the wrong
+    places or nowhere: a silently random model. `kwargs` are `from_pretrained`'s, for finding the file."""
+    if checkpoint is None:  # weights given as a state dict
+        return
+    hub_kwargs = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+    try:
+        config_dict, _ = PreTrainedConfig.get_config_dict(
+            checkpoint, **{name: kwargs[name] for name in hub_kwargs if name in kwargs}
+        )
+    except OSError:  # no config.json (bare weights, with the config passed explicitly): no family to check
+        return
+    model_type = config_dict.get("model_type")
+    if model_type not in supported:
+        raise ValueError(
+            f"{model_class.__name__} loads checkpoints with model_type in {supported}; {str(checkpoint)!r} is a "
+            f"{model_type!r} checkpoint, whose weights would load misplaced or not at all. Start from a checkpoint "
+            "of a supported family."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_attention_implementation
+def check_attention_implementation(model_class: type, requested: str | None, supported: tuple[str, ...]) -> None:
+    """Refuse an `attn_implementation` the model's adaptive paths are not written for (None is the default)."""
+    if requested is not None and requested not in supported:
+        raise ValueError(
+            f"{model_class.__name__} supports attn_implementation in {supported}; got {requested!r}. Load the model "
+            "with one of those (e.g. `attn_implementation='sdpa'`)."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.graph_capture
+def graph_capture() -> str | None:
+    """Which static-graph capture runs this forward: "export" (`torch.export`, `torch.onnx.export`,
+    `torch.jit.trace`), "compile" (`torch.compile`) or None (eager)."""
+    if torch.compiler.is_compiling():
+        return "export" if torch.compiler.is_exporting() else "compile"
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return "export"
+    return None
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.raise_value_error
+def raise_value_error(message: str) -> None:
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.refuse_in_graph_capture
+def refuse_in_graph_capture(message: str) -> None:
+    """Raise `ValueError(message)` from a forward that is being compiled, exported or traced.
+
+    Under `torch.compile` a plain `raise` would not reach the caller: dynamo gives up on the frame and runs it again
+    uncompiled, where no capture is seen any more. A function dynamo may not trace runs, and raises, eagerly."""
+    if graph_capture() == "compile":
+        torch.compiler.disable(raise_value_error, reason=message)(message)
+    raise ValueError(message)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.output_flags
+def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool, bool]:
+    """The call's `output_hidden_states` and `output_attentions`, each falling back to the config's field."""
+    flags = []
+    for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+        value = getattr(config, name) if value is None else value
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False (this model does not select layers); got {value!r}.")
+        flags.append(value)
+    return flags[0], flags[1]
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_attentions_available
+def check_attentions_available(model_class: type, config, adaptive: bool, full_depth_setting: str) -> None:
+    """`output_attentions=True` needs every row and token at every layer, and attention weights (eager attention)."""
+    if adaptive:
+        raise ValueError(
+            f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
+            "`output_hidden_states=True`, which the adaptive path supports."
+        )
+    if config._attn_implementation != "eager":
+        raise ValueError(
+            f"`output_attentions=True` needs attention weights, which attn_implementation="
+            f"{config._attn_implementation!r} does not compute: load the model with `attn_implementation='eager'` "
+            "or call `model.set_attn_implementation('eager')`."
+        )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.recording_attentions
+@contextmanager
+def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
+    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    weights: list[torch.Tensor] = []
+    handles = [
+        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
+        for module in attention_modules
+    ]
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 # -- token-level early exit -----------------------------------------------------------------------------------
 
 
@@ -191,16 +324,30 @@ def run_layers_with_token_exits(
     tokens of each (sorted) row, with keys and values from all T' tokens; `make_mask(query_states, present,
     states)` gives its key-padding attention mask. Returns the final states (B, T, H) in the input order and,
     with `output_hidden_states`, the embeddings and the states after every layer.
+
+    The widths T' and M depend on the input's ids. `torch.export` (and the ONNX exporter built on it) keeps them as
+    data-dependent sizes, so the exported graph routes every input as eager does, saving included. `torch.jit.trace`
+    (and the legacy ONNX exporter) would freeze them into the example's constants and route other inputs wrongly:
+    there every layer computes every column (M = T' = T) and the running mask alone decides which states change,
+    so the exits survive, the saving does not. With gradient checkpointing enabled on a layer, its step is
+    recomputed in the backward pass.
     """
     hidden_size = hidden_states.shape[-1]
+    traced = graph_capture() == "export" and not torch.compiler.is_exporting()
     # Sort each row by exit layer, descending and stable: the running tokens of any layer are then a prefix.
     order = torch.sort(exit_layers, dim=1, descending=True, stable=True).indices  # (B, T)
     sorted_exits = exit_layers.gather(1, order)  # (B, T), non-increasing along each row
-    width = int((sorted_exits > 0).sum(dim=1).max())  # T': columns past it are padding in every row
+    # T': columns past it are padding in every row
+    width = column_count((sorted_exits > 0).sum(dim=1).max(), exit_layers.shape[1], traced)
     order, sorted_exits = order[:, :width], sorted_exits[:, :width]  # (B, T')
     gather_index = order.unsqueeze(-1).expand(-1, -1, hidden_size)  # (B, T', H)
     states = hidden_states.gather(1, gather_index)  # (B, T', H)
     present = sorted_exits > 0  # (B, T')
+    exported_mask = None
+    if torch.compiler.is_exporting():  # transformers' mask builders branch on the (data-dependent) query count
+        exported_mask = torch.zeros(present.shape, dtype=states.dtype, device=states.device).masked_fill(
+            ~present, torch.finfo(states.dtype).min
+        )[:, None, None, :]  # (B, 1, 1, T'), the same for every query
 
     def in_input_order(sorted_states: torch.Tensor) -> torch.Tensor:
         # (B, T', H) -> (B, T, H); padding positions keep their embedding output
@@ -209,16 +356,43 @@ def run_layers_with_token_exits(
     all_states = (hidden_states,) if output_hidden_states else None
     for layer_number, layer in enumerate(layers, start=1):
         running = sorted_exits >= layer_number  # (B, T'), a prefix of each row
-        num_queries = int(running.sum(dim=1).max())  # M_l
-        if num_queries > 0 and not (skip_layer is not None and skip_layer()):
+        num_queries = column_count(running.sum(dim=1).max(), width, traced)  # M_l
+        # (an exported graph cannot branch on M_l; with M_l = 0 the step computes nothing)
+        if (exported_mask is not None or num_queries > 0) and not (skip_layer is not None and skip_layer()):
             query_states = states[:, :num_queries]  # (B, M, H)
-            updated = layer_step(layer, query_states, states, make_mask(query_states, present, states))  # (B, M, H)
+            mask = exported_mask if exported_mask is not None else make_mask(query_states, present, states)
+            if layer.gradient_checkpointing and layer.training and torch.is_grad_enabled():
+                # what `GradientCheckpointingLayer` does for a layer called as a whole: keep the inputs only
+                updated = layer._gradient_checkpointing_func(partial(layer_step, layer), query_states, states, mask)
+            else:
+                updated = layer_step(layer, query_states, states, mask)  # (B, M, H)
             # Rows with fewer running tokens computed some exited ones too: those keep their frozen state.
             updated = torch.where(running[:, :num_queries, None], updated, query_states)  # (B, M, H)
             states = torch.cat([updated, states[:, num_queries:]], dim=1)  # (B, T', H)
         if all_states is not None:
             all_states += (in_input_order(states),)
     return in_input_order(states), all_states
+
+
+def column_count(count: torch.Tensor, limit, traced: bool):
+    """How many columns to compute, `count` (a 0-d tensor) at most `limit`: a Python int in eager mode and under
+    torch.compile; under torch.export a data-dependent size the exported graph keeps; under torch.jit.trace, which
+    would freeze an int into the graph, `limit` (every column)."""
+    if traced:
+        return limit
+    if torch.compiler.is_exporting():
+        size = count.item()
+        torch._check(size >= 0)
+        torch._check(size <= limit)
+        return size
+    return int(count)
+
+
+def attention_interface(config, eager_attention_forward: Callable) -> Callable:
+    """The model's attention implementation, or eager attention under torch.export: transformers' sdpa wrapper
+    branches on the query count, which a layer of the token-exit path only knows from the data."""
+    implementation = "eager" if torch.compiler.is_exporting() else config._attn_implementation
+    return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
 
 
 def key_padding_mask(config, query_states: torch.Tensor, present: torch.Tensor, states: torch.Tensor):
@@ -240,9 +414,7 @@ def bert_layer_step(
     query = attention.query(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hs)
     key = attention.key(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
     value = attention.value(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
-        attention.config._attn_implementation, bert_eager_attention_forward
-    )
+    attention_function = attention_interface(attention.config, bert_eager_attention_forward)
     context, _ = attention_function(
         attention,
         query,
@@ -268,9 +440,7 @@ def bart_layer_step(
     query = attention.q_proj(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hd)
     key = attention.k_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
     value = attention.v_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    attention_function = ALL_ATTENTION_FUNCTIONS.get_interface(
-        attention.config._attn_implementation, bart_eager_attention_forward
-    )
+    attention_function = attention_interface(attention.config, bart_eager_attention_forward)
     context, _ = attention_function(
         attention,
         query,
@@ -297,9 +467,9 @@ def bart_layer_step(
 
 
 def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None:
-    if config._attn_implementation not in TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS:
+    if config._attn_implementation not in SUPPORTED_ATTENTION_IMPLEMENTATIONS:
         raise ValueError(
-            f"HashEE's token early exit supports `attn_implementation` in {TOKEN_EXIT_ATTENTION_IMPLEMENTATIONS}; "
+            f"HashEE's token early exit supports `attn_implementation` in {SUPPORTED_ATTENTION_IMPLEMENTATIONS}; "
             f"got {config._attn_implementation!r}. Load the model with `attn_implementation='sdpa'`."
         )
     if attention_mask is not None and attention_mask.dim() != 2:
@@ -371,7 +541,16 @@ class HashTableMixin:
             )
         exit_layers = self.hash_table[input_ids]  # (B, T)
         unset = (exit_layers == 0) & present  # (B, T)
-        if bool(unset.any()):
+        if graph_capture() == "export":
+            if self.config.hash_function == "random_inconsistent":
+                refuse_in_graph_capture(
+                    "hash_function='random_inconsistent' draws a random exit layer per token occurrence (the paper's "
+                    "ablation), which an exported graph would freeze: export a model with a table-based hash, or "
+                    "with `config.token_early_exit = False`."
+                )
+            # the check below, kept in the graph: a static graph cannot branch on the ids it will be given
+            torch._assert_async(~unset.any(), "HashEE: a token id has no exit layer (0) in the hash table.")
+        elif bool(unset.any()):
             if int(self.hash_table.max()) == 0:
                 raise ValueError(
                     "This HashEE model has no hash table attached (`hash_table` is all zeros, e.g. after loading a "
@@ -387,6 +566,17 @@ class HashTableMixin:
             exit_layers = self.random_exit_layers(input_ids, exit_layers)
         return exit_layers.masked_fill(~present, 0)
 
+    @torch.no_grad()
+    def resize_hash_table(self, vocab_size: int) -> None:
+        """Follow `resize_token_embeddings`: new ids run every layer (the exit the table builder gives ids it never
+        saw, and special tokens), removed ids leave the table. A model without a table (all zeros) keeps none."""
+        table = self.hash_table
+        if vocab_size <= table.numel():
+            self.hash_table = table[:vocab_size].clone()
+            return
+        new_exit = self.config.num_hidden_layers if int(table.max()) > 0 else 0
+        self.hash_table = torch.cat([table, table.new_full((vocab_size - table.numel(),), new_exit)])
+
     def random_exit_layers(self, input_ids: torch.Tensor, table_exit_layers: torch.Tensor) -> torch.Tensor:
         """Rand-incons: a fresh random bucket exit layer for every token occurrence (special tokens keep the
         table's). Seeded in eval mode (reproducible, but not batch-invariant); the global RNG in training."""
@@ -400,6 +590,34 @@ class HashTableMixin:
             special = torch.isin(input_ids, torch.tensor(self.config.special_token_ids, device=device))  # (B, T)
             draws = torch.where(special, table_exit_layers, draws)
         return draws
+
+
+class HashEEPreTrainedMixin:
+    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they refuse or extend."""
+
+    # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
+        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+
+    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
+    def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
+        check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
+        return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        for module in self.modules():
+            if isinstance(module, HashTableMixin):
+                module.resize_hash_table(embeddings.num_embeddings)
+        return embeddings
 
 
 # -- BERT -----------------------------------------------------------------------------------------------------
@@ -418,22 +636,33 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
         **kwargs,
     ) -> HashEEEncoderOutput:
         """hidden_states: the embeddings (B, T, H); attention_mask: the 2-D padding mask (B, T)."""
         present = padding_mask(attention_mask, hidden_states.shape[:2], hidden_states.device)  # (B, T)
+        if output_attentions:
+            check_attentions_available(
+                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+            )
         if not self.config.token_early_exit:  # the stock layers: exactly `BertModel`
             layer_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
             all_states = (hidden_states,) if output_hidden_states else None
-            for layer in self.layer:
-                hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
-                if all_states is not None:
-                    all_states += (hidden_states,)
+            with recording_attentions(
+                [layer.attention.self for layer in self.layer] if output_attentions else []
+            ) as attentions:
+                for layer in self.layer:
+                    hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
+                    if all_states is not None:
+                        all_states += (hidden_states,)
             exit_layers = present.long() * self.config.num_hidden_layers  # (B, T)
             return HashEEEncoderOutput(
-                last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+                last_hidden_state=hidden_states,
+                hidden_states=all_states,
+                attentions=tuple(attentions) if output_attentions else None,
+                token_exit_layers=exit_layers,
             )
 
         check_token_exit_inputs(self.config, attention_mask)
@@ -449,7 +678,7 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
         return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
 
 
-class HashEEBertPreTrainedModel(BertPreTrainedModel):
+class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
     config_class = HashEEBertConfig
     config: HashEEBertConfig
 
@@ -486,13 +715,13 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> HashEEBertModelOutput:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
         check_sequence_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
+        output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         embedding_output = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
         )  # (B, T, H)
@@ -501,6 +730,7 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             **kwargs,
         )
         sequence_output = encoder_outputs.last_hidden_state  # (B, T, H)
@@ -508,6 +738,7 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
             last_hidden_state=sequence_output,
             pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
             hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
             token_exit_layers=encoder_outputs.token_exit_layers,
         )
 
@@ -568,6 +799,7 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> HashEESequenceClassifierOutput:
         r"""
@@ -591,6 +823,7 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             return_dict=True,
             **kwargs,
         )
@@ -605,13 +838,14 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
             token_exit_layers=exit_layers,
             mean_exit_layer=exit_layers.sum(dim=1).float() / tokens,
             hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
         )
 
 
 # -- BART -----------------------------------------------------------------------------------------------------
 
 
-class HashEEBartPreTrainedModel(BartPreTrainedModel):
+class HashEEBartPreTrainedModel(HashEEPreTrainedMixin, BartPreTrainedModel):
     config_class = HashEEBartConfig
     config: HashEEBartConfig
 
@@ -644,16 +878,16 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         reference = input_ids if input_ids is not None else inputs_embeds
         check_sequence_length(self.config, reference.shape[1])
         present = padding_mask(attention_mask, reference.shape[:2], reference.device)  # (B, T)
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
+        output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
+        if output_attentions:
+            check_attentions_available(
+                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+            )
 
         if not self.config.token_early_exit:  # the stock encoder: exactly `BartEncoder`
-            flags = {"output_hidden_states": output_hidden_states}
-            if output_attentions is not None:
-                flags["output_attentions"] = output_attentions
             outputs = super().forward(
                 input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, return_dict=True,
-                **flags, **kwargs,
+                output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs,
             )
             result = HashEEEncoderOutput(
                 last_hidden_state=outputs.last_hidden_state,

@@ -21,6 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..progress import announce
 from ..training.common import check_texts
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
 
@@ -168,6 +169,8 @@ def evaluate_classifier(
     batches = [pad_batch(features[i : i + batch_size], pad_id) for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(list(labels))
 
+    announce(f"measuring on {len(texts):,} texts: accuracy and executed FLOPs of the adaptive model, the same "
+             f"weights at full depth and the vanilla {type(vanilla).__name__} (3 passes, batches of {batch_size})")
     adaptive = predict_with_flops(model, batches)
     with full_depth(model):
         full = predict_with_flops(model, batches)
@@ -189,6 +192,8 @@ def evaluate_classifier(
     if adaptive.kept_tokens is not None:
         report.update(kept_token_summary(adaptive.kept_tokens))
     if measure_wallclock:
+        announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and latency "
+                 f"on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
         timing = latency_and_throughput(
             {"vanilla": vanilla, "adaptive": model},
             features,

@@ -3,6 +3,7 @@ arguments that work on CPU and under torchrun, the accuracy metric, and paramete
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +12,10 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 from transformers import AutoConfig, BertConfig, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
+
+from ..progress import announce, bars_enabled
+
+logger = logging.getLogger(__name__)
 
 
 def check_texts(texts: Iterable[str], where: str) -> None:
@@ -85,7 +90,8 @@ def training_arguments(
         per_device_train_batch_size=16,
         per_device_eval_batch_size=32,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        # tqdm bars where they render (a terminal); elsewhere `progress.attach_progress` prints compact lines.
+        disable_tqdm=not bars_enabled(),
     )
     defaults.update(overrides)
     return arguments_class(**defaults)
@@ -101,6 +107,38 @@ def trainer_work_dir(output_dir: str | os.PathLike) -> Path:
     exactly what ships."""
     output_dir = Path(output_dir)
     return output_dir.with_name(output_dir.name + "-training")
+
+
+def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_prefixes: Iterable[str],
+                                   explanation: str, **kwargs):
+    """`model_class.from_pretrained(path, **kwargs)` for a checkpoint that lacks the parts the adaptive model adds
+    (off-ramps, contribution predictors, an exit predictor, a fresh classifier). transformers reports those as a
+    table of MISSING rows, alarming for weights that are new by design; here they are explained in one line of
+    ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
+    another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
+    report is shown as well."""
+    from transformers.utils import logging as transformers_logging
+
+    new_prefixes = tuple(new_prefixes)
+    report_logger = transformers_logging.get_logger("transformers.modeling_utils")
+    verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
+    saved_level = report_logger.level
+    if not verbose:
+        report_logger.setLevel(logging.ERROR)
+    try:
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        report_logger.setLevel(saved_level)
+    missing = list(info.get("missing_keys") or [])
+    if any(key.startswith(new_prefixes) for key in missing):
+        announce(f"{type(model).__name__}: {explanation}")
+    unexplained = sorted(key for key in missing if not key.startswith(new_prefixes))
+    if unexplained:
+        logger.warning("Weights missing from %s, newly initialised: %s", path, ", ".join(unexplained))
+    if info.get("mismatched_keys"):
+        logger.warning("Weights of %s with another shape, newly initialised: %s", path,
+                       ", ".join(str(key) for key in info["mismatched_keys"]))
+    return model
 
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).

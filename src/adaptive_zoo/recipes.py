@@ -73,6 +73,9 @@ def write_classifier_folder(
     `model-index` entries unless `eval_results` are given."""
     model_name = f"{method}-{Path(base_model).name}-{Path(dataset).stem}"
     announce(f"writing the Hub folder {output_dir} (weights, code, tokenizer, model card, results)")
+    if task_tag == "text-classification" and getattr(model.config, "special_token_ids", None) is None:
+        # Saved classifiers refuse input made of special tokens only (an empty or emoji-only text) in their forward.
+        model.config.special_token_ids = sorted(tokenizer.all_special_ids)
     with atomic_output_dir(output_dir) as folder:
         folder = Path(folder)
         model.save_pretrained(folder)

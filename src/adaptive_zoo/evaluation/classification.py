@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from ..progress import announce
-from ..training.common import check_texts
+from ..training.common import check_texts, check_token_content
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
 
 # How each family turns its adaptivity off (the "never exit" setting), and which vanilla transformers class
@@ -74,7 +74,9 @@ def encode_examples(
 ) -> list[dict[str, torch.Tensor]]:
     """One unpadded (1, T) encoding per text, truncated to `max_length`."""
     check_texts(texts, "evaluation data")
-    return [dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")) for text in texts]
+    features = [dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")) for text in texts]
+    check_token_content(texts, (feature["input_ids"][0] for feature in features), tokenizer, "evaluation data")
+    return features
 
 
 @dataclass

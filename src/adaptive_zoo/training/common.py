@@ -26,6 +26,22 @@ def check_texts(texts: Iterable[str], where: str) -> None:
             raise ValueError(f"{where}: text #{index} is empty ({text!r}); remove or fill empty rows first.")
 
 
+def check_token_content(texts: Iterable[str], input_ids: Iterable[Iterable[int]], tokenizer, where: str) -> None:
+    """Refuse texts that tokenize to special tokens only ([CLS] [UNK] [SEP] for an emoji-only text): the same rule
+    the saved classifiers apply in their forward (`check_inputs_have_content`), so the CLI, the Python API and
+    `pipeline(...)` treat such input alike, here with the row's index in the data."""
+    special = set(tokenizer.all_special_ids)
+    for index, (text, ids) in enumerate(zip(texts, input_ids)):
+        ids = [int(i) for i in ids]
+        if set(ids) <= special:
+            raise ValueError(
+                f"{where}: text #{index} ({text!r}) holds only special tokens "
+                f"({' '.join(tokenizer.convert_ids_to_tokens(ids))}): an empty, whitespace-only or unreadable (e.g. "
+                "emoji-only) text, which the model cannot classify; remove such texts or replace them with text the "
+                "tokenizer knows."
+            )
+
+
 def label_names_of(dataset: DatasetDict) -> list[str]:
     feature = dataset["train"].features["label"]
     if not hasattr(feature, "names"):
@@ -63,7 +79,10 @@ def tokenize_classification(
 
     keep = {"label"}
     remove = [c for c in dataset["train"].column_names if c not in keep]
-    return dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
+    encoded = dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
+    for split, data in encoded.items():
+        check_token_content(dataset[split]["text"], data["input_ids"], tokenizer, f"split {split!r}")
+    return encoded
 
 
 def accuracy_metric(prediction: EvalPrediction) -> dict[str, float]:

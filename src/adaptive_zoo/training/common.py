@@ -160,6 +160,39 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     return model
 
 
+#: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).
+RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_*.pth")
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: bool = False) -> int:
+    """After a successful run, free what `trainer_work_dir(output_dir)` holds: the whole folder (checkpoints with
+    optimizer states, warm starts), or with `keep_weights` only the resume-only files of every checkpoint
+    (`RESUME_ONLY_FILES`), keeping weights, trainer states and anything else a later run reads (AdapLeR's
+    `--reuse-phases-from`). Returns the bytes freed."""
+    import shutil
+
+    work_dir = trainer_work_dir(output_dir)
+    if not work_dir.is_dir():
+        return 0
+    if not keep_weights:
+        freed = _size(work_dir)
+        shutil.rmtree(work_dir)
+        return freed
+    freed = 0
+    for pattern in RESUME_ONLY_FILES:
+        for file in work_dir.rglob(pattern):
+            if file.is_file() and file.parent.name.startswith("checkpoint-"):
+                freed += file.stat().st_size
+                file.unlink()
+    return freed
+
+
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
 NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
                      "id2label", "label2id", "num_labels"}

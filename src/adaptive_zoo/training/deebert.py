@@ -95,6 +95,16 @@ def build_deebert(base_model: str, label_names: list[str], **config_overrides) -
     return model
 
 
+def final_evaluation(trainer: Trainer) -> dict:
+    """The validation metrics of the trained model: those of the Trainer's end-of-epoch evaluation when it ran at
+    the last step (the same weights, so the same numbers as evaluating again, without another pass over the
+    validation split), else a fresh `trainer.evaluate()`."""
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    if evaluations and evaluations[-1].get("step") == trainer.state.global_step:
+        return {key: value for key, value in evaluations[-1].items() if key != "step"}
+    return trainer.evaluate()
+
+
 def train_deebert(
     model: DeeBertForSequenceClassification,
     tokenizer,
@@ -130,7 +140,7 @@ def train_deebert(
         warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
     )
     stage1.train()
-    stage1_metrics = stage1.evaluate()
+    stage1_metrics = final_evaluation(stage1)
 
     # Stage 2: freeze what stage 1 trained; only the intermediate off-ramps learn.
     set_trainable(model, False)
@@ -141,7 +151,7 @@ def train_deebert(
         num_train_epochs=args.off_ramp_epochs, learning_rate=args.off_ramp_learning_rate,
     )
     stage2.train()
-    stage2_metrics = stage2.evaluate()
+    stage2_metrics = final_evaluation(stage2)
     set_trainable(model, True)
     model.eval()
     return model, {

@@ -128,6 +128,11 @@ def trainer_work_dir(output_dir: str | os.PathLike) -> Path:
     return output_dir.with_name(output_dir.name + "-training")
 
 
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
 def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_prefixes: Iterable[str],
                                    explanation: str, **kwargs):
     """`model_class.from_pretrained(path, **kwargs)` for a checkpoint that lacks the parts the adaptive model adds
@@ -141,13 +146,15 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     new_prefixes = tuple(new_prefixes)
     report_logger = transformers_logging.get_logger("transformers.modeling_utils")
     verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
-    saved_level = report_logger.level
+    # A filter rather than a higher level: transformers 5.24 logs a "layers were not sharded" warning whenever this
+    # logger's level is WARNING or above.
+    report_filter = _DropLoadReport()
     if not verbose:
-        report_logger.setLevel(logging.ERROR)
+        report_logger.addFilter(report_filter)
     try:
         model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
     finally:
-        report_logger.setLevel(saved_level)
+        report_logger.removeFilter(report_filter)
     missing = list(info.get("missing_keys") or [])
     if any(key.startswith(new_prefixes) for key in missing):
         announce(f"{type(model).__name__}: {explanation}")

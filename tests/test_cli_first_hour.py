@@ -191,7 +191,8 @@ def test_truncated_weights_are_named(command, truncated_folder, capsys):
     assert main([part.format(folder=truncated_folder) for part in command]) == 2
     lines = error_lines(capsys)
     assert len(lines) == 1
-    assert lines[0].startswith(f"adaptive-zoo: error: model.safetensors in {truncated_folder} is truncated or corrupt (")
+    assert lines[0].startswith(
+        f"adaptive-zoo: error: model.safetensors in {truncated_folder} is truncated or corrupt (")
 
 
 def test_truncated_base_model_weights_are_named(truncated_folder, tmp_path, capsys):
@@ -279,8 +280,8 @@ def test_train_announces_each_phase_explains_new_weights_and_keeps_checkpoints_o
         assert phase in err, phase
     assert "off-ramps 1..3 (poolers copied from the pretrained pooler), trained in stage 2" in err
     assert "MISSING" not in err and "LOAD REPORT" not in err and "not sharded" not in err
-    assert re.search(r"stage 1/2 \(fine-tuning backbone \+ final classifier\): 1/2 \(50%\), epoch 0\.50/1, \S+ elapsed, "
-                     r"ETA \S+", err), err
+    assert re.search(r"stage 1/2 \(fine-tuning backbone \+ final classifier\): 1/2 \(50%\), epoch 0\.50/1, "
+                     r"\S+ elapsed, ETA \S+", err), err
     assert (tmp_path / "deebert-toy-training" / "stage1").is_dir()  # --keep-checkpoints
 
 

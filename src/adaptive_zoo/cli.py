@@ -186,7 +186,8 @@ def _add_accuracy_budget(group, reference: str) -> None:
 def _add_deebert_arguments(parser, defaults: dict[str, Any]) -> None:
     group = parser.add_argument_group("DeeBERT")
     group.add_argument("--off-ramp-epochs", type=_positive_float, default=None, metavar="E",
-                       help=f"Stage 2 (off-ramps only, backbone frozen) epochs (default: {defaults['off_ramp_epochs']:g}).")
+                       help="Stage 2 (off-ramps only, backbone frozen) epochs "
+                       f"(default: {defaults['off_ramp_epochs']:g}).")
     group.add_argument("--off-ramp-learning-rate", type=_positive_float, default=None, metavar="LR",
                        help=f"Stage 2 learning rate (default: {defaults['off_ramp_learning_rate']:g}).")
     group.add_argument("--off-ramp-pooling", choices=("auto", "cls", "mean"), default=None,
@@ -205,7 +206,8 @@ def _add_adapler_arguments(parser, defaults: dict[str, Any]) -> None:
     group.add_argument("--adaptive-learning-rate", type=_positive_float, default=None, metavar="LR",
                        help=f"Phase 3 learning rate of the weights (default: {defaults['adaptive_learning_rate']:g}).")
     group.add_argument("--eta-theta-learning-rate", type=_positive_float, default=None, metavar="LR",
-                       help=f"Phase 3 learning rate of eta and theta (default: {defaults['eta_theta_learning_rate']:g}).")
+                       help="Phase 3 learning rate of eta and theta "
+                       f"(default: {defaults['eta_theta_learning_rate']:g}).")
     group.add_argument("--contribution-predictor-learning-rate", type=_positive_float, default=None, metavar="LR",
                        help="Phase 3 learning rate of the contribution predictors; the paper's code uses "
                        "--adaptive-learning-rate (default: "
@@ -233,7 +235,8 @@ def _add_seq2seq_arguments(group, defaults: dict[str, Any]) -> None:
                        help=f"Summary tokens in training, and new tokens when generating (summarization) (default: "
                        f"{defaults['max_target_length']}).")
     group.add_argument("--num-beams", type=_positive_int, default=None,
-                       help=f"Beams when generating for measurement (summarization) (default: {defaults['num_beams']}).")
+                       help="Beams when generating for measurement (summarization) "
+                       f"(default: {defaults['num_beams']}).")
     group.add_argument("--cross-attention-init", default=None,
                        help="Warm start of the BART (summarization): self_attention (each decoder layer's "
                        "cross-attention starts as a copy of its BERT self-attention) or fresh (random, as bert2bert) "
@@ -273,7 +276,8 @@ def _add_dat_arguments(parser, defaults: dict[str, Any]) -> None:
     group.add_argument("--training-regime", default=None,
                        help=f"aligned or mixed (default: {defaults['training_regime']}).")
     group.add_argument("--num-mixed-samples", type=int, default=None,
-                       help=f"M, sampled exit sequences in the mixed regime (default: {defaults['num_mixed_samples']}).")
+                       help="M, sampled exit sequences in the mixed regime "
+                       f"(default: {defaults['num_mixed_samples']}).")
     group.add_argument("--decoder-layers", type=int, default=None,
                        help="N decoder blocks, >= 2 and at most the base model's layers (default: all of them).")
     group.add_argument("--encoder-layers", type=int, default=None,
@@ -334,8 +338,10 @@ def _add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--dataset", default="bbc_news",
                           help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
     _add_column_arguments(evaluate)
-    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"), help="The split measured.")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="Batch size of accuracy and throughput.")
+    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                          help="The split measured.")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
+                          help="Batch size of accuracy and throughput.")
     evaluate.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
                           help="Measure only the first N examples of the split (default: all).")
     evaluate.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
@@ -346,7 +352,8 @@ def _add_evaluate_parser(subparsers) -> None:
     evaluate.add_argument("--num-beams", type=_positive_int, default=1, help="Summarization: beams.")
     evaluate.add_argument("--seed", type=int, default=42,
                           help="Seed of the dataset split (the one training used, to measure the same test split).")
-    evaluate.add_argument("--json", dest="json_path", default=None, help="Also write the report to this file (default: stdout only).")
+    evaluate.add_argument("--json", dest="json_path", default=None,
+                          help="Also write the report to this file (default: stdout only).")
 
 
 def _add_quickstart_parser(subparsers) -> None:
@@ -365,7 +372,8 @@ def _add_quickstart_parser(subparsers) -> None:
                             help="Use only the first N validation and test articles (default: all 210 each).")
     quickstart.add_argument("--num-train-epochs", type=_positive_float, default=2.0, metavar="E",
                             help="Stage 1 (backbone + final classifier) epochs.")
-    quickstart.add_argument("--off-ramp-epochs", type=_positive_float, default=2.0, metavar="E", help="Stage 2 (off-ramps) epochs.")
+    quickstart.add_argument("--off-ramp-epochs", type=_positive_float, default=2.0, metavar="E",
+                            help="Stage 2 (off-ramps) epochs.")
     quickstart.add_argument("--keep-checkpoints", action="store_true",
                             help="Keep the Trainer checkpoints in OUTPUT_DIR-training after a successful run.")
 
@@ -412,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("folder", help="A folder written by `adaptive-zoo train` or `quickstart`.")
     push.add_argument("repo_id", help="OWNER/NAME on the Hub (created if needed).")
     push.add_argument("--private", action="store_true", help="Create the repo private (a new repo only).")
-    push.add_argument("--commit-message", default=None, help="The commit message (default: Upload FOLDER with adaptive-zoo).")
+    push.add_argument("--commit-message", default=None,
+                      help="The commit message (default: Upload FOLDER with adaptive-zoo).")
 
     _add_quickstart_parser(subparsers)
     return parser
@@ -624,8 +633,8 @@ def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     folder = Path(args.output_dir).resolve()
     announce(f"quickstart done in {duration(wall)} wall-clock, {duration(cpu)} CPU time (user + system, all cores)")
-    announce(f"the model is in {folder}: load it with AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, "
-             "trust_remote_code=True)")
+    announce(f"the model is in {folder}: load it with AutoModelForSequenceClassification.from_pretrained("
+             f"{str(folder)!r}, trust_remote_code=True)")
     return {"output_dir": str(folder), "minutes": round(wall / 60, 1), "cpu_minutes": round(cpu / 60, 1),
             "fresh_process_trust_remote_code_load": check, "test": results}
 

@@ -194,8 +194,8 @@ def evaluate_classifier(
     if adaptive.kept_tokens is not None:
         report.update(kept_token_summary(adaptive.kept_tokens))
     if measure_wallclock:
-        announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and latency "
-                 f"on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
+        announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and "
+                 f"latency on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
         timing = latency_and_throughput(
             {"vanilla": vanilla, "adaptive": model},
             features,

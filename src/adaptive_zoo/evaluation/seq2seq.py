@@ -336,8 +336,8 @@ def evaluate_dat(
                      for p, f, r in list(zip(adaptive_text, full_text, references))[:5]],
     }
     if measure_wallclock:
-        announce(f"timing generate on {len(texts):,} texts: adaptive, full depth and vanilla BART, {repeats} interleaved "
-                 "repeats")
+        announce(f"timing generate on {len(texts):,} texts: adaptive, full depth and vanilla BART, {repeats} "
+                 "interleaved repeats")
         timing = compare_wallclock(
             {"full_depth": generate_full_depth,
              "vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),

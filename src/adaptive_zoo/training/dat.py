@@ -79,7 +79,8 @@ def build_dat(bart: str | os.PathLike, **overrides) -> DepthAdaptiveTransformer:
     config = dat_config_from_bart(bart, **overrides)
     return from_pretrained_with_new_parts(
         DepthAdaptiveTransformer, bart, ("exit_predictor.",),
-        f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder", config=config,
+        f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder",
+        config=config,
     )
 
 
@@ -433,8 +434,8 @@ def choose_confidence_thresholds(
     order = [num_exits, 1, *range(2, num_exits)]
     candidates = [fixed_exit_thresholds(exit_block, num_exits) for exit_block in order]
     total = len(candidates) + num_trials
-    announce(f"threshold search on validation: {total} settings ({len(candidates)} fixed exits + {num_trials} random) x "
-             f"{len(sources):,} texts, generation and {metric} each; budget: average exit <= {budget:.2f} of "
+    announce(f"threshold search on validation: {total} settings ({len(candidates)} fixed exits + {num_trials} "
+             f"random) x {len(sources):,} texts, generation and {metric} each; budget: average exit <= {budget:.2f} of "
              f"{num_exits} blocks")
     line, done = ProgressLine("threshold search", total), 0
 

@@ -16,8 +16,8 @@ from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
-from ..progress import attach_progress
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
+from ..progress import attach_progress
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,

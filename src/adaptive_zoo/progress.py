@@ -41,6 +41,14 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if bars_enabled():  # above the tqdm bars being drawn, not through them
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        else:
+            super().emit(record)
+
 
 logger = logging.getLogger("adaptive_zoo.progress")
 if not logger.handlers:

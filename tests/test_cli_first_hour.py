@@ -150,6 +150,15 @@ def test_a_missing_base_model_folder_is_named(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("command", [["evaluate", "{missing}"], ["explain", "{missing}", "w1 w2"]])
+def test_a_missing_model_folder_is_named(command, tmp_path, capsys):
+    missing = tmp_path / "nonexistent"
+    assert main([part.format(missing=missing) for part in command]) == 2
+    assert error_lines(capsys) == [
+        f"adaptive-zoo: error: {missing}: no such local folder (and not a Hub repo id, which looks like OWNER/NAME); "
+        "give the folder `adaptive-zoo train` wrote or a Hub repo id"]
+
+
 # -- saved folders: truncated weights, unreachable Hub, empty input ---------------------------------------------------
 
 

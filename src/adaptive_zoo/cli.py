@@ -474,6 +474,18 @@ def check_base_model_argument(base_model: str) -> None:
                          "repo id")
 
 
+def check_model_argument(model: str) -> None:
+    """A saved model folder must be complete (weights intact); anything else must be a Hub repo id."""
+    from .backbones import looks_like_hub_repo_id
+    from .hub.folder import check_hub_folder
+
+    if Path(model).exists():
+        check_hub_folder(model)
+    elif not looks_like_hub_repo_id(model) or model.startswith(("/", "~")):
+        raise UsageError(f"{model}: no such local folder (and not a Hub repo id, which looks like OWNER/NAME); give "
+                         "the folder `adaptive-zoo train` wrote or a Hub repo id")
+
+
 def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = False) -> None:
     """After a successful run: remove the Trainer checkpoints beside the folder unless `--keep-checkpoints`."""
     from .progress import announce
@@ -519,8 +531,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .hub.folder import check_hub_folder
     from .training.common import check_label_count
 
-    if Path(args.model).exists():
-        check_hub_folder(args.model)
+    check_model_argument(args.model)
     config = AutoConfig.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
@@ -560,11 +571,8 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .evaluation.explain import explain_text, render_html, render_png
-    from .hub.folder import check_hub_folder
 
-    if Path(args.model).exists():
-        check_hub_folder(args.model)
-
+    check_model_argument(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     rationale = explain_text(model, tokenizer, args.text, max_length=args.max_length)
@@ -635,7 +643,7 @@ def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
     announce(f"quickstart done in {duration(wall)} wall-clock, {duration(cpu)} CPU time (user + system, all cores)")
     announce(f"the model is in {folder}: load it with AutoModelForSequenceClassification.from_pretrained("
              f"{str(folder)!r}, trust_remote_code=True)")
-    return {"output_dir": str(folder), "minutes": round(wall / 60, 1), "cpu_minutes": round(cpu / 60, 1),
+    return {"output_dir": args.output_dir, "minutes": round(wall / 60, 1), "cpu_minutes": round(cpu / 60, 1),
             "fresh_process_trust_remote_code_load": check, "test": results}
 
 

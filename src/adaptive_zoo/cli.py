@@ -528,7 +528,6 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     from .data import load_task_data, select_first
     from .evaluation.classification import evaluate_classifier
-    from .hub.folder import check_hub_folder
     from .training.common import check_label_count
 
     check_model_argument(args.model)

@@ -52,6 +52,12 @@ def test_three_phases_write_a_hub_folder_with_their_records(adapler_folder):
     torch.testing.assert_close(torch.tensor(config["eta"]), torch.tensor(expected), rtol=0, atol=1e-6)
 
 
+def test_a_successful_run_keeps_only_what_reuse_needs(adapler_folder):
+    training = adapler_folder.with_name(adapler_folder.name + "-training")
+    assert list(training.rglob("checkpoint-*/model.safetensors")), "the checkpoints' weights stay"
+    assert not list(training.rglob("optimizer.pt")) and not list(training.rglob("scheduler.pt"))
+
+
 def test_phase3_only_run_reuses_phases_1_and_2(adapler_folder, tmp_path, tiny_bert_dir, tiny_csv):
     folder = tmp_path / "adapler-phase3-only"
     assert main(["train", "adapler", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(folder),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -32,11 +33,48 @@ def _packaged_model_dir(module: str, pip_name: str, folder: str) -> str:
     return str(path)
 
 
+# What `huggingface_hub` accepts as a repo id: NAME or OWNER/NAME, word characters, '-' and '.', no '--' or '..'.
+_HUB_REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]{1,96}$")
+
+
+def looks_like_hub_repo_id(name: str) -> bool:
+    return (bool(_HUB_REPO_ID.match(name)) and "--" not in name and ".." not in name
+            and not name.startswith((".", "-")) and not name.endswith((".", "-")))
+
+
+def base_model_problem(name_or_path: str | os.PathLike) -> str | None:
+    """Why `name_or_path` can be neither a short name, a local model folder nor a Hub repo id; None if it can be
+    one. Checked before any work, so that `/nonexistent` is "no such local folder", not a repo-id syntax error
+    from the Hub client after the data is loaded."""
+    from .hub.folder import check_weights_intact
+
+    name = os.fspath(name_or_path)
+    if name.lower() in _PACKAGED_MODELS:
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        try:
+            check_weights_intact(path)
+        except ValueError as error:
+            return str(error)
+        return None
+    if path.exists():
+        return "a file, not a model folder"
+    if looks_like_hub_repo_id(name) and not name.startswith(("/", "~")):
+        return None
+    return "no such local folder (and not a Hub repo id, which looks like OWNER/NAME)"
+
+
 def resolve_base_model(name_or_path: str | os.PathLike) -> str:
-    """Map a short name ("minilm") to its packaged folder; return local paths and Hub ids unchanged."""
+    """Map a short name ("minilm") to its packaged folder; return local paths and Hub ids unchanged. A name that
+    is none of these (e.g. a path that does not exist) is a FileNotFoundError naming it."""
     name = os.fspath(name_or_path)
     if name.lower() in _PACKAGED_MODELS:
         return _packaged_model_dir(*_PACKAGED_MODELS[name.lower()])
+    problem = base_model_problem(name)
+    if problem is not None:
+        raise FileNotFoundError(f"base model {name}: {problem}; use 'minilm' (bundled), a local model folder or a Hub "
+                                "repo id.")
     expanded = Path(name).expanduser()
     if expanded.exists():
         return name if Path(name).exists() else str(expanded)

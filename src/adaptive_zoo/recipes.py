@@ -21,6 +21,7 @@ from .evaluation.classification import accuracy_of, evaluate_classifier
 from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
 from .hub.cards import classification_eval_results, render_model_card
 from .hub.folder import atomic_output_dir, check_hub_folder
+from .progress import announce
 from .training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def write_classifier_folder(
     whatever `add_files` adds; checked complete before it is switched in. Classifiers get the classification
     `model-index` entries unless `eval_results` are given."""
     model_name = f"{method}-{Path(base_model).name}-{Path(dataset).stem}"
+    announce(f"writing the Hub folder {output_dir} (weights, code, tokenizer, model card, results)")
+    if task_tag == "text-classification" and getattr(model.config, "special_token_ids", None) is None:
+        # Saved classifiers refuse input made of special tokens only (an empty or emoji-only text) in their forward.
+        model.config.special_token_ids = sorted(tokenizer.all_special_ids)
     with atomic_output_dir(output_dir) as folder:
         folder = Path(folder)
         model.save_pretrained(folder)
@@ -123,6 +128,8 @@ def task_data(
     task.dataset["train"] = select_first(task.dataset["train"], max_train_samples)
     for split in ("validation", "test"):
         task.dataset[split] = select_first(task.dataset[split], max_eval_samples)
+    announce(f"dataset {dataset}: " + ", ".join(f"{split} {len(data):,}" for split, data in task.dataset.items())
+             + f" {'texts' if task.task == 'classification' else 'text/summary pairs'}")
     return task
 
 

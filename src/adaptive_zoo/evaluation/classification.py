@@ -21,7 +21,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..training.common import check_texts
+from ..progress import announce
+from ..training.common import check_texts, check_token_content
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
 
 # How each family turns its adaptivity off (the "never exit" setting), and which vanilla transformers class
@@ -73,7 +74,9 @@ def encode_examples(
 ) -> list[dict[str, torch.Tensor]]:
     """One unpadded (1, T) encoding per text, truncated to `max_length`."""
     check_texts(texts, "evaluation data")
-    return [dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")) for text in texts]
+    features = [dict(tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")) for text in texts]
+    check_token_content(texts, (feature["input_ids"][0] for feature in features), tokenizer, "evaluation data")
+    return features
 
 
 @dataclass
@@ -168,6 +171,8 @@ def evaluate_classifier(
     batches = [pad_batch(features[i : i + batch_size], pad_id) for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(list(labels))
 
+    announce(f"measuring on {len(texts):,} texts: accuracy and executed FLOPs of the adaptive model, the same "
+             f"weights at full depth and the vanilla {type(vanilla).__name__} (3 passes, batches of {batch_size})")
     adaptive = predict_with_flops(model, batches)
     with full_depth(model):
         full = predict_with_flops(model, batches)
@@ -189,6 +194,8 @@ def evaluate_classifier(
     if adaptive.kept_tokens is not None:
         report.update(kept_token_summary(adaptive.kept_tokens))
     if measure_wallclock:
+        announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and "
+                 f"latency on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
         timing = latency_and_throughput(
             {"vanilla": vanilla, "adaptive": model},
             features,

@@ -30,6 +30,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from ..training.common import check_token_content
+
 __all__ = ["TokenRationale", "explain_text", "explain_to_files", "render_html", "render_png"]
 
 logger = logging.getLogger(__name__)
@@ -140,6 +142,7 @@ def explain_text(model, tokenizer, text: str, *, max_length: int | None = None) 
     # One token more than allowed tells whether truncation cut anything, without an over-length warning.
     truncated = len(tokenizer(text, truncation=True, max_length=max_length + 1)["input_ids"]) > max_length
     inputs = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+    check_token_content([text], inputs["input_ids"], tokenizer, "explain")
     device = next(model.parameters()).device
     inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
 

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from ..progress import steps
+
 __all__ = [
     "WallclockResult",
     "compare_wallclock",
@@ -178,12 +180,14 @@ def compare_wallclock(
     repeats: int = 5,
     warmup: int = 1,
     baseline: str,
+    progress: str | None = None,
 ) -> WallclockResult:
     """Time `candidates` interleaved and report their speed-ups over `baseline`.
 
     Each repetition calls every candidate once, in an order rotated by one per repetition, so no
     candidate systematically runs first (cold caches) or last. Runs under `torch.inference_mode()`;
-    nothing global (thread count, gc) is changed, so what is measured is what users get.
+    nothing global (thread count, gc) is changed, so what is measured is what users get. `progress` names the
+    repetitions in progress lines (`adaptive_zoo.progress.steps`); None shows none.
     """
     if baseline not in candidates:
         raise ValueError(f"baseline {baseline!r} is not one of the candidates {sorted(candidates)}")
@@ -196,7 +200,8 @@ def compare_wallclock(
         for _ in range(warmup):
             for name in names:
                 candidates[name]()
-        for rep in range(repeats):
+        repetitions = range(repeats) if progress is None else steps(range(repeats), progress)
+        for rep in repetitions:
             order = _rotated(names, rep)
             orders.append(order)
             for name in order:
@@ -311,10 +316,12 @@ def latency_and_throughput(
         for model in models.values():
             stack.enter_context(_eval_mode(model))
         latency = compare_wallclock(
-            {name: _run_all(model, singles) for name, model in models.items()}, repeats=repeats, baseline=baseline
+            {name: _run_all(model, singles) for name, model in models.items()}, repeats=repeats, baseline=baseline,
+            progress="latency repeats (batch 1)",
         )
         throughput = compare_wallclock(
-            {name: _run_all(model, batches) for name, model in models.items()}, repeats=repeats, baseline=baseline
+            {name: _run_all(model, batches) for name, model in models.items()}, repeats=repeats, baseline=baseline,
+            progress=f"throughput repeats (batch {batch_size})",
         )
     return {
         "latency_speedup": latency.speedup,

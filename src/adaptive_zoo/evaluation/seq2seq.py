@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..progress import announce
 from ..training.common import check_texts
 from .classification import full_depth, vanilla_counterpart
 from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
@@ -163,6 +164,8 @@ def evaluate_seq2seq(
     batches = batched(features, batch_size, pad_id)
     generate_kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams)
 
+    announce(f"measuring on {len(texts):,} texts: generation (up to {max_new_tokens} tokens, {num_beams} beams) of the "
+             "adaptive model, the same weights without exits and vanilla BART, then executed FLOPs of each")
     adaptive_ids = generate_all(model, batches, **generate_kwargs)
     adaptive_text = decode_all(tokenizer, adaptive_ids)
     with full_depth(model):
@@ -205,6 +208,8 @@ def evaluate_seq2seq(
     report["equal_length_generate_flops_speedup"] = (generate_flops(vanilla, batches, **equal_length)
                                                      / generate_flops(model, batches, **equal_length))
     if measure_wallclock:
+        announce(f"timing generate against vanilla BART on {len(texts):,} texts: {repeats} interleaved repeats, "
+                 "as generated and at equal length")
         timing = compare_wallclock(
             {"vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),
              "adaptive": lambda: generate_all(model, batches, **generate_kwargs)},
@@ -274,6 +279,8 @@ def evaluate_dat(
         with full_depth(model):
             return generate_all(model, batches, **generate_kwargs)
 
+    announce(f"measuring on {len(texts):,} texts: generation (up to {max_new_tokens} tokens, {num_beams} beams) at "
+             "adaptive depth, at full depth and by vanilla BART, then executed FLOPs of each")
     adaptive_ids = generate_all(model, batches, **generate_kwargs)
     full_ids = generate_full_depth()
     vanilla_ids = generate_all(vanilla, batches, **generate_kwargs)
@@ -329,6 +336,8 @@ def evaluate_dat(
                      for p, f, r in list(zip(adaptive_text, full_text, references))[:5]],
     }
     if measure_wallclock:
+        announce(f"timing generate on {len(texts):,} texts: adaptive, full depth and vanilla BART, {repeats} "
+                 "interleaved repeats")
         timing = compare_wallclock(
             {"full_depth": generate_full_depth,
              "vanilla": lambda: generate_all(vanilla, batches, **generate_kwargs),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..models.deebert import prediction_entropy
+from ..progress import announce, steps
 from .classification import encode_examples, full_depth, predict_with_flops, vanilla_counterpart
 from .measure import compare_wallclock, exit_summary, pad_batch
 from .plots import plot_tradeoff
@@ -80,8 +81,11 @@ def sweep_entropy_thresholds(
 
     points = []
     saved_threshold = model.config.entropy_threshold
+    announce(f"threshold sweep on validation: {len(thresholds)} entropy thresholds x {len(features):,} texts "
+             f"(accuracy + executed FLOPs each; wall-clock on {min(len(features), wallclock_samples)} texts, "
+             f"{repeats} repeats)")
     try:
-        for threshold in thresholds:
+        for threshold in steps(thresholds, "threshold sweep"):
             model.config.entropy_threshold = float(threshold)
             measured = predict_with_flops(model, batches)
             timing = compare_wallclock(

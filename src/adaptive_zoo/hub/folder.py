@@ -23,6 +23,7 @@ __all__ = [
     "TOKENIZER_FILES",
     "atomic_output_dir",
     "check_hub_folder",
+    "check_weights_intact",
     "is_model_folder",
 ]
 
@@ -155,6 +156,51 @@ def _auto_map_files(auto_map: object) -> list[str]:
     return files
 
 
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file, reading only its header: a file cut short (an interrupted download or
+    copy) is shorter than the header says; None if its size is the one the header describes."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                return f"{size} bytes, shorter than a safetensors header"
+            header_size = int.from_bytes(prefix, "little")
+            if header_size > size - 8:
+                return f"{size:,} bytes, but its header alone is said to be {header_size:,}"
+            header = json.loads(handle.read(header_size))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return f"unreadable header ({error})"
+    if not isinstance(header, dict):
+        return "unreadable header (not a JSON object)"
+    ends = [entry["data_offsets"][1] for name, entry in header.items()
+            if name != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets", ())) == 2]
+    expected = 8 + header_size + max(ends, default=0)
+    if size != expected:
+        return f"{size:,} bytes where its header describes {expected:,}"
+    return None
+
+
+def check_weights_intact(path: str | os.PathLike) -> None:
+    """Raise ValueError("model.safetensors in FOLDER is truncated or corrupt ...") when a safetensors weights file of
+    the folder (or a shard its index names) does not have the size its header describes. Reads headers only."""
+    path = Path(path)
+    names = {"model.safetensors"} if (path / "model.safetensors").is_file() else set()
+    index = path / "model.safetensors.index.json"
+    if not names and index.is_file():
+        try:
+            names = set((_read_json(index).get("weight_map") or {}).values())
+        except ValueError:
+            names = set()  # check_hub_folder reports a malformed index
+    for name in sorted(names):
+        if not (path / name).is_file():
+            continue
+        problem = _safetensors_problem(path / name)
+        if problem is not None:
+            raise ValueError(f"{name} in {path} is truncated or corrupt ({problem}); download or save the model "
+                             "again.")
+
+
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -179,7 +225,8 @@ def check_hub_folder(
     - each name in ``required`` exists (default: ``config.json``);
     - ``config.json`` (and ``tokenizer_config.json``) parse as JSON objects;
     - weights (when ``require_weights``): ``model.safetensors`` or ``model.safetensors.index.json`` (or the
-      ``pytorch_model.bin`` equivalents), and every shard an index names;
+      ``pytorch_model.bin`` equivalents), and every shard an index names; safetensors files have the size their
+      header describes (:func:`check_weights_intact`: a truncated download or copy is caught here);
     - the Python files named in the ``auto_map`` of ``config.json`` and ``tokenizer_config.json``
       (``trust_remote_code`` loading imports them from the repo);
     - tokenizer files: when ``tokenizer_config.json`` is present or ``require_tokenizer`` is true, one of
@@ -187,7 +234,7 @@ def check_hub_folder(
 
     Raises:
         FileNotFoundError: the folder or files are missing (the message lists all of them).
-        ValueError: a JSON file is malformed or a sharded index is inconsistent.
+        ValueError: a JSON file is malformed, a sharded index is inconsistent, or a weights file is truncated.
     """
     path = Path(path)
     if not path.is_dir():
@@ -244,3 +291,5 @@ def check_hub_folder(
         raise FileNotFoundError(f"Hub folder {path} is incomplete; missing: {'; '.join(missing)}{detail}")
     if invalid:
         raise ValueError(f"Hub folder {path} is invalid: {'; '.join(invalid)}")
+    if require_weights:
+        check_weights_intact(path)

@@ -7,7 +7,27 @@ from pathlib import Path
 
 from .folder import check_hub_folder
 
-__all__ = ["iter_upload_files", "push_folder"]
+__all__ = ["HubUnreachableError", "iter_upload_files", "push_folder"]
+
+
+class HubUnreachableError(ConnectionError):
+    """The Hub endpoint could not be reached (connection refused, DNS, timeout, offline mode)."""
+
+
+def _is_network_error(error: BaseException) -> bool:
+    """A failure to reach the server at all (not an HTTP error answer), from the HTTP client huggingface_hub uses
+    (httpx, httpx2, requests) or the standard library."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"TransportError", "ConnectError", "TimeoutException", "ConnectionError"})
+
+
+def unreachable_hub_error(endpoint: str, error: BaseException) -> HubUnreachableError:
+    configured = os.environ.get("HF_ENDPOINT")
+    where = f"HF_ENDPOINT={configured}" if configured else "HF_ENDPOINT is not set, so the default"
+    return HubUnreachableError(
+        f"cannot reach the Hub at {endpoint} ({type(error).__name__}: {error}); check the network connection, and "
+        f"HF_ENDPOINT if the Hub is elsewhere ({where} is used)."
+    )
 
 
 def iter_upload_files(folder: str | os.PathLike) -> list[str]:
@@ -49,7 +69,8 @@ def push_folder(
     Files identical to the remote ones are skipped by the client; if nothing changed, no commit is made and the
     URL of the current head commit is returned. The commit sha is the URL's last path component.
 
-    ``token`` defaults to the logged-in token / ``HF_TOKEN``; ``endpoint`` to ``HF_ENDPOINT``.
+    ``token`` defaults to the logged-in token / ``HF_TOKEN``; ``endpoint`` to ``HF_ENDPOINT``. A Hub that cannot be
+    reached at all raises :class:`HubUnreachableError` naming the endpoint.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -58,19 +79,24 @@ def push_folder(
     files = iter_upload_files(folder)
 
     api = HfApi(endpoint=endpoint, token=token)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    repo_id = repo_url.repo_id  # namespace filled in when `repo_id` had none
-    if revision is not None and revision != "main":
-        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
+    try:
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        repo_id = repo_url.repo_id  # namespace filled in when `repo_id` had none
+        if revision is not None and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
 
-    operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(folder / rel)) for rel in files]
-    # create_commit rather than upload_folder: with hf_xet installed, upload_folder switches to a pipelined upload
-    # that may split a folder into several commits; a model must land in one atomic commit.
-    info = api.create_commit(
-        repo_id,
-        operations,
-        commit_message=commit_message or f"Upload {folder.name} with adaptive-zoo",
-        revision=revision,
-        repo_type="model",
-    )
+        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(folder / rel)) for rel in files]
+        # create_commit rather than upload_folder: with hf_xet installed, upload_folder switches to a pipelined upload
+        # that may split a folder into several commits; a model must land in one atomic commit.
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or f"Upload {folder.name} with adaptive-zoo",
+            revision=revision,
+            repo_type="model",
+        )
+    except Exception as error:
+        if _is_network_error(error):
+            raise unreachable_hub_error(api.endpoint, error) from error
+        raise
     return str(info.commit_url)

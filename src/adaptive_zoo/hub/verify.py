@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..progress import announce
+
 # Runs in the child process. `sys.modules[name] = None` makes any import of the package raise ImportError, so
 # only the code shipped in the folder can be used.
 _CHILD = r"""
@@ -58,6 +60,8 @@ def load_in_fresh_process(
 
 def verify_fresh_process_load(model, tokenizer, source: str | os.PathLike, texts: Sequence[str], **kwargs) -> dict:
     """Compare a fresh process's outputs for `texts` with this process's `model`; raise if they differ."""
+    announce(f"checking that {source} loads in a fresh Python process without adaptive-zoo (trust_remote_code) and "
+             f"gives the same outputs on {len(texts)} texts")
     child = load_in_fresh_process(source, texts, **kwargs)
     model.eval()
     with torch.inference_mode():

@@ -29,7 +29,14 @@ from transformers import (
     TrainerState,
 )
 
-from .common import accuracy_metric, adaptive_config_from_base, trainer_work_dir, training_arguments
+from ..progress import announce, attach_progress, steps
+from .common import (
+    accuracy_metric,
+    adaptive_config_from_base,
+    from_pretrained_with_new_parts,
+    trainer_work_dir,
+    training_arguments,
+)
 
 SALIENCY_COLUMN = "saliency"
 
@@ -109,10 +116,13 @@ def extract_saliency(
     features = encoded_train.remove_columns([c for c in encoded_train.column_names
                                              if c not in ("input_ids", "attention_mask", "token_type_ids", "label")])
     totals: list[torch.Tensor] | None = None
-    for checkpoint in checkpoints:
+    announce(f"phase 2/3 (saliency, gradient x input): {len(checkpoints)} checkpoints x {len(features):,} training "
+             f"examples = {len(checkpoints) * len(features):,} forward+backward passes")
+    for number, checkpoint in enumerate(checkpoints, start=1):
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
         per_example = []
-        for start in range(0, len(features), batch_size):
+        for start in steps(range(0, len(features), batch_size),
+                           f"phase 2/3 (saliency), checkpoint {number}/{len(checkpoints)}, batches of {batch_size}"):
             batch = collator([features[i] for i in range(start, min(start + batch_size, len(features)))])
             labels = batch.pop("labels")
             saliency = token_saliency(model, batch, labels)  # (B, T)
@@ -311,7 +321,12 @@ def build_adapler(base_model: str, label_names: list[str], **config_overrides):
     from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 
     config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
-    return AdapLeRBertForSequenceClassification.from_pretrained(base_model, config=config)
+    return from_pretrained_with_new_parts(
+        AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
+        f"new weights, as expected: AdapLeR's contribution predictors (layers 1..{config.num_hidden_layers}) and "
+        "eta/theta, trained in phase 3 (and the classifier, where the checkpoint has none)",
+        config=config,
+    )
 
 
 # -- the three phases ------------------------------------------------------------------------------------------
@@ -320,8 +335,10 @@ def build_adapler(base_model: str, label_names: list[str], **config_overrides):
 def finetune_backbone(base_model: str, label_names, tokenizer, encoded: DatasetDict, args: AdapLeRTrainingArguments):
     """Phase 1: plain BERT fine-tuning, every epoch checkpointed and evaluated. Returns the trainer and the
     phase-1 output folder (where the checkpoints are)."""
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_model, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+    model = from_pretrained_with_new_parts(
+        AutoModelForSequenceClassification, base_model, ("classifier.",),
+        f"new weights, as expected: the classifier ({len(label_names)} labels), trained in phase 1",
+        num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
     output = trainer_work_dir(args.output_dir) / "phase1"
@@ -335,7 +352,7 @@ def finetune_backbone(base_model: str, label_names, tokenizer, encoded: DatasetD
         train_dataset=encoded["train"], eval_dataset=encoded["validation"],
         data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
     )
-    trainer.train()
+    attach_progress(trainer, "phase 1/3 (fine-tuning, every epoch checkpointed)").train()
     return trainer, output
 
 
@@ -355,7 +372,7 @@ def train_length_reduction(model, tokenizer, train_with_saliency: Dataset, valid
         adaptive_learning_rate=args.eta_theta_learning_rate,
         contribution_predictor_learning_rate=args.contribution_predictor_learning_rate,
     )
-    trainer.train()
+    attach_progress(trainer, "phase 3/3 (adaptive length reduction)").train()
     return trainer, output
 
 
@@ -443,7 +460,10 @@ def choose_operating_point(
                for i in range(0, len(features), batch_size)]
     gold = torch.as_tensor(validation["label"])
     measured, vanilla_flops = [], None
-    for checkpoint in checkpoints:
+    points = [(checkpoint, scale) for checkpoint in checkpoints for scale in eta_scales]
+    announce(f"choosing the operating point on validation: {len(checkpoints)} phase-3 checkpoints x "
+             f"{len(eta_scales)} eta scales = {len(points)} points, each {len(features):,} texts (accuracy + FLOPs)")
+    for checkpoint in steps(checkpoints, f"operating points ({len(eta_scales)} per checkpoint)"):
         model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
         if vanilla_flops is None:
             vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops

@@ -3,6 +3,7 @@ arguments that work on CPU and under torchrun, the accuracy metric, and paramete
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,10 @@ import torch
 from datasets import DatasetDict
 from transformers import AutoConfig, BertConfig, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
 
+from ..progress import announce, bars_enabled
+
+logger = logging.getLogger(__name__)
+
 
 def check_texts(texts: Iterable[str], where: str) -> None:
     """Refuse empty texts early: a model cannot say anything about them, and silently scoring [CLS][SEP]
@@ -19,6 +24,22 @@ def check_texts(texts: Iterable[str], where: str) -> None:
     for index, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{where}: text #{index} is empty ({text!r}); remove or fill empty rows first.")
+
+
+def check_token_content(texts: Iterable[str], input_ids: Iterable[Iterable[int]], tokenizer, where: str) -> None:
+    """Refuse texts that tokenize to special tokens only ([CLS] [UNK] [SEP] for an emoji-only text): the same rule
+    the saved classifiers apply in their forward (`check_inputs_have_content`), so the CLI, the Python API and
+    `pipeline(...)` treat such input alike, here with the row's index in the data."""
+    special = set(tokenizer.all_special_ids)
+    for index, (text, ids) in enumerate(zip(texts, input_ids)):
+        ids = [int(i) for i in ids]
+        if set(ids) <= special:
+            raise ValueError(
+                f"{where}: text #{index} ({text!r}) holds only special tokens "
+                f"({' '.join(tokenizer.convert_ids_to_tokens(ids))}): an empty, whitespace-only or unreadable (e.g. "
+                "emoji-only) text, which the model cannot classify; remove such texts or replace them with text the "
+                "tokenizer knows."
+            )
 
 
 def label_names_of(dataset: DatasetDict) -> list[str]:
@@ -58,7 +79,10 @@ def tokenize_classification(
 
     keep = {"label"}
     remove = [c for c in dataset["train"].column_names if c not in keep]
-    return dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
+    encoded = dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
+    for split, data in encoded.items():
+        check_token_content(dataset[split]["text"], data["input_ids"], tokenizer, f"split {split!r}")
+    return encoded
 
 
 def accuracy_metric(prediction: EvalPrediction) -> dict[str, float]:
@@ -85,7 +109,8 @@ def training_arguments(
         per_device_train_batch_size=16,
         per_device_eval_batch_size=32,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        # tqdm bars where they render (a terminal); elsewhere `progress.attach_progress` prints compact lines.
+        disable_tqdm=not bars_enabled(),
     )
     defaults.update(overrides)
     return arguments_class(**defaults)
@@ -101,6 +126,78 @@ def trainer_work_dir(output_dir: str | os.PathLike) -> Path:
     exactly what ships."""
     output_dir = Path(output_dir)
     return output_dir.with_name(output_dir.name + "-training")
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
+def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_prefixes: Iterable[str],
+                                   explanation: str, **kwargs):
+    """`model_class.from_pretrained(path, **kwargs)` for a checkpoint that lacks the parts the adaptive model adds
+    (off-ramps, contribution predictors, an exit predictor, a fresh classifier). transformers reports those as a
+    table of MISSING rows, alarming for weights that are new by design; here they are explained in one line of
+    ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
+    another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
+    report is shown as well."""
+    from transformers.utils import logging as transformers_logging
+
+    new_prefixes = tuple(new_prefixes)
+    report_logger = transformers_logging.get_logger("transformers.modeling_utils")
+    verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
+    # A filter rather than a higher level: transformers 5.24 logs a "layers were not sharded" warning whenever this
+    # logger's level is WARNING or above.
+    report_filter = _DropLoadReport()
+    if not verbose:
+        report_logger.addFilter(report_filter)
+    try:
+        model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        report_logger.removeFilter(report_filter)
+    missing = list(info.get("missing_keys") or [])
+    if any(key.startswith(new_prefixes) for key in missing):
+        announce(f"{type(model).__name__}: {explanation}")
+    unexplained = sorted(key for key in missing if not key.startswith(new_prefixes))
+    if unexplained:
+        logger.warning("Weights missing from %s, newly initialised: %s", path, ", ".join(unexplained))
+    if info.get("mismatched_keys"):
+        logger.warning("Weights of %s with another shape, newly initialised: %s", path,
+                       ", ".join(str(key) for key in info["mismatched_keys"]))
+    return model
+
+
+#: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).
+RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_*.pth")
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: bool = False) -> int:
+    """After a successful run, free what `trainer_work_dir(output_dir)` holds: the whole folder (checkpoints with
+    optimizer states, warm starts), or with `keep_weights` only the resume-only files of every checkpoint
+    (`RESUME_ONLY_FILES`), keeping weights, trainer states and anything else a later run reads (AdapLeR's
+    `--reuse-phases-from`). Returns the bytes freed."""
+    import shutil
+
+    work_dir = trainer_work_dir(output_dir)
+    if not work_dir.is_dir():
+        return 0
+    if not keep_weights:
+        freed = _size(work_dir)
+        shutil.rmtree(work_dir)
+        return freed
+    freed = 0
+    for pattern in RESUME_ONLY_FILES:
+        for file in work_dir.rglob(pattern):
+            if file.is_file() and file.parent.name.startswith("checkpoint-"):
+                freed += file.stat().st_size
+                file.unlink()
+    return freed
 
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).

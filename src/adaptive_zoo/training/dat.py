@@ -28,7 +28,8 @@ from transformers import (
 )
 
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
-from .common import check_texts, training_arguments
+from ..progress import ProgressLine, announce, attach_progress
+from .common import check_texts, from_pretrained_with_new_parts, training_arguments
 
 __all__ = [
     "DATTrainingArguments",
@@ -76,7 +77,11 @@ def build_dat(bart: str | os.PathLike, **overrides) -> DepthAdaptiveTransformer:
     encoder, decoder blocks, the tied output projection) loads by name; the exit predictor is new. The checkpoint's
     generation config (decoder start, EOS, ...) comes along."""
     config = dat_config_from_bart(bart, **overrides)
-    return DepthAdaptiveTransformer.from_pretrained(bart, config=config)
+    return from_pretrained_with_new_parts(
+        DepthAdaptiveTransformer, bart, ("exit_predictor.",),
+        f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder",
+        config=config,
+    )
 
 
 def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None):
@@ -140,7 +145,7 @@ def finetune_dat(
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
     )
-    trainer.train()
+    attach_progress(trainer, "fine-tuning (Depth-Adaptive Transformer)").train()
     return trainer
 
 
@@ -428,5 +433,18 @@ def choose_confidence_thresholds(
     # full depth first (the reference), then block 1, then the other fixed exits
     order = [num_exits, 1, *range(2, num_exits)]
     candidates = [fixed_exit_thresholds(exit_block, num_exits) for exit_block in order]
-    return tune_confidence_thresholds(evaluate, num_exits, budget=budget, num_trials=num_trials, seed=seed,
-                                      candidates=candidates)
+    total = len(candidates) + num_trials
+    announce(f"threshold search on validation: {total} settings ({len(candidates)} fixed exits + {num_trials} "
+             f"random) x {len(sources):,} texts, generation and {metric} each; budget: average exit <= {budget:.2f} of "
+             f"{num_exits} blocks")
+    line, done = ProgressLine("threshold search", total), 0
+
+    def evaluate_with_progress(thresholds: list[float]) -> dict[str, float]:
+        nonlocal done
+        result = evaluate(thresholds)
+        done += 1
+        line.update(done)
+        return result
+
+    return tune_confidence_thresholds(evaluate_with_progress, num_exits, budget=budget, num_trials=num_trials,
+                                      seed=seed, candidates=candidates)

@@ -21,9 +21,11 @@ from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
+from ..progress import attach_progress
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
+    from_pretrained_with_new_parts,
     set_trainable,
     tokenize_classification,
     trainer_work_dir,
@@ -102,9 +104,25 @@ def build_deebert(base_model: str, label_names: list[str], **config_overrides) -
     `off_ramp_pooling` defaults to `default_off_ramp_pooling(base_model)`."""
     config_overrides.setdefault("off_ramp_pooling", default_off_ramp_pooling(base_model))
     config = adaptive_config_from_base(base_model, DeeBertConfig, label_names, **config_overrides)
-    model = DeeBertForSequenceClassification.from_pretrained(base_model, config=config)
+    last_ramp = config.num_hidden_layers - 1
+    model = from_pretrained_with_new_parts(
+        DeeBertForSequenceClassification, base_model, ("classifier.", "off_ramps."),
+        f"new weights, as expected: the final classifier ({config.num_labels} labels), trained in stage 1, and "
+        f"off-ramps 1..{last_ramp} (poolers copied from the pretrained pooler), trained in stage 2",
+        config=config,
+    )
     model.init_off_ramps_from_pooler()
     return model
+
+
+def final_evaluation(trainer: Trainer) -> dict:
+    """The validation metrics of the trained model: those of the Trainer's end-of-epoch evaluation when it ran at
+    the last step (the same weights, so the same numbers as evaluating again, without another pass over the
+    validation split), else a fresh `trainer.evaluate()`."""
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    if evaluations and evaluations[-1].get("step") == trainer.state.global_step:
+        return {key: value for key, value in evaluations[-1].items() if key != "step"}
+    return trainer.evaluate()
 
 
 def train_deebert(
@@ -119,8 +137,8 @@ def train_deebert(
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
     work_dir = trainer_work_dir(args.output_dir)
 
-    def stage_trainer(trainer_class, name: str, compute_metrics, **stage_arguments) -> Trainer:
-        return trainer_class(
+    def stage_trainer(trainer_class, name: str, phase: str, compute_metrics, **stage_arguments) -> Trainer:
+        return attach_progress(trainer_class(
             model=model,
             args=training_arguments(
                 work_dir / name, per_device_train_batch_size=args.batch_size, seed=args.seed, data_seed=args.seed,
@@ -131,28 +149,29 @@ def train_deebert(
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
-        )
+        ), phase)
 
     # Stage 1: ordinary fine-tuning of backbone + final classifier; off-ramps not trained yet.
     set_trainable(model, True)
     set_trainable(model.off_ramps, False)
     stage1 = stage_trainer(
-        FinalClassifierTrainer, "stage1", accuracy_metric,
+        FinalClassifierTrainer, "stage1", "stage 1/2 (fine-tuning backbone + final classifier)", accuracy_metric,
         num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
         warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
     )
     stage1.train()
-    stage1_metrics = stage1.evaluate()
+    stage1_metrics = final_evaluation(stage1)
 
     # Stage 2: freeze what stage 1 trained; only the intermediate off-ramps learn.
     set_trainable(model, False)
     set_trainable(model.off_ramps, True)
     stage2 = stage_trainer(
-        OffRampTrainer, "stage2", off_ramp_accuracies,
+        OffRampTrainer, "stage2", f"stage 2/2 (off-ramps 1..{model.config.num_hidden_layers - 1}, backbone frozen)",
+        off_ramp_accuracies,
         num_train_epochs=args.off_ramp_epochs, learning_rate=args.off_ramp_learning_rate,
     )
     stage2.train()
-    stage2_metrics = stage2.evaluate()
+    stage2_metrics = final_evaluation(stage2)
     set_trainable(model, True)
     model.eval()
     return model, {

@@ -30,7 +30,15 @@ from transformers import (
 )
 
 from ..hashing import HashTable, build_hash_table, load_hash_table
-from .common import accuracy_metric, adaptive_config_from_base, check_texts, trainer_work_dir, training_arguments
+from ..progress import attach_progress
+from .common import (
+    accuracy_metric,
+    adaptive_config_from_base,
+    check_texts,
+    from_pretrained_with_new_parts,
+    trainer_work_dir,
+    training_arguments,
+)
 
 
 @dataclass
@@ -101,14 +109,21 @@ def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable,
 
     config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
                                        hash_function=table.hash_function)
-    model = HashEEBertForSequenceClassification.from_pretrained(base_model, config=config)
+    model = from_pretrained_with_new_parts(
+        HashEEBertForSequenceClassification, base_model, ("classifier.", "bert.encoder.hash_table"),
+        f"new weights, as expected: the classifier ({len(label_names)} labels), trained with the token exits on, and "
+        "the hash table (filled from the table built for this run)",
+        config=config,
+    )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model
 
 
 def vanilla_bert(base_model: str, label_names: list[str]) -> PreTrainedModel:
-    return AutoModelForSequenceClassification.from_pretrained(
-        base_model, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+    return from_pretrained_with_new_parts(
+        AutoModelForSequenceClassification, base_model, ("classifier.",),
+        f"new weights, as expected: the vanilla model's classifier ({len(label_names)} labels), trained next",
+        num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
 
@@ -127,7 +142,7 @@ def finetune_classifier(model: PreTrainedModel, tokenizer, encoded: DatasetDict,
         train_dataset=encoded["train"], eval_dataset=encoded["validation"],
         data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer, compute_metrics=accuracy_metric,
     )
-    trainer.train()
+    attach_progress(trainer, f"fine-tuning ({name})").train()
     return trainer
 
 
@@ -162,7 +177,10 @@ def build_hashee_bart(bart_folder: str | Path, table: HashTable, special_token_i
     for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "auto_map"):
         base.pop(key, None)
     config = HashEEBartConfig(**base, num_buckets=table.num_buckets, hash_function=table.hash_function)
-    model = HashEEBartForConditionalGeneration.from_pretrained(bart_folder, config=config)
+    model = from_pretrained_with_new_parts(
+        HashEEBartForConditionalGeneration, bart_folder, ("model.encoder.hash_table",),
+        "new weights, as expected: the hash table (filled from the table built for this run)", config=config,
+    )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model
 
@@ -182,5 +200,5 @@ def finetune_seq2seq(model: PreTrainedModel, tokenizer, encoded: DatasetDict, ar
         model=model, args=seq2seq_args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
     )
-    trainer.train()
+    attach_progress(trainer, f"fine-tuning ({name})").train()
     return trainer

@@ -333,6 +333,28 @@ class AdapLeRPreTrainedModel(BertPreTrainedModel):
             init.copy_(module.theta, theta)
 
 
+def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                              special_token_ids: list[int] | None) -> None:
+    """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
+    or unreadable (e.g. emoji-only) text. A prediction for it would be the model's prior passed off as an answer
+    about the text, so the model forward, `pipeline(...)` and the adaptive-zoo CLI all refuse it. The ids are
+    `config.special_token_ids` (the tokenizer's `all_special_ids`, saved with the model); without them, or with
+    `inputs_embeds`, nothing is checked."""
+    if input_ids is None or not special_token_ids:
+        return
+    special = torch.isin(input_ids, torch.tensor(special_token_ids, device=input_ids.device))  # (B, T)
+    if attention_mask is not None:
+        special = special | (attention_mask == 0)
+    empty = special.all(dim=-1)  # (B,)
+    if empty.any():
+        rows = empty.nonzero().flatten().tolist()
+        raise ValueError(
+            f"Input row(s) {rows} hold only special tokens (ids {input_ids[rows[0]].tolist()}): an empty, "
+            "whitespace-only or unreadable (e.g. emoji-only) text, which the model cannot classify. Remove such texts "
+            "or replace them with text the tokenizer knows."
+        )
+
+
 def initial_eta_theta(config: AdapLeRConfig) -> tuple[torch.Tensor, torch.Tensor]:
     num_layers = config.num_hidden_layers
     eta = torch.tensor([float(v) for v in (config.eta or [1.0] * num_layers)])
@@ -464,10 +486,11 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
         if sequence_length > self.config.max_position_embeddings:
             raise ValueError(
-                f"The input has {sequence_length} tokens but the model takes at most "
-                f"{self.config.max_position_embeddings}: tokenize with `truncation=True` "
-                "(for a pipeline: `classifier(texts, truncation=True)`)."
+                f"The input has {sequence_length} tokens but the model has only {self.config.max_position_embeddings} "
+                "positions: tokenize with `truncation=True` (for a pipeline: `classifier(texts, truncation=True)`), "
+                "which cuts to the saved tokenizer's `model_max_length`, the length the model was trained at."
             )
+        check_inputs_have_content(input_ids, attention_mask, getattr(self.config, "special_token_ids", None))
         if labels is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
         if saliency is not None and tuple(saliency.shape) != (batch_size, sequence_length):

@@ -482,9 +482,30 @@ def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None
 def check_sequence_length(config, sequence_length: int) -> None:
     if sequence_length > config.max_position_embeddings:
         raise ValueError(
-            f"The input has {sequence_length} tokens but the model takes at most "
-            f"{config.max_position_embeddings}: tokenize with `truncation=True` "
-            "(for a pipeline: `pipe(texts, truncation=True)`)."
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+
+def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                              special_token_ids: list[int] | None) -> None:
+    """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
+    or unreadable (e.g. emoji-only) text. A prediction for it would be the model's prior passed off as an answer
+    about the text, so the model forward, `pipeline(...)` and the adaptive-zoo CLI all refuse it. The ids are
+    `config.special_token_ids` (the tokenizer's `all_special_ids`, saved with the model); without them, or with
+    `inputs_embeds`, nothing is checked."""
+    if input_ids is None or not special_token_ids:
+        return
+    special = torch.isin(input_ids, torch.tensor(special_token_ids, device=input_ids.device))  # (B, T)
+    if attention_mask is not None:
+        special = special | (attention_mask == 0)
+    empty = special.all(dim=-1)  # (B,)
+    if empty.any():
+        rows = empty.nonzero().flatten().tolist()
+        raise ValueError(
+            f"Input row(s) {rows} hold only special tokens (ids {input_ids[rows[0]].tolist()}): an empty, "
+            "whitespace-only or unreadable (e.g. emoji-only) text, which the model cannot classify. Remove such texts "
+            "or replace them with text the tokenizer knows."
         )
 
 
@@ -815,6 +836,7 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
         batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
         if labels is not None and labels.shape[0] != batch_size:
             raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+        check_inputs_have_content(input_ids, attention_mask, self.config.special_token_ids)
 
         outputs = self.bert(
             input_ids,

@@ -733,6 +733,9 @@ def _print_summary(report: dict[str, Any]) -> None:
         if "generate_wallclock_speedup" in results:
             line += f" | generate wall-clock speed-up {results['generate_wallclock_speedup']:.2f}x"
         print(line)
+    if "cpu_minutes" in report:  # the quickstart: what it cost, and where the model is
+        print(f"took {report['minutes']} min wall-clock, {report['cpu_minutes']} min CPU time | model folder: "
+              f"{Path(report['output_dir']).resolve()}")
 
 
 def configure_output(verbose: bool) -> None:

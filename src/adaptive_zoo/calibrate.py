@@ -20,7 +20,6 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequence
 
 from .data import load_task_data, select_first
 from .evaluation.classification import (
-    accuracy_of,
     encode_examples,
     full_depth,
     predict_with_flops,
@@ -29,11 +28,11 @@ from .evaluation.classification import (
 from .evaluation.measure import pad_batch
 from .evaluation.thresholds import sweep_entropy_thresholds
 from .hub.folder import atomic_output_dir, check_hub_folder
+from .recipes import RESULTS_FILE
 from .training.adapler import best_within_budget, measure_eta_scales, scale_eta_
 from .training.common import check_label_count
 from .training.dat import DATTrainingArguments, choose_confidence_thresholds
 
-RESULTS_FILE = "adaptive_zoo_results.json"
 DEFAULT_ETA_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 
 
@@ -86,9 +85,8 @@ def calibrate_adapler(model, tokenizer, settings: CalibrationSettings, max_lengt
     batches = [pad_batch(features[i : i + settings.batch_size], tokenizer.pad_token_id or 0)
                for i in range(0, len(features), settings.batch_size)]
     gold = torch.as_tensor(split["label"])
-    with full_depth(model):
-        reference = accuracy_of(model, tokenizer, split["text"], split["label"], batch_size=settings.batch_size,
-                                max_length=max_length)
+    with full_depth(model):  # the same batches at full length: the accuracy the budget is counted from
+        reference = float((predict_with_flops(model, batches).labels == gold).float().mean())
     vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
     measured = measure_eta_scales(model, batches, gold, vanilla_flops, settings.eta_scales)
     best = best_within_budget(measured, reference, settings.accuracy_budget)

@@ -24,6 +24,7 @@ from transformers import (
 from ..progress import announce
 from ..training.common import check_texts, check_token_content
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
+from .reports import ClassificationReport
 
 # How each family turns its adaptivity off (the "never exit" setting), and which vanilla transformers class
 # shares its weights. A new family adds one line to each.
@@ -158,7 +159,7 @@ def evaluate_classifier(
     measure_wallclock: bool = True,
     repeats: int = 5,
     latency_samples: int = 64,
-) -> dict[str, Any]:
+) -> ClassificationReport:
     """Everything `adaptive-zoo evaluate` reports for a classifier, on one split."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
@@ -210,4 +211,4 @@ def evaluate_classifier(
         report["throughput_samples_per_s"] = timing["throughput_samples_per_s"]
         report["latency_ms_per_sample"] = timing["latency_ms_per_sample"]
         report["wallclock_repeats"] = repeats
-    return report
+    return ClassificationReport(**report)

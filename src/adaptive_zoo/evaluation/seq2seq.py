@@ -25,10 +25,8 @@ from ..progress import announce
 from ..training.common import check_texts
 from .classification import full_depth, vanilla_counterpart
 from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
+from .reports import DepthAdaptiveReport, TokenExitSeq2SeqReport
 from .text_metrics import bleu_score, rouge_scores
-
-DEPTH_ADAPTIVE_MODEL_TYPES = ("depth_adaptive_transformer",)
-
 
 def seq2seq_vanilla(model: PreTrainedModel) -> PreTrainedModel:
     """`vanilla_counterpart` with the adaptive model's own generation settings. Built from the config alone, the
@@ -123,7 +121,7 @@ def table10_saved_flops(exit_layers: torch.Tensor, num_layers: int, hidden_size:
 
 
 def check_table10(model: PreTrainedModel, vanilla: PreTrainedModel, features: Sequence[dict], *,
-                  num_samples: int = 16) -> dict[str, Any]:
+                  num_samples: int = 16) -> TokenExitSeq2SeqReport:
     """Measured encoder FLOPs saved (vanilla minus HashEE, one unpadded example at a time) against Table 10."""
     config = model.config
     measured = predicted = 0
@@ -148,13 +146,9 @@ def evaluate_seq2seq(
     num_beams: int = 1,
     measure_wallclock: bool = True,
     repeats: int = 3,
-) -> dict[str, Any]:
+) -> DepthAdaptiveReport:
     """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder (HashEE);
     a model whose decoder adapts its depth (the Depth-Adaptive Transformer) is measured by `evaluate_dat`."""
-    if getattr(model.config, "model_type", None) in DEPTH_ADAPTIVE_MODEL_TYPES:
-        return evaluate_dat(model, tokenizer, texts, references, batch_size=batch_size,
-                            max_source_length=max_source_length, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                            measure_wallclock=measure_wallclock, repeats=repeats)
     if len(texts) != len(references):
         raise ValueError(f"{len(texts)} texts but {len(references)} references.")
     model.eval()
@@ -223,7 +217,7 @@ def evaluate_seq2seq(
         )
         report["equal_length_generate_wallclock_speedup"] = equal_timing.speedup["adaptive"]
         report["wallclock_repeats"] = repeats
-    return report
+    return TokenExitSeq2SeqReport(**report)
 
 
 def agreement_with_full_depth(adaptive_text: Sequence[str], full_text: Sequence[str]) -> dict[str, float]:
@@ -351,4 +345,4 @@ def evaluate_dat(
             v / a for v, a in zip(samples["vanilla"], samples["adaptive"]))
         report["generate_seconds"] = timing.median_s
         report["wallclock_repeats"] = repeats
-    return report
+    return DepthAdaptiveReport(**report)

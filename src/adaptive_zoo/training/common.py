@@ -3,9 +3,11 @@ arguments that work on CPU and under torchrun, the accuracy metric, and paramete
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from datasets import DatasetDict
 from transformers import AutoConfig, BertConfig, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
 
 from ..progress import announce, bars_enabled
+from ..settings import RecipeSettings, one_of, positive_int, setting
+from .warm_start import CROSS_ATTENTION_INITS
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +171,24 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     return model
 
 
+def adaptive_model_from(model_class, config, source: torch.nn.Module, new_prefixes: Iterable[str], explanation: str):
+    """`model_class(config)` with every weight of the in-memory model `source` (one whose parameter names the
+    adaptive model shares, e.g. a BART warm-started from BERT), without a round trip through disk. Weights only the
+    adaptive model has must start with `new_prefixes` (they are explained in one line, `explanation`); anything
+    else missing or unexpected is an error. The source's generation config comes along."""
+    model = model_class(config)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    unexplained = [key for key in missing if not key.startswith(tuple(new_prefixes))]
+    if unexplained or unexpected:
+        raise ValueError(f"{type(source).__name__} does not match {model_class.__name__}: missing "
+                         f"{unexplained or 'nothing'}, unexpected {list(unexpected) or 'nothing'}.")
+    if missing:
+        announce(f"{model_class.__name__}: {explanation}")
+    if getattr(source, "generation_config", None) is not None:
+        model.generation_config = copy.deepcopy(source.generation_config)
+    return model
+
+
 #: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_*.pth")
 
@@ -223,3 +245,16 @@ def adaptive_config_from_base(base_model: str, config_class, label_names: list[s
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
+
+
+@dataclass
+class Seq2SeqSettings(RecipeSettings):
+    """Fields of every run that trains a BART (HashEE-BART, the Depth-Adaptive Transformer)."""
+
+    max_target_length: int = setting(32, help="Summary tokens in training (EOS included), and new tokens when "
+                                     "generating (summarization).", check=positive_int)
+    num_beams: int = setting(1, help="Beams when generating for measurement (summarization).", check=positive_int)
+    cross_attention_init: str | None = setting(
+        None, help="Warm start of the BART from BERT (summarization): self_attention (each decoder layer's "
+        "cross-attention starts as a copy of its BERT self-attention) or fresh (random, as bert2bert).",
+        check=one_of(*CROSS_ATTENTION_INITS), default_text="self_attention")

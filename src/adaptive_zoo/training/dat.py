@@ -29,7 +29,14 @@ from transformers import (
 
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from ..progress import ProgressLine, announce, attach_progress
-from .common import check_texts, from_pretrained_with_new_parts, training_arguments
+from ..settings import integer, number, positive_float, positive_int, setting
+from .common import (
+    Seq2SeqSettings,
+    adaptive_model_from,
+    check_texts,
+    from_pretrained_with_new_parts,
+    training_arguments,
+)
 
 __all__ = [
     "DATTrainingArguments",
@@ -72,16 +79,17 @@ def dat_config_from_bart(bart: str | os.PathLike | PreTrainedConfig, **overrides
     return DepthAdaptiveTransformerConfig(**{**fields, **overrides})
 
 
-def build_dat(bart: str | os.PathLike, **overrides) -> DepthAdaptiveTransformer:
-    """A `DepthAdaptiveTransformer` loaded from a BART checkpoint folder or Hub id: every BART weight (embeddings,
-    encoder, decoder blocks, the tied output projection) loads by name; the exit predictor is new. The checkpoint's
-    generation config (decoder start, EOS, ...) comes along."""
-    config = dat_config_from_bart(bart, **overrides)
-    return from_pretrained_with_new_parts(
-        DepthAdaptiveTransformer, bart, ("exit_predictor.",),
-        f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder",
-        config=config,
-    )
+def build_dat(bart: str | os.PathLike | PreTrainedModel, **overrides) -> DepthAdaptiveTransformer:
+    """A `DepthAdaptiveTransformer` from a BART: a checkpoint folder or Hub id, or a model in memory (a BART
+    warm-started from BERT). Every BART weight (embeddings, encoder, decoder blocks, the tied output projection)
+    loads by name; the exit predictor is new. The BART's generation config (decoder start, EOS, ...) comes
+    along."""
+    config = dat_config_from_bart(bart.config if isinstance(bart, PreTrainedModel) else bart, **overrides)
+    explanation = f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder"
+    if isinstance(bart, PreTrainedModel):
+        return adaptive_model_from(DepthAdaptiveTransformer, config, bart, ("exit_predictor.",), explanation)
+    return from_pretrained_with_new_parts(DepthAdaptiveTransformer, bart, ("exit_predictor.",), explanation,
+                                          config=config)
 
 
 def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None):
@@ -150,76 +158,34 @@ def finetune_dat(
 
 
 @dataclass
-class DATTrainingArguments:
-    """Everything a Depth-Adaptive Transformer run takes (`adaptive_zoo.recipes.train_dat_recipe`): the paper's
-    model fields, the shape and initialisation of the BART, the threshold search and fine-tuning settings."""
+class DATTrainingArguments(Seq2SeqSettings):
+    """What training a Depth-Adaptive Transformer takes: the paper's model fields (checked by the model's config),
+    the shape and initialisation of the BART, and fine-tuning settings."""
 
-    output_dir: str
-    exit_prediction: str = "multinomial"
-    oracle: str = "likelihood"
-    oracle_sigma: float = 1.0
-    oracle_depth_penalty: float = 0.0
-    exit_loss_weight: float = 1.0
-    """alpha in L = L_dec + alpha L_exit."""
-    training_regime: str = "aligned"
-    num_mixed_samples: int = 6
-    decoder_layers: int | None = None
-    """N, the decoder blocks (each an exit); None: as many as the BERT base model has layers (at most that)."""
-    encoder_layers: int | None = None
-    """Keep only the lowest k BERT layers in the encoder (decoder-heavy models); None: all of them."""
-    from_scratch: bool = False
-    """A randomly initialised BART of the same shape instead of the warm start from BERT."""
-    cross_attention_init: str = "self_attention"
-    """How the warm start's cross-attention starts (`bart_from_bert`): "self_attention" (a copy of the same BERT
-    layer's self-attention) or "fresh" (random, as bert2bert)."""
-    compute_budget: float | None = None
-    """`exit_prediction="confidence"`: the largest average exit allowed when tuning the thresholds on validation,
-    as a fraction of N (None: `DEFAULT_COMPUTE_BUDGET`)."""
-    threshold_trials: int | None = None
-    """Random threshold settings evaluated on validation (None: `DEFAULT_THRESHOLD_TRIALS`), on top of full depth
-    and "always exit at block 1"."""
-    threshold_metric: str = "rouge1"
-    """What the threshold search maximises: rouge1, rouge2, rougeL or bleu."""
-    num_train_epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 256
-    """Source tokens."""
-    max_target_length: int = 32
-    """Target tokens in training (EOS included), and new tokens when generating."""
-    num_beams: int = 1
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
-
-    DEFAULT_COMPUTE_BUDGET = 0.5
-    DEFAULT_THRESHOLD_TRIALS = 100
+    num_train_epochs: float = setting(3.0, help="Fine-tuning epochs.", metavar="E", check=positive_float)
+    max_length: int = setting(256, help="Source tokens: longer texts are truncated. Saved as the tokenizer's "
+                              "model_max_length, so pipelines truncate to it too.", metavar="L", check=positive_int)
+    exit_prediction: str = setting("multinomial", help="sequence, multinomial, geometric, or confidence (thresholds "
+                                   "tuned on validation).")
+    oracle: str = setting("likelihood", help="What learned exits are trained towards: likelihood or correctness.")
+    oracle_sigma: float = setting(1.0, symbol="σ", help="sigma > 0 of the token oracles' smoothing.", check=number)
+    oracle_depth_penalty: float = setting(0.0, symbol="λ", help="lambda >= 0: larger values make the oracle (and the "
+                                          "predictor) exit earlier.", check=number)
+    exit_loss_weight: float = setting(1.0, symbol="α", help="alpha in L = L_dec + alpha L_exit.", check=number)
+    training_regime: str = setting("aligned", help="aligned or mixed.")
+    num_mixed_samples: int = setting(6, symbol="M", help="M, sampled exit sequences in the mixed regime.",
+                                     check=integer)
+    decoder_layers: int | None = setting(None, symbol="N", help="N decoder blocks, >= 2 and at most the base model's "
+                                         "layers.", check=integer, default_text="all of them")
+    encoder_layers: int | None = setting(None, help="Keep only the base model's lowest K layers in the encoder, for "
+                                         "a decoder-heavy model.", check=integer, default_text="all of them")
+    from_scratch: bool = setting(False, help="A randomly initialised BART of the same shape instead of the warm "
+                                 "start from BERT.")
 
     def __post_init__(self):
-        confidence = self.exit_prediction == "confidence"
-        if not confidence and (self.compute_budget is not None or self.threshold_trials is not None):
-            raise ValueError(
-                "--compute-budget and --threshold-trials tune the thresholds of --exit-prediction confidence; "
-                f"this run uses {self.exit_prediction!r}, whose exits are learned."
-            )
-        if self.compute_budget is not None and not 0 < self.compute_budget <= 1:
-            raise ValueError(
-                "compute_budget (the largest average exit, as a fraction of the decoder's N blocks) must lie in "
-                f"(0, 1]; got {self.compute_budget}."
-            )
-        if self.threshold_trials is not None and (isinstance(self.threshold_trials, bool) or self.threshold_trials < 0):
-            raise ValueError(f"threshold_trials must be >= 0; got {self.threshold_trials}.")
-        if self.threshold_metric not in THRESHOLD_METRICS:
-            raise ValueError(f"threshold_metric must be one of {sorted(THRESHOLD_METRICS)}; got {self.threshold_metric!r}.")
+        super().__post_init__()
         if self.max_target_length < 2:
             raise ValueError(f"max_target_length must be >= 2 (a token and the EOS); got {self.max_target_length}.")
-
-    @property
-    def resolved_compute_budget(self) -> float:
-        return self.DEFAULT_COMPUTE_BUDGET if self.compute_budget is None else float(self.compute_budget)
-
-    @property
-    def resolved_threshold_trials(self) -> int:
-        return self.DEFAULT_THRESHOLD_TRIALS if self.threshold_trials is None else int(self.threshold_trials)
 
     def model_overrides(self) -> dict[str, Any]:
         """The paper's config fields, for `dat_config_from_bart` / `build_dat`."""

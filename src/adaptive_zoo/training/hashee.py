@@ -11,7 +11,7 @@ No pretrained BART ships here, so summarization starts from a BART warm-started 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,14 @@ from transformers import (
     Trainer,
 )
 
-from ..hashing import HashTable, build_hash_table, load_hash_table
+from ..hashing import HASH_FUNCTIONS, HashTable, build_hash_table, load_hash_table
+from ..models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
 from ..progress import attach_progress
+from ..settings import positive_float, positive_int, setting
 from .common import (
+    NOT_CONFIG_FIELDS,
+    Seq2SeqSettings,
+    adaptive_model_from,
     accuracy_metric,
     adaptive_config_from_base,
     check_texts,
@@ -41,31 +46,29 @@ from .common import (
 )
 
 
+def known_hash_function(name: str) -> str:
+    if name not in HASH_FUNCTIONS:
+        raise ValueError(f"Unknown hash function {name!r}; known: {', '.join(HASH_FUNCTIONS)}.")
+    return name
+
+
 @dataclass
-class HashEETrainingArguments:
+class HashEETrainingArguments(Seq2SeqSettings):
     """Everything a HashEE fine-tuning run takes (classification or summarization)."""
 
-    output_dir: str
-    hash_function: str = "frequency"
-    """Which hash builds the token -> exit layer table (the paper's main choice is the frequency hash)."""
-    num_buckets: int | None = None
-    """B; None means one bucket per encoder layer (the paper's main setting)."""
-    hash_table: str | None = None
-    """A prebuilt table file (`adaptive-zoo hash build`) instead of building one from the training data."""
-    num_train_epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    """Classification input length, or the summarization source length."""
-    max_target_length: int = 32
-    num_beams: int = 1
-    """Beams for generation at evaluation time."""
-    cross_attention_init: str | None = None
-    """Summarization only: how the warm-started BART's cross-attention starts (`bart_from_bert`): "self_attention"
-    (a copy of the same BERT layer's self-attention) or "fresh" (random, as bert2bert); None: `bart_from_bert`'s
-    default ("self_attention")."""
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
+    num_train_epochs: float = setting(3.0, help="Fine-tuning epochs, token exits on.", metavar="E",
+                                      check=positive_float)
+    max_length: int = setting(128, help="Input tokens (summarization: source tokens): longer texts are truncated. "
+                              "Saved as the tokenizer's model_max_length, so pipelines truncate to it too.",
+                              metavar="L", check=positive_int)
+    hash_function: str = setting("frequency", help="Which hash builds the token -> exit layer table (the paper's "
+                                 "main choice is the frequency hash).", check=known_hash_function)
+    num_buckets: int | None = setting(None, symbol="B", help="The number of distinct exit layers.",
+                                      check=positive_int, default_text="one per encoder layer")
+    hash_table: str | None = setting(None, help="A table file from `adaptive-zoo hash build`.",
+                                     default_text="built from the training split")
+    train_vanilla: bool = setting(False, help="Also fine-tune the backbone the same way without exits (the paper's "
+                                  "baseline).")
 
 
 def table_for(
@@ -169,17 +172,13 @@ def tokenize_seq2seq(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, m
     return dataset.map(encode, batched=True, remove_columns=dataset["train"].column_names)
 
 
-def build_hashee_bart(bart_folder: str | Path, table: HashTable, special_token_ids: list[int]):
-    """HashEE-BART from a BART checkpoint (every weight name matches), with `table` attached."""
-    from ..models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
-
-    base = BartForConditionalGeneration.from_pretrained(bart_folder).config.to_dict()
-    for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "auto_map"):
-        base.pop(key, None)
+def build_hashee_bart(bart: BartForConditionalGeneration, table: HashTable, special_token_ids: list[int]):
+    """HashEE-BART from a BART in memory (every weight name matches), with `table` attached."""
+    base = {k: v for k, v in bart.config.to_dict().items() if k not in NOT_CONFIG_FIELDS}
     config = HashEEBartConfig(**base, num_buckets=table.num_buckets, hash_function=table.hash_function)
-    model = from_pretrained_with_new_parts(
-        HashEEBartForConditionalGeneration, bart_folder, ("model.encoder.hash_table",),
-        "new weights, as expected: the hash table (filled from the table built for this run)", config=config,
+    model = adaptive_model_from(
+        HashEEBartForConditionalGeneration, config, bart, ("model.encoder.hash_table",),
+        "new weights, as expected: the hash table (filled from the table built for this run)",
     )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model

@@ -1,0 +1,74 @@
+"""What the methods of one task share: how a classifier or a summarizer loads its tokenizer, is measured on test
+and by `adaptive-zoo evaluate`, and where a calibration split comes from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..data import check_label_count, load_task_data, select_first
+from ..evaluation.classification import evaluate_classifier, mean_token_exit
+from ..evaluation.reports import ClassificationReport, EvaluationReport
+from .base import EvaluationOptions, Method, RecipeRun
+
+
+def calibration_split(settings: Any, task: str) -> Any:
+    """The split `adaptive-zoo calibrate` tunes on, refused if the dataset is of another kind than the model."""
+    data = load_task_data(settings.dataset, seed=settings.seed, text_column=settings.text_column,
+                          label_column=settings.label_column)
+    if data.task != task:
+        kind = "a classifier" if task == "classification" else "a seq2seq model"
+        raise ValueError(f"{settings.dataset!r} is a {data.task} dataset; this model is {kind}.")
+    return data
+
+
+class ClassifierMethod(Method):
+    """A method whose models are sequence classifiers (BERT-shaped encoders with a classification head)."""
+
+    tasks = ("classification",)
+    reports_token_exits = False
+    """Also report the mean exit layer per token (token-level exits)."""
+
+    def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
+        return AutoTokenizer.from_pretrained(run.base_path)
+
+    def measure(self, run: RecipeRun, model: PreTrainedModel) -> ClassificationReport:
+        settings, test = run.settings, run.task.dataset["test"]
+        options = EvaluationOptions(batch_size=settings.eval_batch_size, repeats=settings.wallclock_repeats)
+        return self.evaluate(model, run.tokenizer, test, max_length=settings.max_length, options=options)
+
+    def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Any, *, max_length: int,
+                 options: EvaluationOptions) -> EvaluationReport:
+        report = evaluate_classifier(model, tokenizer, split["text"], split["label"], batch_size=options.batch_size,
+                                     max_length=max_length, measure_wallclock=options.measure_wallclock,
+                                     repeats=options.repeats)
+        if self.reports_token_exits:
+            report.mean_exit_layer_per_token = mean_token_exit(model, tokenizer, split["text"], max_length)
+        return report
+
+    def calibration_split(self, model: PreTrainedModel, settings: Any) -> Any:
+        data = calibration_split(settings, "classification")
+        check_label_count(data.dataset, model.config.num_labels)
+        return select_first(data.dataset[settings.split], settings.max_eval_samples)
+
+
+class GenerationMethod(Method):
+    """A method whose models are BART-shaped seq2seq models, trained on summarization data."""
+
+    tasks = ("seq2seq",)
+
+    def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
+        # BART takes no token type ids: a tokenizer that returns them would break generate() and pipelines
+        return AutoTokenizer.from_pretrained(run.base_path, model_input_names=["input_ids", "attention_mask"])
+
+    def check(self, run: RecipeRun) -> None:
+        super().check(run)
+        positions, length = run.base_config.max_position_embeddings, run.settings.max_target_length + 1
+        if length > positions:
+            raise ValueError(f"max_target_length={length} exceeds the base model's {positions} positions.")
+
+    def generation_options(self, run: RecipeRun) -> dict[str, Any]:
+        settings = run.settings
+        return dict(max_source_length=settings.max_length, max_new_tokens=settings.max_target_length,
+                    num_beams=settings.num_beams)

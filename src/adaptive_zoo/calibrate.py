@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import load_task_data, select_first
+from .data import check_label_count, load_task_data, select_first
 from .evaluation.classification import (
     encode_examples,
     full_depth,
@@ -30,7 +30,6 @@ from .evaluation.thresholds import sweep_entropy_thresholds
 from .hub.folder import atomic_output_dir, check_hub_folder
 from .recipes import RESULTS_FILE
 from .training.adapler import best_within_budget, measure_eta_scales, scale_eta_
-from .training.common import check_label_count
 from .training.dat import DATTrainingArguments, choose_confidence_thresholds
 
 DEFAULT_ETA_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)

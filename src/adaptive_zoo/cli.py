@@ -562,9 +562,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .data import load_task_data, select_first
+    from .data import check_label_count, load_task_data, select_first
     from .evaluation.classification import evaluate_classifier
-    from .training.common import check_label_count
 
     check_model_argument(args.model)
     config = AutoConfig.from_pretrained(args.model)

@@ -16,7 +16,7 @@ from typing import Any
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
-from .data import load_task_data, select_first
+from .data import load_task_data, select_first, tokenize_classification, tokenize_seq2seq
 from .evaluation.classification import accuracy_of, evaluate_classifier
 from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
 from .hub.cards import classification_eval_results, render_model_card
@@ -244,7 +244,7 @@ def train_adapler_recipe(
         scale_eta_,
         train_length_reduction,
     )
-    from .training.common import tokenize_classification, trainer_work_dir
+    from .training.common import trainer_work_dir
 
     if preset is not None and preset not in ADAPLER_PRESETS:
         raise ValueError(f"Unknown AdapLeR preset {preset!r}; known: {', '.join(sorted(ADAPLER_PRESETS))}.")
@@ -339,7 +339,7 @@ def train_hashee_recipe(
     from .evaluation.seq2seq import evaluate_seq2seq, rouge_of
     from .hashing import save_hash_table
     from .hub.cards import summarization_eval_results
-    from .training.common import tokenize_classification, trainer_work_dir
+    from .training.common import trainer_work_dir
     from .training.hashee import (
         HashEETrainingArguments,
         build_hashee_bart,
@@ -348,7 +348,6 @@ def train_hashee_recipe(
         finetune_seq2seq,
         input_embeddings_for,
         table_for,
-        tokenize_seq2seq,
         vanilla_bert,
     )
     from .training.warm_start import bart_from_bert
@@ -489,7 +488,6 @@ def train_dat_recipe(
         finetune_dat,
         keep_lowest_encoder_layers,
     )
-    from .training.hashee import tokenize_seq2seq
     from .training.warm_start import bart_from_bert
 
     args = DATTrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()

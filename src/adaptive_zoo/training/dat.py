@@ -27,9 +27,10 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
+from ..data.text import check_texts
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from ..progress import ProgressLine, announce, attach_progress
-from .common import check_texts, from_pretrained_with_new_parts, training_arguments
+from .common import from_pretrained_with_new_parts, training_arguments
 
 __all__ = [
     "DATTrainingArguments",

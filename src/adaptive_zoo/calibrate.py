@@ -19,18 +19,20 @@ import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import check_label_count, load_task_data, select_first
-from .evaluation.classification import (
-    encode_examples,
-    full_depth,
-    predict_with_flops,
-    vanilla_counterpart,
+from .evaluation.classification import full_depth
+from .evaluation.operating_points import (
+    best_within_budget,
+    choose_confidence_thresholds,
+    encoded_batches,
+    measure_eta_scales,
+    measure_on_batches,
+    scale_eta_,
+    sweep_entropy_thresholds,
+    vanilla_flops_of,
 )
-from .evaluation.measure import pad_batch
-from .evaluation.thresholds import sweep_entropy_thresholds
 from .hub.folder import atomic_output_dir, check_hub_folder
 from .recipes import RESULTS_FILE
-from .training.adapler import best_within_budget, measure_eta_scales, scale_eta_
-from .training.dat import DATTrainingArguments, choose_confidence_thresholds
+from .training.dat import DATTrainingArguments
 
 DEFAULT_ETA_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 
@@ -80,13 +82,11 @@ def calibrate_deebert(model, tokenizer, settings: CalibrationSettings, max_lengt
 
 def calibrate_adapler(model, tokenizer, settings: CalibrationSettings, max_length: int) -> dict[str, Any]:
     split = _classifier_split(model, settings)
-    features = encode_examples(tokenizer, split["text"], max_length)
-    batches = [pad_batch(features[i : i + settings.batch_size], tokenizer.pad_token_id or 0)
-               for i in range(0, len(features), settings.batch_size)]
+    _, batches = encoded_batches(tokenizer, split["text"], max_length, settings.batch_size)
     gold = torch.as_tensor(split["label"])
+    vanilla_flops = vanilla_flops_of(model, batches)
     with full_depth(model):  # the same batches at full length: the accuracy the budget is counted from
-        reference = float((predict_with_flops(model, batches).labels == gold).float().mean())
-    vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
+        reference = measure_on_batches(model, batches, gold, vanilla_flops)[1]["accuracy"]
     measured = measure_eta_scales(model, batches, gold, vanilla_flops, settings.eta_scales)
     best = best_within_budget(measured, reference, settings.accuracy_budget)
     scale_eta_(model, measured[best]["eta_scale"])

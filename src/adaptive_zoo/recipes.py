@@ -18,7 +18,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import load_task_data, select_first, tokenize_classification, tokenize_seq2seq
 from .evaluation.classification import accuracy_of, evaluate_classifier
-from .evaluation.thresholds import plot_threshold_sweep, sweep_entropy_thresholds
+from .evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
 from .hub.cards import classification_eval_results, render_model_card
 from .hub.folder import atomic_output_dir, check_hub_folder
 from .progress import announce
@@ -229,19 +229,18 @@ def train_adapler_recipe(
     `reuse_phases_from`: the output folder of an earlier run on the same data; its phase-1 checkpoints and stored
     saliencies are used and only phase 3 runs (phases 1-2 do not depend on phase 3's settings). A saliency file
     that does not match this run's training data is an error."""
+    from .evaluation.operating_points import choose_eta_scale, scale_eta_
     from .training.adapler import (
         ADAPLER_PRESETS,
         AdapLeRTrainingArguments,
         best_checkpoints,
         build_adapler,
-        choose_operating_point,
         epoch_checkpoints,
         extract_saliency,
         finetune_backbone,
         finished_run_state,
         load_saliency,
         save_saliency,
-        scale_eta_,
         train_length_reduction,
     )
     from .training.common import trainer_work_dir
@@ -279,7 +278,7 @@ def train_adapler_recipe(
     phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
     if not phase3.is_world_process_zero():
         return None
-    chosen, eta_scale, selection = choose_operating_point(
+    chosen, eta_scale, selection = choose_eta_scale(
         epoch_checkpoints(phase3.state, phase3_dir), tokenizer, task.dataset["validation"],
         reference_accuracy=phase1_accuracy, accuracy_budget=accuracy_budget, max_length=args.max_length,
         eta_scales=args.eta_scales, batch_size=eval_batch_size,
@@ -474,6 +473,7 @@ def train_dat_recipe(
     import torch
     from transformers import AutoConfig
 
+    from .evaluation.operating_points import choose_confidence_thresholds
     from .evaluation.plots import plot_tradeoff
     from .evaluation.seq2seq import evaluate_dat
     from .hub.cards import dat_eval_results
@@ -483,7 +483,6 @@ def train_dat_recipe(
     from .training.dat import (
         DATTrainingArguments,
         build_dat,
-        choose_confidence_thresholds,
         dat_config_from_bart,
         finetune_dat,
         keep_lowest_encoder_layers,

@@ -39,14 +39,14 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from adaptive_zoo.data import load_task_data, select_first
-from adaptive_zoo.evaluation.plots import plot_tradeoff
-from adaptive_zoo.evaluation.seq2seq import evaluate_dat
-from adaptive_zoo.recipes import RESULTS_FILE, train_dat_recipe
-from adaptive_zoo.training.dat import (
+from adaptive_zoo.evaluation.operating_points import (
     choose_confidence_thresholds,
     fixed_exit_thresholds,
     tune_confidence_thresholds,
 )
+from adaptive_zoo.evaluation.plots import plot_tradeoff
+from adaptive_zoo.evaluation.seq2seq import evaluate_dat
+from adaptive_zoo.recipes import RESULTS_FILE, train_dat_recipe
 
 LEARNED = ("sequence", "multinomial", "geometric")
 METHODS = (*LEARNED, "confidence")

@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..data.text import check_texts, check_token_content
 from ..progress import announce
-from ..training.common import check_texts, check_token_content
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
 from .reports import ClassificationReport
 

@@ -30,7 +30,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ..training.common import check_token_content
+from ..data.text import check_token_content
 
 __all__ = ["TokenRationale", "explain_text", "explain_to_files", "render_html", "render_png"]
 

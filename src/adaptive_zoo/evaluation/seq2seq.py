@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..data.text import check_texts
 from ..progress import announce
-from ..training.common import check_texts
 from .classification import full_depth, vanilla_counterpart
 from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
 from .reports import DepthAdaptiveReport, TokenExitSeq2SeqReport

@@ -9,6 +9,9 @@
    with gradients routed so the weights see CE + gamma * L_CP and eta/theta see CE + phi * L_LENGTH; eta/theta get
    their own parameter group (own learning rate, no weight decay), lambda grows every epoch
    (`SoftRemovalScheduleCallback`) and eta stays in (0, 1] (`ClampAdaptiveParametersCallback`).
+
+The operating point (the phase-3 checkpoint and the scale of its learned eta) is chosen on validation afterwards,
+by `adaptive_zoo.evaluation.operating_points.choose_eta_scale`.
 """
 
 from __future__ import annotations
@@ -256,14 +259,6 @@ class AdapLeRTrainer(Trainer):
         return self.optimizer
 
 
-def check_eta_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    """One or more factors in (0, 1] for the learned η (scaling it up would leave η's range); as floats."""
-    scales = tuple(float(scale) for scale in scales)
-    if not scales or any(not 0.0 < scale <= 1.0 for scale in scales):
-        raise ValueError(f"`eta_scales` must be one or more factors in (0, 1], got {scales}.")
-    return scales
-
-
 def eta_scale(value) -> float:
     """One factor in (0, 1] for the learned η (scaling it up would leave η's range)."""
     scale = number(value)
@@ -456,95 +451,3 @@ def epoch_checkpoints(state: TrainerState, output_dir: str | os.PathLike) -> lis
     """Every evaluated checkpoint of a run, in training order."""
     steps = [entry["step"] for entry in state.log_history if "eval_accuracy" in entry]
     return [Path(output_dir) / f"checkpoint-{step}" for step in steps if (Path(output_dir) / f"checkpoint-{step}").is_dir()]
-
-
-def scale_eta_(model, scale: float) -> None:
-    """Multiply every layer's η by `scale` in (0, 1] in place: a lower removal threshold δ = η / n, so fewer
-    tokens removed. η stays in (0, 1]."""
-    check_eta_scales((scale,))
-    with torch.no_grad():
-        model.eta.mul_(scale)
-
-
-def measure_eta_scales(model, batches, gold: torch.Tensor, vanilla_flops: float,
-                       eta_scales: Sequence[float]) -> list[dict]:
-    """Accuracy, executed-FLOPs speed-up and kept tokens of an AdapLeR model (eval mode, real removal) with its
-    current η scaled by each of `eta_scales`, on padded `batches` with labels `gold`. η is restored afterwards."""
-    from ..evaluation.classification import predict_with_flops
-
-    check_eta_scales(eta_scales)
-    learned_eta = model.eta.detach().clone()
-    measured = []
-    try:
-        for scale in eta_scales:
-            with torch.no_grad():
-                model.eta.copy_(learned_eta)
-            scale_eta_(model, scale)
-            result = predict_with_flops(model, batches)
-            measured.append({
-                "eta_scale": scale,
-                "accuracy": float((result.labels == gold).float().mean()),
-                "flops_speedup": vanilla_flops / result.flops,
-                "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
-            })
-    finally:
-        with torch.no_grad():
-            model.eta.copy_(learned_eta)
-    return measured
-
-
-def best_within_budget(measured: list[dict], reference_accuracy: float, accuracy_budget: float) -> int:
-    """The index of the point with the largest FLOPs speed-up whose accuracy is within `accuracy_budget` points of
-    `reference_accuracy`; the most accurate point if none is. Marks each point's `chosen`."""
-    floor = reference_accuracy - accuracy_budget / 100.0
-    allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
-    if allowed:
-        best = max(allowed, key=lambda i: measured[i]["flops_speedup"])
-    else:
-        best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
-    for index, entry in enumerate(measured):
-        entry["chosen"] = index == best
-    return best
-
-
-def choose_operating_point(
-    checkpoints: Sequence[Path],
-    tokenizer: PreTrainedTokenizerBase,
-    validation: Dataset,
-    *,
-    reference_accuracy: float,
-    accuracy_budget: float,
-    max_length: int,
-    eta_scales: Sequence[float] = (1.0,),
-    batch_size: int = 32,
-) -> tuple[Path, float, list[dict]]:
-    """The phase-3 checkpoint, and the factor its learned η is scaled by, with the largest executed-FLOPs speed-up
-    (with real token removal) whose validation accuracy is within `accuracy_budget` points of
-    `reference_accuracy` (phase 1's best); the most accurate point if none is.
-
-    The paper keeps the learned η (`eta_scales=(1.0,)`). Scaling it down trades speed for accuracy without
-    retraining: with a well-fitted contribution predictor, η = 1 at every layer can remove more than the budget
-    allows, and φ only moves η through training. Returns the checkpoint, the scale and every point measured.
-    """
-    from ..evaluation.classification import encode_examples, predict_with_flops, vanilla_counterpart
-    from ..evaluation.measure import pad_batch
-    from ..models.adapler import AdapLeRBertForSequenceClassification
-
-    check_eta_scales(eta_scales)
-    features = encode_examples(tokenizer, validation["text"], max_length)
-    batches = [pad_batch(features[i : i + batch_size], tokenizer.pad_token_id or 0)
-               for i in range(0, len(features), batch_size)]
-    gold = torch.as_tensor(validation["label"])
-    measured, vanilla_flops = [], None
-    points = [(checkpoint, scale) for checkpoint in checkpoints for scale in eta_scales]
-    announce(f"choosing the operating point on validation: {len(checkpoints)} phase-3 checkpoints x "
-             f"{len(eta_scales)} eta scales = {len(points)} points, each {len(features):,} texts (accuracy + FLOPs)")
-    for checkpoint in steps(checkpoints, f"operating points ({len(eta_scales)} per checkpoint)"):
-        model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
-        if vanilla_flops is None:
-            vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
-        measured += [{"checkpoint": checkpoint.name, **point}
-                     for point in measure_eta_scales(model, batches, gold, vanilla_flops, eta_scales)]
-    best = best_within_budget(measured, reference_accuracy, accuracy_budget)
-    checkpoint_named = {checkpoint.name: checkpoint for checkpoint in checkpoints}
-    return checkpoint_named[measured[best]["checkpoint"]], measured[best]["eta_scale"], measured

@@ -1,7 +1,7 @@
-"""Depth-Adaptive Transformer training: build the model from a BART checkpoint, fine-tune it with the stock
-`Seq2SeqTrainer` (the model computes the aligned or mixed loss and the exit loss itself when given labels), and
-tune the confidence thresholds T_n on validation data by random search under a compute budget (as in the paper:
-thresholds sampled uniformly, the best validation score kept).
+"""Depth-Adaptive Transformer training: build the model from a BART checkpoint and fine-tune it with the stock
+`Seq2SeqTrainer` (the model computes the aligned or mixed loss and the exit loss itself when given labels). The
+confidence thresholds T_n are tuned on validation afterwards, by the paper's random search under a compute budget
+(`adaptive_zoo.evaluation.operating_points.choose_confidence_thresholds`).
 
 No pretrained BART ships here: start from a BART warm-started from a BERT checkpoint
 (`training.warm_start.bart_from_bert`), save it, and `build_dat(folder, ...)`: every BART weight loads by name and
@@ -10,13 +10,11 @@ the exit predictor starts fresh.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from torch import nn
 from transformers import (
     AutoConfig,
     BartConfig,
@@ -27,32 +25,24 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
+# layering exception: DATTrainingArguments moves to the recipe layer (methods/dat.py)
+from ..evaluation.operating_points import THRESHOLD_METRICS
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
-from ..progress import ProgressLine, announce, attach_progress
+from ..progress import attach_progress
 from ..settings import integer, number, positive_float, positive_int, setting
 from .common import (
     Seq2SeqSettings,
     adaptive_model_from,
-    check_texts,
     from_pretrained_with_new_parts,
     training_arguments,
 )
 
 __all__ = [
     "DATTrainingArguments",
-    "THRESHOLD_METRICS",
-    "ThresholdSearchResult",
-    "ThresholdTrial",
     "build_dat",
-    "choose_confidence_thresholds",
     "dat_config_from_bart",
     "finetune_dat",
-    "fixed_exit_thresholds",
-    "generation_evaluator",
     "keep_lowest_encoder_layers",
-    "sample_thresholds",
-    "score_function",
-    "tune_confidence_thresholds",
 ]
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
@@ -98,8 +88,6 @@ def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None)
     to choose between than encoder layers. `report` (the `WarmStartReport`) is updated to match: the removed
     layers' weights are no longer listed as pretrained or fresh, and a note says what was kept. In place;
     returns `bart`."""
-    from torch import nn
-
     total = bart.config.encoder_layers
     if num_layers is None or num_layers == total:
         return bart
@@ -192,225 +180,3 @@ class DATTrainingArguments(Seq2SeqSettings):
         return dict(exit_prediction=self.exit_prediction, oracle=self.oracle, oracle_sigma=self.oracle_sigma,
                     oracle_depth_penalty=self.oracle_depth_penalty, exit_loss_weight=self.exit_loss_weight,
                     training_regime=self.training_regime, num_mixed_samples=self.num_mixed_samples)
-
-
-# -- confidence thresholds ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ThresholdTrial:
-    """One evaluated setting of the confidence thresholds."""
-
-    thresholds: list[float]
-    """T_1 .. T_{N-1}."""
-    score: float
-    """The validation score (higher is better), e.g. ROUGE-L or BLEU of the generations."""
-    average_exit: float
-    """The mean exit block of the generated tokens (the paper's AE), the compute the setting costs."""
-    within_budget: bool
-
-
-@dataclass
-class ThresholdSearchResult:
-    """What `tune_confidence_thresholds` found: the best trial within the budget (`None` if no trial met it) and
-    every trial, in the order they were evaluated."""
-
-    best: ThresholdTrial | None
-    trials: list[ThresholdTrial] = field(default_factory=list)
-    budget: float | None = None
-
-    @property
-    def best_thresholds(self) -> list[float] | None:
-        return None if self.best is None else list(self.best.thresholds)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def sample_thresholds(generator: torch.Generator, num_exits: int) -> list[float]:
-    """T_1 .. T_{N-1} drawn independently and uniformly in [0, 1] (the paper's random search)."""
-    return [float(t) for t in torch.rand(num_exits - 1, generator=generator, dtype=torch.float64)]
-
-
-def _as_score_and_exit(result) -> tuple[float, float]:
-    if isinstance(result, Mapping):
-        return float(result["score"]), float(result["average_exit"])
-    score, average_exit = result
-    return float(score), float(average_exit)
-
-
-def fixed_exit_thresholds(exit_block: int, num_exits: int) -> list[float]:
-    """The confidence thresholds T_1 .. T_{N-1} under which every token exits at block `exit_block` (1-based):
-    T_m = 1 below it (a probability is never strictly above 1, so nobody exits there and that block's output
-    distribution is not even computed) and T_m = 0 from it on (every probability is above 0). These are the
-    paper's fixed-exit baselines: the same aligned decoder cut at a fixed depth n."""
-    if isinstance(num_exits, bool) or not isinstance(num_exits, int) or num_exits < 2:
-        raise ValueError(f"num_exits (N, the number of decoder blocks) must be an integer >= 2; got {num_exits!r}.")
-    if isinstance(exit_block, bool) or not isinstance(exit_block, int) or not 1 <= exit_block <= num_exits:
-        raise ValueError(f"exit_block must be an integer between 1 and {num_exits}; got {exit_block!r}.")
-    return [1.0 if block < exit_block else 0.0 for block in range(1, num_exits)]
-
-
-def tune_confidence_thresholds(
-    evaluate: Callable[[list[float]], Any],
-    num_exits: int,
-    *,
-    budget: float | None = None,
-    num_trials: int = 100,
-    seed: int = 0,
-    candidates: Sequence[Sequence[float]] = (),
-) -> ThresholdSearchResult:
-    """Random search for the confidence thresholds T_1 .. T_{N-1} that maximise a validation score under a compute
-    budget (the paper samples 10K settings uniformly on the validation set and keeps the best BLEU).
-
-    Args:
-        evaluate: called with one setting (a list of N-1 floats); returns `(score, average_exit)` or a mapping
-            with those keys: e.g. ROUGE of the model's generations with those thresholds and their mean exit block
-            (see `generation_evaluator`). Higher scores are better.
-        num_exits: N, the number of decoder blocks.
-        budget: the largest average exit allowed (in blocks, 1 .. N); `None`: no constraint.
-        num_trials: how many random settings to evaluate (on top of `candidates`).
-        seed: seeds the sampling, so a search is reproducible.
-        candidates: settings to evaluate first (e.g. `[[1.0] * (N - 1)]`, full depth, as a reference).
-
-    Returns the best trial within the budget (ties: the cheaper one, then the earlier one) and every trial.
-    """
-    if isinstance(num_exits, bool) or not isinstance(num_exits, int) or num_exits < 2:
-        raise ValueError(f"num_exits (N, the number of decoder blocks) must be an integer >= 2; got {num_exits!r}.")
-    if budget is not None and not 1 <= budget:
-        raise ValueError(f"budget (the largest average exit allowed) must be >= 1 block; got {budget}.")
-    if num_trials < 0:
-        raise ValueError(f"num_trials must be >= 0; got {num_trials}.")
-    settings = [[float(t) for t in c] for c in candidates]
-    for setting in settings:
-        if len(setting) != num_exits - 1 or not all(0 <= t <= 1 for t in setting):
-            raise ValueError(f"each candidate needs {num_exits - 1} thresholds in [0, 1]; got {setting}.")
-    generator = torch.Generator().manual_seed(seed)
-    settings += [sample_thresholds(generator, num_exits) for _ in range(num_trials)]
-    if not settings:
-        raise ValueError("Nothing to evaluate: pass num_trials > 0 or some candidates.")
-
-    trials, best = [], None
-    for thresholds in settings:
-        score, average_exit = _as_score_and_exit(evaluate(list(thresholds)))
-        within = budget is None or average_exit <= budget
-        trial = ThresholdTrial(thresholds=thresholds, score=score, average_exit=average_exit, within_budget=within)
-        trials.append(trial)
-        if within and not math.isnan(score) and (
-            best is None or (score, -average_exit) > (best.score, -best.average_exit)
-        ):
-            best = trial
-    return ThresholdSearchResult(best=best, trials=trials, budget=budget)
-
-
-def generation_evaluator(
-    model: DepthAdaptiveTransformer,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    references: Sequence[str],
-    metric: Callable[[list[str], list[str]], float],
-    *,
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    **generate_kwargs,
-) -> Callable[[list[float]], dict[str, float]]:
-    """An `evaluate` callback for `tune_confidence_thresholds`: with the given thresholds set on the model (and
-    restored after), generate for `sources`, score the decoded texts against `references` with
-    `metric(predictions, references)` (e.g. `lambda p, r: rouge_scores(p, r)["rougeL"]`), and return
-    `{"score": ..., "average_exit": ...}`, AE being the mean exit block over every generated token."""
-    check_texts(sources, "threshold tuning sources")
-    if len(sources) != len(references):
-        raise ValueError(f"Got {len(sources)} sources but {len(references)} references.")
-    if model.config.exit_prediction != "confidence":
-        raise ValueError(
-            "Threshold tuning is for `exit_prediction='confidence'`; this model uses "
-            f"{model.config.exit_prediction!r}. Set `model.config.exit_prediction = 'confidence'` first."
-        )
-    batches = [
-        tokenizer(list(sources[i : i + batch_size]), truncation=True, max_length=max_source_length, padding=True,
-                  return_tensors="pt", return_token_type_ids=False)
-        for i in range(0, len(sources), batch_size)
-    ]
-
-    def evaluate(thresholds: list[float]) -> dict[str, float]:
-        saved = model.config.confidence_thresholds
-        model.config.confidence_thresholds = list(thresholds)
-        model.eval()
-        predictions, exit_total, exit_count = [], 0, 0
-        try:
-            for batch in batches:
-                batch = {k: v.to(model.device) for k, v in batch.items()}
-                out = model.generate_with_exits(**batch, **generate_kwargs)
-                predictions += [t.strip() for t in tokenizer.batch_decode(out.sequences, skip_special_tokens=True)]
-                exit_total += int(out.exit_layers.sum())
-                exit_count += int((out.exit_layers > 0).sum())
-        finally:
-            model.config.confidence_thresholds = saved
-        return {"score": float(metric(predictions, list(references))),
-                "average_exit": exit_total / max(exit_count, 1)}
-
-    return evaluate
-
-
-THRESHOLD_METRICS = ("rouge1", "rouge2", "rougeL", "bleu")
-
-
-def score_function(metric: str) -> Callable[[list[str], list[str]], float]:
-    """`metric(predictions, references)` for a name in `THRESHOLD_METRICS` (0-100, higher is better)."""
-    from ..evaluation.text_metrics import bleu_score, rouge_scores
-
-    if metric not in THRESHOLD_METRICS:
-        raise ValueError(f"metric must be one of {THRESHOLD_METRICS}; got {metric!r}.")
-    if metric == "bleu":
-        return lambda predictions, references: bleu_score(predictions, references)
-    return lambda predictions, references: rouge_scores(predictions, references, rouge_types=[metric])[metric]
-
-
-def choose_confidence_thresholds(
-    model: DepthAdaptiveTransformer,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    references: Sequence[str],
-    *,
-    budget_fraction: float,
-    num_trials: int = 100,
-    seed: int = 0,
-    metric: str = "rouge1",
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    **generate_kwargs,
-) -> ThresholdSearchResult:
-    """The paper's threshold tuning on validation data: random settings of T_1 .. T_{N-1} (plus every fixed exit
-    1 .. N: full depth, the reference, and "every token exits at block 1", which always meets the budget, among
-    them; so the search never does worse than the best fixed depth within budget), each scored by `metric` on
-    the model's generations for `sources`; the best one whose average exit is at most `budget_fraction` * N
-    blocks wins. The model's thresholds are left as they were: set `result.best_thresholds` yourself."""
-    num_exits = model.config.num_exits
-    if not 0 < budget_fraction <= 1:
-        raise ValueError(f"budget_fraction must lie in (0, 1]; got {budget_fraction}.")
-    budget = budget_fraction * num_exits
-    if budget < 1:
-        raise ValueError(
-            f"A compute budget of {budget_fraction} x {num_exits} blocks = {budget:.3g} is below 1 block, which every "
-            f"token runs; use at least {1 / num_exits:.3g}."
-        )
-    evaluate = generation_evaluator(model, tokenizer, sources, references, score_function(metric),
-                                    batch_size=batch_size, max_source_length=max_source_length, **generate_kwargs)
-    # full depth first (the reference), then block 1, then the other fixed exits
-    order = [num_exits, 1, *range(2, num_exits)]
-    candidates = [fixed_exit_thresholds(exit_block, num_exits) for exit_block in order]
-    total = len(candidates) + num_trials
-    announce(f"threshold search on validation: {total} settings ({len(candidates)} fixed exits + {num_trials} "
-             f"random) x {len(sources):,} texts, generation and {metric} each; budget: average exit <= {budget:.2f} of "
-             f"{num_exits} blocks")
-    line, done = ProgressLine("threshold search", total), 0
-
-    def evaluate_with_progress(thresholds: list[float]) -> dict[str, float]:
-        nonlocal done
-        result = evaluate(thresholds)
-        done += 1
-        line.update(done)
-        return result
-
-    return tune_confidence_thresholds(evaluate_with_progress, num_exits, budget=budget, num_trials=num_trials,
-                                      seed=seed, candidates=candidates)

@@ -20,6 +20,7 @@ from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
+from ..data.text import tokenize_classification
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from ..progress import attach_progress
 from ..settings import RecipeSettings, one_of, positive_float, setting
@@ -28,7 +29,6 @@ from .common import (
     adaptive_config_from_base,
     from_pretrained_with_new_parts,
     set_trainable,
-    tokenize_classification,
     trainer_work_dir,
     training_arguments,
 )

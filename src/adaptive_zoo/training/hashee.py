@@ -39,7 +39,6 @@ from .common import (
     adaptive_model_from,
     accuracy_metric,
     adaptive_config_from_base,
-    check_texts,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
@@ -150,26 +149,6 @@ def finetune_classifier(model: PreTrainedModel, tokenizer, encoded: DatasetDict,
 
 
 # -- summarization ----------------------------------------------------------------------------------------------
-
-
-def tokenize_seq2seq(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_source_length: int,
-                     max_target_length: int) -> DatasetDict:
-    """Sources as encoder inputs ([CLS] ... [SEP], no token types: BART has none); targets as labels that end
-    with [SEP] (the EOS) and do not start with [CLS], which is the decoder start token the model prepends."""
-    for split, data in dataset.items():
-        check_texts(data["text"], f"split {split!r} (source)")
-        check_texts(data["summary"], f"split {split!r} (summary)")
-    eos = tokenizer.sep_token_id
-
-    def encode(batch):
-        features = tokenizer(batch["text"], truncation=True, max_length=max_source_length,
-                             return_token_type_ids=False)
-        targets = tokenizer(batch["summary"], add_special_tokens=False, truncation=True,
-                            max_length=max_target_length - 1)
-        features["labels"] = [ids + [eos] for ids in targets["input_ids"]]
-        return features
-
-    return dataset.map(encode, batched=True, remove_columns=dataset["train"].column_names)
 
 
 def build_hashee_bart(bart: BartForConditionalGeneration, table: HashTable, special_token_ids: list[int]):

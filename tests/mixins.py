@@ -29,12 +29,39 @@ from __future__ import annotations
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+)
 
 from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo.hub.push import push_folder
 from adaptive_zoo.hub.verify import load_in_fresh_process
 from adaptive_zoo.training.common import training_arguments
+
+
+def vanilla_from_config(model):
+    """The vanilla transformers model, built from the adaptive config alone, as evaluation code builds it (no table
+    of families): the config class's `vanilla_model_type` and the config's fields (less `model_type`, which
+    `AutoConfig.for_model` takes as its first argument), the stock Auto class (`AutoModelForSeq2SeqLM` for an
+    encoder-decoder), then the adaptive model's state dict. Returns (vanilla model in eval mode, missing keys)."""
+    fields = model.config.to_dict()
+    fields.pop("model_type")
+    config = AutoConfig.for_model(model.config.vanilla_model_type, **fields)
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
+    vanilla = auto_class.from_config(config)
+    missing, _ = vanilla.load_state_dict(model.state_dict(), strict=False)
+    return vanilla.to(model.device).eval(), missing
+
+
+def vanilla_inputs(vanilla, inputs):
+    """`inputs` as the vanilla model takes them: BART has no token type ids."""
+    return {name: value for name, value in inputs.items()
+            if not (vanilla.config.is_encoder_decoder and name == "token_type_ids")}
 
 
 class AdaptiveModelTesterMixin:
@@ -86,6 +113,18 @@ class AdaptiveModelTesterMixin:
             adaptive = model(**inputs).logits
             vanilla = self.tester.vanilla_model(model)(**inputs).logits
         torch.testing.assert_close(adaptive, vanilla, rtol=0, atol=1e-6)
+
+    def test_vanilla_model_type_builds_the_vanilla_model(self, tokenizer):
+        model = self.tester.create_model()
+        inputs = self.batch(tokenizer)
+        vanilla, missing = vanilla_from_config(model)
+        assert not missing, f"the vanilla model lacks weights of the adaptive model: {missing}"
+        assert vanilla.config.model_type == model.config.vanilla_model_type == type(model.config).vanilla_model_type
+        assert type(vanilla).__module__.startswith("transformers.models."), type(vanilla)  # the stock class
+        with torch.inference_mode(), self.tester.full_depth(model):
+            expected = model(**inputs).logits
+            actual = vanilla(**vanilla_inputs(vanilla, inputs)).logits
+        torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
 
     def test_batch_invariance(self, tokenizer):
         model = self.tester.create_model()

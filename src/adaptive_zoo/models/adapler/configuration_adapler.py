@@ -44,6 +44,10 @@ class AdapLeRConfig(BertConfig):
     Every BERT field of [`BertConfig`] applies unchanged, so any BERT checkpoint loads into it; the fields below
     are AdapLeR's own. Symbols follow the paper (section 3, appendices B and D).
 
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token removal the logits are those of its
+    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
         contribution_predictor_hidden_size (`int`, *optional*, defaults to 64):
             Width of each CP's MLP: `Linear(hidden_size, width) -> GELU -> Linear(width, 1)`, then a softmax over
@@ -97,6 +101,8 @@ class AdapLeRConfig(BertConfig):
     ```"""
 
     model_type = "adapler"
+    # The transformers model this one adapts: same weight names, and its outputs without token removal.
+    vanilla_model_type = "bert"
     # Removal statistics and loss terms stay out of `Trainer.predict`'s predictions (scripts `argmax` them).
     keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 

@@ -92,6 +92,10 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     paper's own. Blocks and exits are numbered n = 1 .. N; exit n reads the output of block n through the
     model's one output projection (tied to the embeddings, as BART's).
 
+    The class attribute `vanilla_model_type` (`"bart"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and at full depth the logits and `generate()` outputs are those of its
+    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
         adaptive_depth (`bool`, *optional*, defaults to `True`):
             `False` means "never exit early": every token runs all N blocks, the model computes exactly what a
@@ -171,6 +175,8 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     ```"""
 
     model_type = "depth_adaptive_transformer"
+    # The transformers model this one adapts: same weight names, and its outputs at full depth.
+    vanilla_model_type = "bart"
     # Exit information and loss terms stay out of `Trainer.predict`'s predictions (scripts decode the logits).
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "exit_layers", "exit_probabilities",
                                    "halting_probabilities", "exit_logits", "oracle_exit_layers", "decoder_loss",

@@ -25,6 +25,10 @@ class DeeBertConfig(BertConfig):
     every layer and entropy-based early exit. Every BERT field of [`BertConfig`] applies unchanged, so any BERT
     checkpoint loads into it; the fields below are DeeBERT's own.
 
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and at full depth the logits are those of its `BertForSequenceClassification`
+    with the same weights (built from this config by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
         entropy_threshold (`float`, *optional*, defaults to `None`):
             The paper's exit threshold *S*. At inference a sample leaves the network at the first layer whose
@@ -58,6 +62,8 @@ class DeeBertConfig(BertConfig):
     ```"""
 
     model_type = "deebert"
+    # The transformers model this one adapts: same weight names, and its outputs at full depth.
+    vanilla_model_type = "bert"
     # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
     keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
 

@@ -118,6 +118,8 @@ HASHEE_ARGS_DOC = r"""
 @strict
 class HashEEBertConfig(HashEEConfigMixin, BertConfig):
     model_type = "hashee_bert"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bert"
     # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
 
@@ -145,6 +147,10 @@ HashEEBertConfig.__doc__ = (
     loads into it; the fields below are HashEE's own. The table itself is not a config field but a buffer of the
     model (`bert.encoder.hash_table`), saved with the weights.
 
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token exits the logits are those of its
+    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:"""
     + HASHEE_ARGS_DOC
     + r"""
@@ -164,6 +170,8 @@ HashEEBertConfig.__doc__ = (
 @strict
 class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     model_type = "hashee_bart"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bart"
     # The cache and the encoder's per-token exit layers stay out of `Trainer.predict`'s predictions.
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "encoder_token_exit_layers"]
 
@@ -185,6 +193,10 @@ HashEEBartConfig.__doc__ = (
     decoder is unchanged and cross-attends to every source token's final state (section 4, "Accelerating Seq2Seq
     Models"). Every field of [`BartConfig`] applies unchanged, so any BART checkpoint loads into it; *L* below is
     `encoder_layers`. The table is a buffer of the model (`model.encoder.hash_table`), saved with the weights.
+
+    The class attribute `vanilla_model_type` (`"bart"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token exits the logits and `generate()` outputs are those of its
+    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
 
     Args:"""
     + HASHEE_ARGS_DOC

@@ -46,7 +46,7 @@ from adaptive_zoo.evaluation.operating_points import (
 )
 from adaptive_zoo.evaluation.plots import plot_tradeoff
 from adaptive_zoo.evaluation.seq2seq import evaluate_dat
-from adaptive_zoo.recipes import RESULTS_FILE, train_dat_recipe
+from adaptive_zoo.recipes import RESULTS_FILE, run_recipe
 
 LEARNED = ("sequence", "multinomial", "geometric")
 METHODS = (*LEARNED, "confidence")
@@ -228,18 +228,16 @@ def main() -> None:
         if method == "confidence":
             folder = output_dir / f"dat-confidence-{name}"
             record = finished(folder)
-            runs[folder.name] = record["test"] if record else train_dat_recipe(
-                output_dir=str(folder), exit_prediction="confidence", compute_budget=args.budgets[0],
-                threshold_trials=args.threshold_trials, threshold_samples=args.threshold_samples, **common)
+            runs[folder.name] = record["test"] if record else run_recipe("dat", output_dir=str(folder), exit_prediction="confidence", compute_budget=args.budgets[0],
+                threshold_trials=args.threshold_trials, threshold_samples=args.threshold_samples, **common).to_dict()
             points += budget_points(folder, args.budgets, args.dataset, args.max_eval_samples, args.seed,
                                     args.eval_batch_size, args.repeats)
             continue
         for penalty in args.depth_penalties:
             folder = output_dir / f"dat-{method}-lambda{penalty:g}-{name}"
             record = finished(folder)
-            runs[folder.name] = record["test"] if record else train_dat_recipe(
-                output_dir=str(folder), exit_prediction=method, oracle=args.oracle, oracle_depth_penalty=penalty,
-                **common)
+            runs[folder.name] = record["test"] if record else run_recipe("dat", output_dir=str(folder), exit_prediction=method, oracle=args.oracle, oracle_depth_penalty=penalty,
+                **common).to_dict()
             epochs = record["training"]["num_train_epochs"] if record else settings["num_train_epochs"]
             points.append(point(method, f"lambda={penalty:g}", runs[folder.name], epochs))
 

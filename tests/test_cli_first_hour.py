@@ -15,10 +15,10 @@ from tiny import save_tiny_tokenizer, tiny_bert_config, write_tiny_classificatio
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from adaptive_zoo.cli import METHODS, build_parser, main
-from adaptive_zoo.settings import setting_fields
 from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
+from adaptive_zoo.settings import setting_fields
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Flags of every command that are not settings of a method.

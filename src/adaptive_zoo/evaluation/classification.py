@@ -25,6 +25,7 @@ from ..progress import announce
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
 from .reports import ClassificationReport
 
+
 @contextlib.contextmanager
 def full_depth(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
     """Temporarily switch the model's adaptivity off: `config.adaptive = False`, every family's "never exit"."""

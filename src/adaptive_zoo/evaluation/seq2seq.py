@@ -28,6 +28,7 @@ from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
 from .reports import DepthAdaptiveReport, TokenExitSeq2SeqReport
 from .text_metrics import bleu_score, rouge_scores
 
+
 def seq2seq_vanilla(model: PreTrainedModel) -> PreTrainedModel:
     """`vanilla_counterpart` with the adaptive model's own generation settings. Built from the config alone, the
     vanilla model would derive them from it, and the Trainer saves `use_cache=False` there: the vanilla model

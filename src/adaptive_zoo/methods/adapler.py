@@ -23,6 +23,7 @@ from ..training.adapler import AdapLeRTrainingArguments, train_adapler
 from .base import ModelFamily, RecipeRun, register_method
 from .tasks import ClassifierMethod
 
+
 @dataclass
 class AdapLeRSettings(AdapLeRTrainingArguments):
     """`adaptive-zoo train adapler`: the three phases, then the operating point chosen on validation."""

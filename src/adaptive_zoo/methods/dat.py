@@ -17,7 +17,13 @@ from ..evaluation.seq2seq import evaluate_dat
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from ..settings import fraction, non_negative_int, one_of, positive_int, setting
 from ..training.common import trainer_work_dir
-from ..training.dat import DATTrainingArguments, build_dat, dat_config_from_bart, finetune_dat, keep_lowest_encoder_layers
+from ..training.dat import (
+    DATTrainingArguments,
+    build_dat,
+    dat_config_from_bart,
+    finetune_dat,
+    keep_lowest_encoder_layers,
+)
 from ..training.warm_start import bart_from_bert
 from .base import EvaluationOptions, ModelFamily, RecipeRun, register_method
 from .tasks import GenerationMethod, calibration_split

@@ -7,15 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModel, AutoModelForSequenceClassification
 
-from ..evaluation.classification import evaluate_classifier
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
-from ..evaluation.reports import ClassificationReport
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
 from ..settings import non_negative_float, setting
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
-from .base import Method, ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, RecipeRun, register_method
 from .tasks import ClassifierMethod
 
 SWEEP_IMAGE = "threshold_sweep.png"

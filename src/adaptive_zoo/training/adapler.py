@@ -131,11 +131,11 @@ def extract_saliency(
     totals: list[torch.Tensor] | None = None
     announce(f"phase 2/3 (saliency, gradient x input): {len(checkpoints)} checkpoints x {len(features):,} training "
              f"examples = {len(checkpoints) * len(features):,} forward+backward passes")
-    for number, checkpoint in enumerate(checkpoints, start=1):
+    for index, checkpoint in enumerate(checkpoints, start=1):
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
         per_example = []
         for start in steps(range(0, len(features), batch_size),
-                           f"phase 2/3 (saliency), checkpoint {number}/{len(checkpoints)}, batches of {batch_size}"):
+                           f"phase 2/3 (saliency), checkpoint {index}/{len(checkpoints)}, batches of {batch_size}"):
             batch = collator([features[i] for i in range(start, min(start + batch_size, len(features)))])
             labels = batch.pop("labels")
             saliency = token_saliency(model, batch, labels)  # (B, T)

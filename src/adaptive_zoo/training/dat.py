@@ -11,7 +11,7 @@ the exit predictor starts fresh.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -20,13 +20,12 @@ from transformers import (
     BartConfig,
     DataCollatorForSeq2Seq,
     PreTrainedConfig,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
 )
 
-# layering exception: DATTrainingArguments moves to the recipe layer (methods/dat.py)
-from ..evaluation.operating_points import THRESHOLD_METRICS
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from ..progress import attach_progress
 from ..settings import integer, number, positive_float, positive_int, setting

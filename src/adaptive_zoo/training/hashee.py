@@ -12,7 +12,6 @@ No pretrained BART ships here, so summarization starts from a BART warm-started 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,9 +35,9 @@ from ..settings import positive_float, positive_int, setting
 from .common import (
     NOT_CONFIG_FIELDS,
     Seq2SeqSettings,
-    adaptive_model_from,
     accuracy_metric,
     adaptive_config_from_base,
+    adaptive_model_from,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,

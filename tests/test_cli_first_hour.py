@@ -312,16 +312,16 @@ def test_a_successful_train_removes_its_checkpoints(tiny_bert_dir, tiny_csv, tmp
 
 
 def test_quickstart_ends_with_its_wall_and_cpu_time(tmp_path, monkeypatch, capsys):
-    import adaptive_zoo.hub.verify
-    import adaptive_zoo.recipes
+    import adaptive_zoo.cli
 
     def tiny_recipe(*, output_dir, **kwargs):  # stands in for the 45 CPU-minute recipe
         save_classifier(Path(output_dir))
         (Path(output_dir).parent / (Path(output_dir).name + "-training") / "stage1").mkdir(parents=True)
         return {"accuracy": 0.9, "baseline_accuracy": 0.95, "flops_speedup": 2.0}
 
-    monkeypatch.setattr(adaptive_zoo.recipes, "train_deebert_recipe", tiny_recipe)
-    monkeypatch.setattr(adaptive_zoo.hub.verify, "verify_fresh_process_load", lambda *args, **kwargs: {})
+    # patched where the CLI looks them up (its module-level imports)
+    monkeypatch.setattr(adaptive_zoo.cli, "train_deebert_recipe", tiny_recipe)
+    monkeypatch.setattr(adaptive_zoo.cli, "verify_fresh_process_load", lambda *args, **kwargs: {})
     folder = tmp_path / "quick" / "deebert"
     assert main(["quickstart", "--output-dir", str(folder)]) == 0
     out, err = capsys.readouterr()

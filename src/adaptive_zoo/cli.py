@@ -20,9 +20,28 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+import datasets
+import transformers
 from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import KNOWN_DATASETS
+from .backbones import base_model_problem, looks_like_hub_repo_id, resolve_base_model
+from .calibrate import CalibrationSettings, calibrate_folder
+from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
+from .evaluation.classification import evaluate_classifier, mean_token_exit
+from .evaluation.explain import explain_text, render_html, render_png
+from .evaluation.seq2seq import evaluate_seq2seq
+from .hashing import build_hash_table, save_hash_table
+from .hub.folder import check_hub_folder
+from .hub.push import push_folder
+from .hub.verify import verify_fresh_process_load
+from .progress import announce, bars_enabled, duration
+from .recipes import train_adapler_recipe, train_dat_recipe, train_deebert_recipe, train_hashee_recipe
+from .training.adapler import AdapLeRTrainingArguments
+from .training.common import remove_trainer_checkpoints, trainer_work_dir
+from .training.dat import DATTrainingArguments
+from .training.deebert import DeeBertTrainingArguments
+from .training.hashee import HashEETrainingArguments, input_embeddings_for
 
 METHODS = ("deebert", "adapler", "hashee", "dat")
 # The dataset `train` uses when --dataset is not given.
@@ -122,11 +141,6 @@ def _add_column_arguments(parser) -> None:
 
 def _training_defaults(method: str) -> dict[str, Any]:
     """The defaults of a method's training settings, read from its settings dataclass (the one source of them)."""
-    from .training.adapler import AdapLeRTrainingArguments
-    from .training.dat import DATTrainingArguments
-    from .training.deebert import DeeBertTrainingArguments
-    from .training.hashee import HashEETrainingArguments
-
     settings = {"deebert": DeeBertTrainingArguments, "adapler": AdapLeRTrainingArguments,
                 "hashee": HashEETrainingArguments, "dat": DATTrainingArguments}[method]
     defaults = {field.name: field.default for field in fields(settings) if field.default is not MISSING}
@@ -502,8 +516,6 @@ TUNED_METHODS = ("deebert", "adapler")  # pick an operating point within --accur
 
 def check_base_model_argument(base_model: str) -> None:
     """`--base-model` must be a short name, an existing model folder or a Hub repo id: checked before any work."""
-    from .backbones import base_model_problem
-
     problem = base_model_problem(base_model)
     if problem is not None:
         raise UsageError(f"--base-model {base_model}: {problem}; use 'minilm' (bundled), a local model folder or a Hub "
@@ -512,9 +524,6 @@ def check_base_model_argument(base_model: str) -> None:
 
 def check_model_argument(model: str) -> None:
     """A saved model folder must be complete (weights intact); anything else must be a Hub repo id."""
-    from .backbones import looks_like_hub_repo_id
-    from .hub.folder import check_hub_folder
-
     if Path(model).exists():
         check_hub_folder(model)
     elif not looks_like_hub_repo_id(model) or model.startswith(("/", "~")):
@@ -524,9 +533,6 @@ def check_model_argument(model: str) -> None:
 
 def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = False) -> None:
     """After a successful run: remove the Trainer checkpoints beside the folder unless `--keep-checkpoints`."""
-    from .progress import announce
-    from .training.common import remove_trainer_checkpoints, trainer_work_dir
-
     work_dir = trainer_work_dir(output_dir)
     if keep or not work_dir.exists():
         return
@@ -540,8 +546,6 @@ def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = Fa
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from .recipes import train_adapler_recipe, train_dat_recipe, train_deebert_recipe, train_hashee_recipe
-
     check_base_model_argument(args.base_model)
     given = {name: value for name, value in vars(args).items() if value is not None}
     recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe,
@@ -560,11 +564,6 @@ def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    from .data import check_label_count, load_task_data, select_first
-    from .evaluation.classification import evaluate_classifier
-
     check_model_argument(args.model)
     config = AutoConfig.from_pretrained(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -575,8 +574,6 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     split = select_first(task.dataset[args.split], args.max_eval_samples)
     max_length = args.max_length or min(tokenizer.model_max_length, config.max_position_embeddings)
     if config.is_encoder_decoder:
-        from .evaluation.seq2seq import evaluate_seq2seq
-
         model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
         report = evaluate_seq2seq(
             model, tokenizer, split["text"], split["summary"], batch_size=args.batch_size,
@@ -591,8 +588,6 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             measure_wallclock=not args.no_wallclock, repeats=args.repeats,
         )
         if getattr(model.config, "model_type", "") == "hashee_bert":
-            from .evaluation.classification import mean_token_exit
-
             report["mean_exit_layer_per_token"] = mean_token_exit(model, tokenizer, split["text"], max_length)
     report = {"model": args.model, "model_type": model.config.model_type, "dataset": args.dataset,
               "split": args.split, **report}
@@ -602,8 +597,6 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibrate import CalibrationSettings, calibrate_folder
-
     check_model_argument(args.model)
     settings = CalibrationSettings(
         dataset=args.dataset, split=args.split, accuracy_budget=args.accuracy_budget,
@@ -616,10 +609,6 @@ def run_calibrate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_explain(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from .evaluation.explain import explain_text, render_html, render_png
-
     check_model_argument(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -632,13 +621,6 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoTokenizer
-
-    from .backbones import resolve_base_model
-    from .data import load_task_data, select_first
-    from .hashing import build_hash_table, save_hash_table
-    from .training.hashee import input_embeddings_for
-
     check_base_model_argument(args.base_model)
     base_path = resolve_base_model(args.base_model)
     config = AutoConfig.from_pretrained(base_path)
@@ -656,8 +638,6 @@ def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_push(args: argparse.Namespace) -> str:
-    from .hub.push import push_folder
-
     return push_folder(args.folder, args.repo_id, private=args.private, commit_message=args.commit_message)
 
 
@@ -668,12 +648,6 @@ def cpu_seconds() -> float:
 
 
 def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from .hub.verify import verify_fresh_process_load
-    from .progress import announce, duration
-    from .recipes import train_deebert_recipe
-
     start, cpu_start = time.perf_counter(), cpu_seconds()
     results = train_deebert_recipe(
         dataset="bbc_news", output_dir=args.output_dir, base_model="minilm",
@@ -740,11 +714,6 @@ def _print_summary(report: dict[str, Any]) -> None:
 def configure_output(verbose: bool) -> None:
     """Logging and progress display for one command: our INFO logs and transformers' own reports only with -v;
     transformers' and datasets' tqdm bars only where they render (an interactive stderr)."""
-    import datasets
-    import transformers
-
-    from .progress import bars_enabled
-
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("adaptive_zoo").setLevel(logging.INFO if verbose else logging.WARNING)

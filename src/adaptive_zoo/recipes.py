@@ -13,16 +13,66 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BartForConditionalGeneration,
+    set_seed,
+)
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import load_task_data, select_first, tokenize_classification, tokenize_seq2seq
-from .evaluation.classification import accuracy_of, evaluate_classifier
-from .evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
-from .hub.cards import classification_eval_results, render_model_card
+from .evaluation.classification import accuracy_of, evaluate_classifier, mean_token_exit
+from .evaluation.operating_points import (
+    choose_confidence_thresholds,
+    choose_eta_scale,
+    plot_threshold_sweep,
+    scale_eta_,
+    sweep_entropy_thresholds,
+)
+from .evaluation.plots import plot_tradeoff
+from .evaluation.seq2seq import evaluate_dat, evaluate_seq2seq, rouge_of
+from .hashing import save_hash_table
+from .hub.cards import classification_eval_results, dat_eval_results, render_model_card, summarization_eval_results
 from .hub.folder import atomic_output_dir, check_hub_folder
+from .hub.verify import verify_fresh_process_load
+from .models.dat import DepthAdaptiveTransformer
 from .progress import announce
+from .training.adapler import (
+    ADAPLER_PRESETS,
+    AdapLeRTrainingArguments,
+    best_checkpoints,
+    build_adapler,
+    epoch_checkpoints,
+    extract_saliency,
+    finetune_backbone,
+    finished_run_state,
+    load_saliency,
+    save_saliency,
+    train_length_reduction,
+)
+from .training.common import trainer_work_dir
+from .training.dat import (
+    DATTrainingArguments,
+    build_dat,
+    dat_config_from_bart,
+    finetune_dat,
+    keep_lowest_encoder_layers,
+)
 from .training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
+from .training.hashee import (
+    HashEETrainingArguments,
+    build_hashee_bart,
+    build_hashee_bert,
+    finetune_classifier,
+    finetune_seq2seq,
+    input_embeddings_for,
+    table_for,
+    vanilla_bert,
+)
+from .training.warm_start import bart_from_bert
 
 logger = logging.getLogger(__name__)
 
@@ -229,22 +279,6 @@ def train_adapler_recipe(
     `reuse_phases_from`: the output folder of an earlier run on the same data; its phase-1 checkpoints and stored
     saliencies are used and only phase 3 runs (phases 1-2 do not depend on phase 3's settings). A saliency file
     that does not match this run's training data is an error."""
-    from .evaluation.operating_points import choose_eta_scale, scale_eta_
-    from .training.adapler import (
-        ADAPLER_PRESETS,
-        AdapLeRTrainingArguments,
-        best_checkpoints,
-        build_adapler,
-        epoch_checkpoints,
-        extract_saliency,
-        finetune_backbone,
-        finished_run_state,
-        load_saliency,
-        save_saliency,
-        train_length_reduction,
-    )
-    from .training.common import trainer_work_dir
-
     if preset is not None and preset not in ADAPLER_PRESETS:
         raise ValueError(f"Unknown AdapLeR preset {preset!r}; known: {', '.join(sorted(ADAPLER_PRESETS))}.")
     settings = {**(ADAPLER_PRESETS[preset] if preset else {}),
@@ -332,25 +366,6 @@ def train_hashee_recipe(
     token exits on, and measurement on test against the vanilla model with the same weights. A classification
     dataset gives HashEE-BERT; a summarization dataset gives HashEE-BART, warm-started from the BERT base model.
     `train_vanilla` also fine-tunes the same backbone the same way without exits, the paper's baseline."""
-    from transformers import AutoConfig, BartForConditionalGeneration
-
-    from .evaluation.classification import mean_token_exit
-    from .evaluation.seq2seq import evaluate_seq2seq, rouge_of
-    from .hashing import save_hash_table
-    from .hub.cards import summarization_eval_results
-    from .training.common import trainer_work_dir
-    from .training.hashee import (
-        HashEETrainingArguments,
-        build_hashee_bart,
-        build_hashee_bert,
-        finetune_classifier,
-        finetune_seq2seq,
-        input_embeddings_for,
-        table_for,
-        vanilla_bert,
-    )
-    from .training.warm_start import bart_from_bert
-
     args = HashEETrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
                                                              if v is not None})
     set_seed(args.seed)
@@ -470,25 +485,6 @@ def train_dat_recipe(
     then measured on test against the same weights at full depth and the vanilla BART, and written as a Hub
     folder checked to load in a fresh process with `trust_remote_code`. `training_overrides` are the fields of
     `DATTrainingArguments`."""
-    import torch
-    from transformers import AutoConfig
-
-    from .evaluation.operating_points import choose_confidence_thresholds
-    from .evaluation.plots import plot_tradeoff
-    from .evaluation.seq2seq import evaluate_dat
-    from .hub.cards import dat_eval_results
-    from .hub.verify import verify_fresh_process_load
-    from .models.dat import DepthAdaptiveTransformer
-    from .training.common import trainer_work_dir
-    from .training.dat import (
-        DATTrainingArguments,
-        build_dat,
-        dat_config_from_bart,
-        finetune_dat,
-        keep_lowest_encoder_layers,
-    )
-    from .training.warm_start import bart_from_bert
-
     args = DATTrainingArguments(output_dir=output_dir, **{k: v for k, v in training_overrides.items()
                                                           if v is not None})
     set_seed(args.seed)

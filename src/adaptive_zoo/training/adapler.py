@@ -34,6 +34,7 @@ from transformers import (
 
 # layering exception: AdapLeRTrainingArguments moves to the recipe layer (methods/adapler.py)
 from ..evaluation.operating_points import check_eta_scales
+from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from ..progress import announce, attach_progress, steps
 from .common import (
     accuracy_metric,
@@ -315,8 +316,6 @@ ADAPLER_PRESETS: dict[str, dict] = {
 
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):
     """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
-    from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
-
     config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
     return from_pretrained_with_new_parts(
         AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),

@@ -33,6 +33,7 @@ from transformers import (
 )
 
 from ..data import tokenize_classification
+from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from ..progress import announce, attach_progress, steps
 from ..settings import (
     RecipeSettings,
@@ -341,8 +342,6 @@ class AdapLeRTrainingArguments(RecipeSettings):
 
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):
     """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
-    from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
-
     config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
     return from_pretrained_with_new_parts(
         AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),

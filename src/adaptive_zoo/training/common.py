@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import AutoConfig, BertConfig, EvalPrediction, TrainingArguments
+from transformers.utils import logging as transformers_logging
 
 from ..progress import announce, bars_enabled
 from ..settings import RecipeSettings, one_of, positive_int, setting
@@ -78,8 +80,6 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
     another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
     report is shown as well."""
-    from transformers.utils import logging as transformers_logging
-
     new_prefixes = tuple(new_prefixes)
     report_logger = transformers_logging.get_logger("transformers.modeling_utils")
     verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
@@ -137,8 +137,6 @@ def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: b
     optimizer states, warm starts), or with `keep_weights` only the resume-only files of every checkpoint
     (`RESUME_ONLY_FILES`), keeping weights, trainer states and anything else a later run reads (AdapLeR's
     `--reuse-phases-from`). Returns the bytes freed."""
-    import shutil
-
     work_dir = trainer_work_dir(output_dir)
     if not work_dir.is_dir():
         return 0

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from datasets import DatasetDict
 from transformers import (
+    AutoModel,
     AutoModelForSequenceClassification,
     BartForConditionalGeneration,
     DataCollatorForSeq2Seq,
@@ -29,7 +30,12 @@ from transformers import (
 )
 
 from ..hashing import HASH_FUNCTIONS, HashTable, build_hash_table, load_hash_table
-from ..models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
+from ..models.hashee import (
+    HashEEBartConfig,
+    HashEEBartForConditionalGeneration,
+    HashEEBertConfig,
+    HashEEBertForSequenceClassification,
+)
 from ..progress import attach_progress
 from ..settings import positive_float, positive_int, setting
 from .common import (
@@ -95,8 +101,6 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
     """The base model's input embedding matrix where the hash needs it (the clustered hash), else None."""
     if hash_function != "clustered":
         return None
-    from transformers import AutoModel
-
     return AutoModel.from_pretrained(base_model).get_input_embeddings().weight.detach()
 
 
@@ -106,8 +110,6 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
 def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int]):
     """A HashEE-BERT classifier from a BERT checkpoint (pretrained or fine-tuned), with `table` attached
     (`special_token_ids` keep the table's layer under the per-occurrence random hash)."""
-    from ..models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
-
     config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
                                        hash_function=table.hash_function)
     model = from_pretrained_with_new_parts(

@@ -22,6 +22,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import adaptive_zoo  # noqa: F401  (registers the model classes)
 from adaptive_zoo.data import load_task_data
 from adaptive_zoo.evaluation.classification import accuracy_of, evaluate_classifier
+from adaptive_zoo.evaluation.reports import EvaluationOptions
 from adaptive_zoo.recipes import run_recipe
 from adaptive_zoo.training.common import trainer_work_dir
 
@@ -67,9 +68,9 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     split = load_task_data(args.dataset).dataset[args.split]
     report = evaluate_classifier(
-        model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
-        repeats=args.repeats, latency_samples=len(split),
-    )
+        model, tokenizer, split["text"], split["label"], max_length=max_length,
+        options=EvaluationOptions(batch_size=args.batch_size, repeats=args.repeats, latency_samples=len(split)),
+    ).to_dict()
     report["finetuned_accuracy"], report["finetuned_checkpoint"] = finetuned_accuracy(
         model_dir, record, tokenizer, split, batch_size=args.batch_size, max_length=max_length)
     report.update(model_dir=str(model_dir), dataset=args.dataset, split=args.split, training=record["training"],

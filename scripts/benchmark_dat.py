@@ -45,6 +45,7 @@ from adaptive_zoo.evaluation.operating_points import (
     tune_confidence_thresholds,
 )
 from adaptive_zoo.evaluation.plots import plot_tradeoff
+from adaptive_zoo.evaluation.reports import EvaluationOptions
 from adaptive_zoo.evaluation.seq2seq import evaluate_dat
 from adaptive_zoo.recipes import RESULTS_FILE, run_recipe
 
@@ -92,10 +93,13 @@ def load_run(folder: Path):
     return record, AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 
 
-def generation_settings(training: dict) -> dict:
-    """How the run generated in its own evaluation (source length, new tokens, beams)."""
-    return dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
-                num_beams=training["num_beams"])
+def measure_dat(model, tokenizer, test, training: dict, batch_size: int, repeats: int) -> dict:
+    """`evaluate_dat` on `test`, generating as the run did in its own evaluation (source length, new tokens,
+    beams)."""
+    options = EvaluationOptions(batch_size=batch_size, repeats=repeats, max_new_tokens=training["max_target_length"],
+                                num_beams=training["num_beams"])
+    return evaluate_dat(model, tokenizer, test["text"], test["summary"], max_source_length=training["max_length"],
+                        options=options).to_dict()
 
 
 def best_within_budget(recorded: dict[tuple, tuple[float, float]], num_exits: int, fraction: float) -> list[float]:
@@ -120,8 +124,7 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
             points.append(point("confidence", f"AE <= {fraction:.0%} N", test_results, epochs))
             continue
         model.config.confidence_thresholds = best_within_budget(recorded, model.config.num_exits, fraction)
-        results = evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
-                               repeats=repeats, **generation_settings(training))
+        results = measure_dat(model, tokenizer, test, training, eval_batch_size, repeats)
         points.append(point("confidence", f"AE <= {fraction:.0%} N", results, epochs))
     return points
 
@@ -138,13 +141,13 @@ def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_ev
     data = load_task_data(dataset, seed=seed).dataset
     test = select_first(data["test"], max_eval_samples)
     validation = select_first(data["validation"], threshold_samples)
-    generation = generation_settings(training)
+    generation = dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
+                      num_beams=training["num_beams"])
     model.config.exit_prediction = "confidence"  # thresholds decide; the run's own exit predictor is not used
 
     def measured(thresholds: list[float]) -> dict:
         model.config.confidence_thresholds = thresholds
-        return evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
-                            repeats=repeats, **generation)
+        return measure_dat(model, tokenizer, test, training, eval_batch_size, repeats)
 
     points = [point("fixed exit (same weights)", f"n={n}", measured(fixed_exit_thresholds(n, num_exits)), epochs)
               for n in range(1, num_exits + 1)]

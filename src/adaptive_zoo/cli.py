@@ -30,11 +30,11 @@ from .backbones import base_model_problem, looks_like_hub_repo_id, resolve_base_
 from .calibrate import CalibrationSettings, calibrate_folder
 from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
 from .evaluation.explain import explain_text, render_html, render_png
-from .evaluation.reports import EvaluationReport
+from .evaluation.reports import EvaluationOptions, EvaluationReport
 from .hashing import build_hash_table, save_hash_table
 from .hub.folder import check_hub_folder
 from .hub.push import push_folder
-from .methods import METHODS, EvaluationOptions, Method, method_for_model_type
+from .methods import METHODS, Method, method_for_model_type
 from .progress import announce, bars_enabled, duration
 from .recipes import RESULTS_FILE, run_recipe
 from .settings import (
@@ -197,6 +197,18 @@ def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
     return parsers
 
 
+def _add_saved_model_split_arguments(parser, purpose: str) -> None:
+    """What `evaluate` and `calibrate` both take: the split's size and encoding, and the seed that split it."""
+    parser.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
+                        help=f"{purpose} only the first N examples of the split (default: all).")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
+                        help="Batch size of evaluation (and throughput).")
+    parser.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
+                        help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="Seed of the dataset split (the one training used, to get the same splits).")
+
+
 def _add_evaluate_parser(subparsers) -> None:
     evaluate = _subcommand(
         subparsers, "evaluate", "Measure accuracy (or ROUGE) and real speed-ups of a saved model.",
@@ -210,18 +222,11 @@ def _add_evaluate_parser(subparsers) -> None:
     _add_column_arguments(evaluate)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"),
                           help="The split measured.")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
-                          help="Batch size of accuracy and throughput.")
-    evaluate.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
-                          help="Measure only the first N examples of the split (default: all).")
-    evaluate.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
-                          help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
+    _add_saved_model_split_arguments(evaluate, "Measure")
     evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
     evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
     evaluate.add_argument("--max-new-tokens", type=_positive_int, default=32, help="Summarization: generated tokens.")
     evaluate.add_argument("--num-beams", type=_positive_int, default=1, help="Summarization: beams.")
-    evaluate.add_argument("--seed", type=int, default=42,
-                          help="Seed of the dataset split (the one training used, to measure the same test split).")
     evaluate.add_argument("--json", dest="json_path", default=None,
                           help="Also write the report to this file (default: stdout only).")
 
@@ -250,13 +255,7 @@ def _add_calibrate_parser(subparsers) -> None:
                            "depth (default: 0.5).")
     calibrate.add_argument("--threshold-trials", type=_positive_int, default=None, metavar="N",
                            help="Depth-Adaptive Transformer: random threshold settings to try (default: 100).")
-    calibrate.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
-                           help="Tune on only the first N examples of the split (default: all).")
-    calibrate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="Evaluation batch size.")
-    calibrate.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
-                           help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
-    calibrate.add_argument("--seed", type=int, default=42,
-                           help="Seed of the dataset split (the one training used).")
+    _add_saved_model_split_arguments(calibrate, "Tune on")
     calibrate.add_argument("--output-dir", default=None,
                            help="Write the calibrated model here instead of over MODEL (default: MODEL itself).")
 

@@ -23,7 +23,7 @@ from transformers import (
 from ..data.text import check_texts, check_token_content
 from ..progress import announce
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
-from .reports import ClassificationReport
+from .reports import ClassificationReport, EvaluationOptions
 
 
 @contextlib.contextmanager
@@ -134,19 +134,11 @@ def kept_token_summary(kept_tokens: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def evaluate_classifier(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    labels: Sequence[int],
-    *,
-    batch_size: int = 32,
-    max_length: int = 128,
-    measure_wallclock: bool = True,
-    repeats: int = 5,
-    latency_samples: int = 64,
-) -> ClassificationReport:
+def evaluate_classifier(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                        labels: Sequence[int], *, max_length: int = 128,
+                        options: EvaluationOptions = EvaluationOptions()) -> ClassificationReport:
     """Everything `adaptive-zoo evaluate` reports for a classifier, on one split."""
+    batch_size, repeats, latency_samples = options.batch_size, options.repeats, options.latency_samples
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
     if max(labels) >= model.config.num_labels or min(labels) < 0:
@@ -180,7 +172,7 @@ def evaluate_classifier(
         report["exit"] = exit_summary(adaptive.exit_layers, model.config.num_hidden_layers)
     if adaptive.kept_tokens is not None:
         report.update(kept_token_summary(adaptive.kept_tokens))
-    if measure_wallclock:
+    if options.measure_wallclock:
         announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and "
                  f"latency on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
         timing = latency_and_throughput(

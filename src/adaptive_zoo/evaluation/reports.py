@@ -13,6 +13,21 @@ from huggingface_hub import EvalResult
 Scores = dict[str, float]
 
 
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How a split is measured: batching, timing, and (seq2seq) generation."""
+
+    batch_size: int = 32
+    """Batch size of accuracy, FLOPs and throughput (and of generation)."""
+    measure_wallclock: bool = True
+    repeats: int = 5
+    """Interleaved timing repetitions."""
+    latency_samples: int = 64
+    """Inputs timed one at a time for the latency at batch 1 (classifiers)."""
+    max_new_tokens: int = 32
+    num_beams: int = 1
+
+
 @dataclass
 class EvaluationReport:
     """Fields every report has: the split's size and how it was batched."""
@@ -116,8 +131,24 @@ class GenerationReport(EvaluationReport):
 
     task_type = "summarization"
 
-    def _rouge_results(self, where: dict[str, str]) -> list[EvalResult]:
-        return [self._result(name, self.rouge[name], digits=2, **where) for name in ("rouge1", "rouge2", "rougeL")]
+    reference_name = "vanilla"
+    """What the speed-ups are measured against."""
+
+    def _rouge_text(self) -> str:
+        return f"ROUGE-1/2/L {self.rouge['rouge1']:.2f}/{self.rouge['rouge2']:.2f}/{self.rouge['rougeL']:.2f}"
+
+    def _middle_results(self, where: dict[str, str]) -> list[EvalResult]:
+        """The rows between ROUGE and the wall-clock speed-up."""
+        raise NotImplementedError
+
+    def eval_results(self, *, dataset_name: str, split: str) -> list[EvalResult]:
+        where = dict(dataset_name=dataset_name, split=split)
+        rows = [self._result(name, self.rouge[name], digits=2, **where) for name in ("rouge1", "rouge2", "rougeL")]
+        rows += self._middle_results(where)
+        if self.generate_wallclock_speedup is not None:
+            rows.append(self._result("speedup", self.generate_wallclock_speedup,
+                                     name=f"generate wall-clock speed-up vs {self.reference_name}", **where))
+        return rows
 
 
 @dataclass
@@ -138,17 +169,15 @@ class TokenExitSeq2SeqReport(GenerationReport):
     """The backbone fine-tuned the same way without exits (HashEE's `--train-vanilla`)."""
 
     def summary_line(self) -> str:
-        line = (f"ROUGE-1/2/L {self.rouge['rouge1']:.2f}/{self.rouge['rouge2']:.2f}/{self.rouge['rougeL']:.2f} | "
-                f"full depth ROUGE-1 {self.baseline_rouge['rouge1']:.2f} | encoder FLOPs speed-up "
-                f"{self.encoder_flops_speedup:.2f}x | generate FLOPs speed-up {self.generate_flops_speedup:.2f}x | "
-                f"mean exit layer per token {self.mean_exit_layer_per_token:.2f}")
+        line = (f"{self._rouge_text()} | full depth ROUGE-1 {self.baseline_rouge['rouge1']:.2f} | encoder FLOPs "
+                f"speed-up {self.encoder_flops_speedup:.2f}x | generate FLOPs speed-up {self.generate_flops_speedup:.2f}x"
+                f" | mean exit layer per token {self.mean_exit_layer_per_token:.2f}")
         if self.generate_wallclock_speedup is not None:
             line += f" | generate wall-clock speed-up {self.generate_wallclock_speedup:.2f}x"
         return line
 
-    def eval_results(self, *, dataset_name: str, split: str) -> list[EvalResult]:
-        where = dict(dataset_name=dataset_name, split=split)
-        entries = self._rouge_results(where) + [
+    def _middle_results(self, where: dict[str, str]) -> list[EvalResult]:
+        return [
             self._result("rouge1", self.baseline_rouge["rouge1"], name="full-depth ROUGE-1 (same weights)", digits=2,
                          **where),
             self._result("speedup", self.encoder_flops_speedup, name="encoder executed FLOPs speed-up vs vanilla",
@@ -156,10 +185,6 @@ class TokenExitSeq2SeqReport(GenerationReport):
             self._result("speedup", self.generate_flops_speedup, name="generate executed FLOPs speed-up vs vanilla",
                          **where),
         ]
-        if self.generate_wallclock_speedup is not None:
-            entries.append(self._result("speedup", self.generate_wallclock_speedup,
-                                        name="generate wall-clock speed-up vs vanilla", **where))
-        return entries
 
 
 @dataclass
@@ -189,20 +214,19 @@ class DepthAdaptiveReport(GenerationReport):
     generate_seconds: dict[str, float] | None = None
     wallclock_repeats: int | None = None
 
+    reference_name = "full depth"
+
     def summary_line(self) -> str:
-        rouge, base = self.rouge, self.baseline_rouge
-        line = (f"ROUGE-1/2/L {rouge['rouge1']:.2f}/{rouge['rouge2']:.2f}/{rouge['rougeL']:.2f} | BLEU "
-                f"{self.bleu:.2f} | full depth ROUGE-1 {base['rouge1']:.2f}, BLEU {self.baseline_bleu:.2f} | "
-                f"average exit {self.average_exit:.2f} of {self.num_decoder_layers} "
-                f"({100 * self.average_exit_fraction:.0f}%) {self.exit_histogram} | generate FLOPs "
-                f"speed-up vs full depth {self.generate_flops_speedup:.2f}x")
+        line = (f"{self._rouge_text()} | BLEU {self.bleu:.2f} | full depth ROUGE-1 {self.baseline_rouge['rouge1']:.2f}, "
+                f"BLEU {self.baseline_bleu:.2f} | average exit {self.average_exit:.2f} of {self.num_decoder_layers} "
+                f"({100 * self.average_exit_fraction:.0f}%) {self.exit_histogram} | generate FLOPs speed-up vs full "
+                f"depth {self.generate_flops_speedup:.2f}x")
         if self.generate_wallclock_speedup is not None:
             line += f" | generate wall-clock speed-up vs full depth {self.generate_wallclock_speedup:.2f}x"
         return line
 
-    def eval_results(self, *, dataset_name: str, split: str) -> list[EvalResult]:
-        where = dict(dataset_name=dataset_name, split=split)
-        entries = self._rouge_results(where) + [
+    def _middle_results(self, where: dict[str, str]) -> list[EvalResult]:
+        return [
             self._result("bleu", self.bleu, name="BLEU (sacrebleu)", digits=2, **where),
             self._result("rouge1", self.baseline_rouge["rouge1"], name="full-depth ROUGE-1 (same weights)", digits=2,
                          **where),
@@ -211,7 +235,3 @@ class DepthAdaptiveReport(GenerationReport):
             self._result("speedup", self.generate_flops_speedup, name="generate executed FLOPs speed-up vs full "
                          "depth", **where),
         ]
-        if self.generate_wallclock_speedup is not None:
-            entries.append(self._result("speedup", self.generate_wallclock_speedup,
-                                        name="generate wall-clock speed-up vs full depth", **where))
-        return entries

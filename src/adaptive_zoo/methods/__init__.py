@@ -8,7 +8,6 @@ from . import hashee  # noqa: F401
 from . import dat  # noqa: F401
 from .base import (  # noqa: E402
     METHODS,
-    EvaluationOptions,
     Method,
     ModelFamily,
     RecipeRun,
@@ -16,5 +15,5 @@ from .base import (  # noqa: E402
     register_method,
 )
 
-__all__ = ["METHODS", "EvaluationOptions", "Method", "ModelFamily", "RecipeRun", "method_for_model_type",
+__all__ = ["METHODS", "Method", "ModelFamily", "RecipeRun", "method_for_model_type",
            "register_method"]

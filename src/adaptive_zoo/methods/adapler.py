@@ -18,18 +18,16 @@ from ..evaluation.classification import (
 from ..evaluation.measure import pad_batch
 from ..evaluation.operating_points import best_within_budget, choose_eta_scale, measure_eta_scales, scale_eta_
 from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
-from ..settings import non_negative_float, setting
 from ..training.adapler import AdapLeRTrainingArguments, train_adapler
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod
+from .tasks import ClassifierMethod, accuracy_budget_setting
 
 
 @dataclass
 class AdapLeRSettings(AdapLeRTrainingArguments):
     """`adaptive-zoo train adapler`: the three phases, then the operating point chosen on validation."""
 
-    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
-                                     "phase 1 (chooses the operating point).", check=non_negative_float)
+    accuracy_budget: float = accuracy_budget_setting("phase 1 (chooses the operating point)")
 
 
 @register_method

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import TaskData
-from ..evaluation.reports import EvaluationReport
+from ..evaluation.reports import EvaluationOptions, EvaluationReport
 from ..settings import RecipeSettings
 
 
@@ -65,17 +65,6 @@ class RecipeRun:
     @property
     def output_dir(self) -> str:
         return self.settings.output_dir
-
-
-@dataclass(frozen=True)
-class EvaluationOptions:
-    """How `adaptive-zoo evaluate` measures a saved model."""
-
-    batch_size: int = 32
-    measure_wallclock: bool = True
-    repeats: int = 5
-    max_new_tokens: int = 32
-    num_beams: int = 1
 
 
 class Method:

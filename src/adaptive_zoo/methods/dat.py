@@ -13,6 +13,7 @@ from transformers import AutoModelForSeq2SeqLM
 from ..data import select_first, tokenize_seq2seq
 from ..evaluation.operating_points import THRESHOLD_METRICS, choose_confidence_thresholds
 from ..evaluation.plots import plot_tradeoff
+from ..evaluation.reports import EvaluationOptions
 from ..evaluation.seq2seq import evaluate_dat
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
 from ..settings import fraction, non_negative_int, one_of, positive_int, setting
@@ -25,7 +26,7 @@ from ..training.dat import (
     keep_lowest_encoder_layers,
 )
 from ..training.warm_start import bart_from_bert
-from .base import EvaluationOptions, ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, RecipeRun, register_method
 from .tasks import GenerationMethod, calibration_split
 
 THRESHOLD_SEARCH_IMAGE = "threshold_search.png"
@@ -191,10 +192,8 @@ class DepthAdaptive(GenerationMethod):
         )
 
     def evaluate(self, model, tokenizer, split: Any, *, max_length: int, options: EvaluationOptions):
-        return evaluate_dat(model, tokenizer, split["text"], split["summary"], batch_size=options.batch_size,
-                            max_source_length=max_length, max_new_tokens=options.max_new_tokens,
-                            num_beams=options.num_beams, measure_wallclock=options.measure_wallclock,
-                            repeats=options.repeats)
+        return evaluate_dat(model, tokenizer, split["text"], split["summary"], max_source_length=max_length,
+                           options=options)
 
     def calibrate(self, model, tokenizer, settings, max_length: int) -> dict[str, Any]:
         if model.config.exit_prediction != "confidence":

@@ -11,10 +11,9 @@ from transformers import AutoModel, AutoModelForSequenceClassification
 
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
-from ..settings import non_negative_float, setting
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod
+from .tasks import ClassifierMethod, accuracy_budget_setting
 
 SWEEP_IMAGE = "threshold_sweep.png"
 OFF_RAMP_POOLING_TEXT = {
@@ -29,8 +28,7 @@ OFF_RAMP_POOLING_TEXT = {
 class DeeBertSettings(DeeBertTrainingArguments):
     """`adaptive-zoo train deebert`: the two training stages, then S chosen on validation."""
 
-    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
-                                     "full depth (chooses the entropy threshold S).", check=non_negative_float)
+    accuracy_budget: float = accuracy_budget_setting("full depth (chooses the entropy threshold S)")
 
 
 @register_method

@@ -12,6 +12,7 @@ from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceC
 
 from ..data import tokenize_classification, tokenize_seq2seq
 from ..evaluation.classification import accuracy_of
+from ..evaluation.reports import EvaluationOptions
 from ..evaluation.seq2seq import evaluate_seq2seq, rouge_of
 from ..hashing import HASH_TABLE_FILENAME, save_hash_table
 from ..models.hashee import (
@@ -33,7 +34,7 @@ from ..training.hashee import (
     vanilla_bert,
 )
 from ..training.warm_start import bart_from_bert
-from .base import EvaluationOptions, ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, RecipeRun, register_method
 from .tasks import ClassifierMethod, GenerationMethod
 
 
@@ -145,7 +146,5 @@ class HashEE(ClassifierMethod):
     def evaluate(self, model, tokenizer, split: Any, *, max_length: int, options: EvaluationOptions):
         if not model.config.is_encoder_decoder:
             return super().evaluate(model, tokenizer, split, max_length=max_length, options=options)
-        return evaluate_seq2seq(model, tokenizer, split["text"], split["summary"], batch_size=options.batch_size,
-                                max_source_length=max_length, max_new_tokens=options.max_new_tokens,
-                                num_beams=options.num_beams, measure_wallclock=options.measure_wallclock,
-                                repeats=options.repeats)
+        return evaluate_seq2seq(model, tokenizer, split["text"], split["summary"], max_source_length=max_length,
+                               options=options)

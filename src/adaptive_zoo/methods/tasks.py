@@ -9,8 +9,15 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
-from ..evaluation.reports import ClassificationReport, EvaluationReport
-from .base import EvaluationOptions, Method, RecipeRun
+from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
+from ..settings import non_negative_float, setting
+from .base import Method, RecipeRun
+
+
+def accuracy_budget_setting(reference: str) -> Any:
+    """The `accuracy_budget` field of a method whose operating point is chosen within an accuracy budget."""
+    return setting(1.0, help=f"Accuracy points the adaptive model may lose on validation against {reference}.",
+                   check=non_negative_float)
 
 
 def calibration_split(settings: Any, task: str) -> Any:
@@ -40,9 +47,8 @@ class ClassifierMethod(Method):
 
     def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Any, *, max_length: int,
                  options: EvaluationOptions) -> EvaluationReport:
-        report = evaluate_classifier(model, tokenizer, split["text"], split["label"], batch_size=options.batch_size,
-                                     max_length=max_length, measure_wallclock=options.measure_wallclock,
-                                     repeats=options.repeats)
+        report = evaluate_classifier(model, tokenizer, split["text"], split["label"], max_length=max_length,
+                                     options=options)
         if self.reports_token_exits:
             report.mean_exit_layer_per_token = mean_token_exit(model, tokenizer, split["text"], max_length)
         return report

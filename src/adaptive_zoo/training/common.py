@@ -154,7 +154,7 @@ def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: b
 
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
-NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
+NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map", "dtype",
                      "id2label", "label2id", "num_labels"}
 
 

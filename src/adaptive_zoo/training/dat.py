@@ -30,6 +30,7 @@ from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfi
 from ..progress import attach_progress
 from ..settings import integer, number, positive_float, positive_int, setting
 from .common import (
+    NOT_CONFIG_FIELDS,
     Seq2SeqSettings,
     adaptive_model_from,
     from_pretrained_with_new_parts,
@@ -43,9 +44,6 @@ __all__ = [
     "finetune_dat",
     "keep_lowest_encoder_layers",
 ]
-
-# Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
-NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map", "dtype"}
 
 
 # -- building ---------------------------------------------------------------------------------------------------

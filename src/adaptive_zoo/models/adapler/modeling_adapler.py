@@ -25,7 +25,7 @@ side than in float32, so the kept tokens (and the logits) can differ from float3
 
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus
 `contribution_predictors.*`, `eta` and `theta`, so any BERT classifier checkpoint loads; a checkpoint of another
-family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -50,10 +50,6 @@ from .configuration_adapler import AdapLeRConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into AdapLeR by name.
-# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "adapler")
 
 # The attention implementations AdapLeR is tested with (soft removal adds a float mask to the scores); others
 # (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
@@ -304,24 +300,33 @@ def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-class AdapLeRPreTrainedModel(BertPreTrainedModel):
-    config_class = AdapLeRConfig
-    config: AdapLeRConfig
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class AdapLeRPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
+    config_class = AdapLeRConfig
+    config: AdapLeRConfig
 
     @torch.no_grad()
     def _init_weights(self, module):

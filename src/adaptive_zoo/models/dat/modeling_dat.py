@@ -17,7 +17,7 @@ decoding one row at a time.
 
 With `config.adaptive_depth = False` the model computes exactly what `BartForConditionalGeneration` computes
 with the same weights (weight names are BART's, plus `exit_predictor.*`); a checkpoint of another family is refused
-by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+by `from_pretrained` (see `StandardSwitchesMixin`).
 
 Standard switches: adaptive decoding (eval mode, `adaptive_depth=True`) refuses `torch.compile` (inductor changed
 its logits and exits) and tracing or exporting (a static graph would freeze the example's exits); both work on the
@@ -54,10 +54,6 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_dat import DepthAdaptiveTransformerConfig
 
 IGNORE_INDEX = -100
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into the DAT by name.
-# `from_pretrained` refuses any other: a T5 or mBART checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bart", "depth_adaptive_transformer")
 
 # The attention implementations adaptive decoding is tested with; others (flex_attention, flash_attention_*, Hub
 # kernels) are refused when the model is built, loaded or switched with `set_attn_implementation`.
@@ -473,24 +469,33 @@ def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool,
     return flags[0], flags[1]
 
 
-class DepthAdaptiveTransformerPreTrainedModel(BartPreTrainedModel):
-    config_class = DepthAdaptiveTransformerConfig
-    config: DepthAdaptiveTransformerConfig
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class DepthAdaptiveTransformerPreTrainedModel(StandardSwitchesMixin, BartPreTrainedModel):
+    config_class = DepthAdaptiveTransformerConfig
+    config: DepthAdaptiveTransformerConfig
 
     def _init_weights(self, module):
         super()._init_weights(module)

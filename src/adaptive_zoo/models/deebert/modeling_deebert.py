@@ -8,7 +8,7 @@ leave the batch: every deeper layer runs on the rows still in flight only, so th
 
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus `off_ramps.*`, so any
 BERT classifier checkpoint loads, and the last off-ramp is the model's own pooler and classifier. A checkpoint of
-another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `SUPPORTED_CHECKPOINT_MODEL_TYPES`.
+another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `StandardSwitchesMixin`.
 
 Standard switches: `output_hidden_states` returns every row's states, an exited row's carried forward unchanged
 from its exit layer; `output_attentions` needs full depth and eager attention; `torch.compile` gives the eager
@@ -37,10 +37,6 @@ from .configuration_deebert import DeeBertConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeBertModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into DeeBERT by name.
-# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "deebert")
 
 # The attention implementations DeeBERT is tested with; others (flex_attention, flash_attention_*, Hub kernels)
 # are refused when the model is built, loaded or switched with `set_attn_implementation`.
@@ -268,22 +264,32 @@ def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-class DeeBertPreTrainedModel(BertPreTrainedModel):
-    config_class = DeeBertConfig
-    config: DeeBertConfig
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class DeeBertPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
+    config_class = DeeBertConfig
+    config: DeeBertConfig
 
 
 class DeeBertModel(DeeBertPreTrainedModel, BertModel):

@@ -26,7 +26,7 @@ Two models:
   `BartForConditionalGeneration`'s plus `model.encoder.hash_table`.
 
 So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table"); a
-checkpoint of another family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+checkpoint of another family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
 With `config.token_early_exit = False` the stock layers run and the outputs equal the vanilla model's.
 
 Standard switches: `output_hidden_states` returns every token's states, an exited token's carried forward unchanged
@@ -89,13 +89,6 @@ from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
 # `save_pretrained` writes only the saved class's own Auto entry; these let `AutoModel` load the base models.
 BERT_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBertModel"}
 BART_BASE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBartModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load by name into each HashEE
-# model. `from_pretrained` refuses any other: a RoBERTa, DistilBERT or T5 checkpoint would load misplaced or random.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = {
-    HashEEBertConfig.model_type: ("bert", "hashee_bert"),
-    HashEEBartConfig.model_type: ("bart", "hashee_bart"),
-}
 
 # Attention implementations whose masks the token-exit path builds for queries shorter than keys; others
 # (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
@@ -613,8 +606,12 @@ class HashTableMixin:
         return draws
 
 
-class HashEEPreTrainedMixin:
-    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they refuse or extend."""
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
 
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
@@ -622,15 +619,26 @@ class HashEEPreTrainedMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
         check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class HashEEPreTrainedMixin(StandardSwitchesMixin):
+    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they check or extend, and
+    the hash table's initialisation."""
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, HashTableMixin):
+            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
 
     def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
@@ -702,12 +710,6 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
 class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
     config_class = HashEEBertConfig
     config: HashEEBertConfig
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, HashEEBertEncoder):
-            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
 
 
 class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
@@ -870,12 +872,6 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
 class HashEEBartPreTrainedModel(HashEEPreTrainedMixin, BartPreTrainedModel):
     config_class = HashEEBartConfig
     config: HashEEBartConfig
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, HashEEBartEncoder):
-            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
 
 
 class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):

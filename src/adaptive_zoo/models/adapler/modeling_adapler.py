@@ -338,6 +338,7 @@ class AdapLeRPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
             init.copy_(module.theta, theta)
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_inputs_have_content
 def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                               special_token_ids: list[int] | None) -> None:
     """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
@@ -358,6 +359,57 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
             "whitespace-only or unreadable (e.g. emoji-only) text, which the model cannot classify. Remove such texts "
             "or replace them with text the tokenizer knows."
         )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.checked_input_shape
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_classifier_inputs
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.init_bert_classifier
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.add_auto_map
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
 
 
 def initial_eta_theta(config: AdapLeRConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -391,15 +443,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
 
     def __init__(self, config: AdapLeRConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = BertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_classifier(self, config, BertModel(config))
         # CP_ℓ scores the input of layer ℓ (0-based); CP_0 reads the embeddings.
         self.contribution_predictors = nn.ModuleList(
             AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers)
@@ -409,7 +453,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         self.theta = nn.Parameter(theta)  # (L,) θ^ℓ
         # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). Not saved: a plain attribute.
         self.soft_removal_lambda: float = float(config.lambda_init)
-        config.auto_map = {**BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BACKBONE_AUTO_MAP)
 
         self.post_init()
 
@@ -486,18 +530,9 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         from S̃ detached, so it reaches only η and θ (θ through θ_d, eq. 14); the CP targets use θ detached,
         so `cp_loss` does not train θ directly. Put `adaptive_parameters()` in their own param group.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        if sequence_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The input has {sequence_length} tokens but the model has only {self.config.max_position_embeddings} "
-                "positions: tokenize with `truncation=True` (for a pipeline: `classifier(texts, truncation=True)`), "
-                "which cuts to the saved tokenizer's `model_max_length`, the length the model was trained at."
-            )
-        check_inputs_have_content(input_ids, attention_mask, getattr(self.config, "special_token_ids", None))
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+        batch_size, sequence_length = check_classifier_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, labels
+        )
         if saliency is not None and tuple(saliency.shape) != (batch_size, sequence_length):
             raise ValueError(
                 f"`saliency` must have the shape of `input_ids`, {(batch_size, sequence_length)} (one score per "

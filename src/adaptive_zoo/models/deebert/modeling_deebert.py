@@ -108,6 +108,53 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
         )
 
 
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
+
+
 class DeeBertOffRampPooler(nn.Module):
     """Dense + tanh over one vector per row, named like `BertPooler` so it can start from BERT's pooler."""
 
@@ -314,18 +361,10 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
 
     def __init__(self, config: DeeBertConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = BertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_classifier(self, config, BertModel(config))
         # Off-ramps after layers 1 .. L-1; after layer L the model's own pooler and classifier decide.
         self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
-        config.auto_map = {**BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BACKBONE_AUTO_MAP)
 
         self.post_init()
 
@@ -371,18 +410,7 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         Early exit happens only in eval mode with `config.entropy_threshold` set; in training every sample runs
         every layer so that every off-ramp sees every sample.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        if sequence_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The input has {sequence_length} tokens but the model has only {self.config.max_position_embeddings} "
-                "positions: tokenize with `truncation=True` (for a pipeline: `classifier(texts, truncation=True)`), "
-                "which cuts to the saved tokenizer's `model_max_length`, the length the model was trained at."
-            )
-        check_inputs_have_content(input_ids, attention_mask, getattr(self.config, "special_token_ids", None))
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
         threshold = None if self.training else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:

@@ -472,14 +472,8 @@ def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None
         )
 
 
-def check_sequence_length(config, sequence_length: int) -> None:
-    if sequence_length > config.max_position_embeddings:
-        raise ValueError(
-            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
-            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
-            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
-        )
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_inputs_have_content
 def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                               special_token_ids: list[int] | None) -> None:
     """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
@@ -500,6 +494,57 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
             "whitespace-only or unreadable (e.g. emoji-only) text, which the model cannot classify. Remove such texts "
             "or replace them with text the tokenizer knows."
         )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.checked_input_shape
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_classifier_inputs
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.init_bert_classifier
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.add_auto_map
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
 
 
 def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device: torch.device) -> torch.Tensor:
@@ -741,9 +786,7 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> HashEEBertModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        check_sequence_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
+        checked_input_shape(self.config, input_ids, inputs_embeds)
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         embedding_output = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
@@ -790,16 +833,8 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
 
     def __init__(self, config: HashEEBertConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = HashEEBertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        config.auto_map = {**BERT_BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        init_bert_classifier(self, config, HashEEBertModel(config))
+        add_auto_map(config, BERT_BACKBONE_AUTO_MAP)
 
         self.post_init()
 
@@ -833,12 +868,7 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
         Tokens exit at their hash-table layer in training as in inference (the paper trains with the same hash),
         unless `config.token_early_exit` is False.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
-        check_inputs_have_content(input_ids, attention_mask, self.config.special_token_ids)
+        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
 
         outputs = self.bert(
             input_ids,
@@ -891,10 +921,8 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> HashEEEncoderOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        checked_input_shape(self.config, input_ids, inputs_embeds)
         reference = input_ids if input_ids is not None else inputs_embeds
-        check_sequence_length(self.config, reference.shape[1])
         present = padding_mask(attention_mask, reference.shape[:2], reference.device)  # (B, T)
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         if output_attentions:
@@ -1014,7 +1042,7 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
         self.model = HashEEBartModel(config)
         self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
-        config.auto_map = {**BART_BASE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BART_BASE_AUTO_MAP)
         self.post_init()
 
     @property

@@ -5,6 +5,8 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict, validated_field
 from transformers import BartConfig, BertConfig
 
@@ -61,8 +63,23 @@ def check_special_token_ids(value: list[int] | None) -> None:
         raise ValueError(f"`special_token_ids` must be non-negative token ids; got {bad} in {value}.")
 
 
+# Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
+# with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
+@dataclass(repr=False, eq=False)
 class HashEEConfigMixin:
-    """What the BERT and BART configurations of HashEE share: the bucket layout and validation."""
+    """What the BERT and BART configurations of HashEE share: their fields (documented in `HASHEE_ARGS_DOC`), the
+    bucket layout and its validation."""
+
+    num_buckets: int | None = validated_field(check_num_buckets, default=None)
+    hash_function: str = validated_field(check_hash_function, default="frequency")
+    token_early_exit: bool = True  # type-checked on assignment by `@strict`
+    inconsistent_seed: int = 0
+    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.num_buckets is None:  # the paper's default: one bucket per layer
+            self.num_buckets = self.num_hidden_layers
 
     @property
     def exit_layers(self) -> list[int]:
@@ -79,10 +96,6 @@ class HashEEConfigMixin:
                 raise ValueError(
                     f"`special_token_ids` must be ids below `vocab_size` ({self.vocab_size}); got {too_large}."
                 )
-
-    def resolve_num_buckets(self) -> None:
-        if self.num_buckets is None:  # the paper's default: one bucket per layer
-            self.num_buckets = self.num_hidden_layers
 
 
 HASHEE_ARGS_DOC = r"""
@@ -122,16 +135,6 @@ class HashEEBertConfig(HashEEConfigMixin, BertConfig):
     vanilla_model_type = "bert"
     # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
-
-    num_buckets: int | None = validated_field(check_num_buckets, default=None)
-    hash_function: str = validated_field(check_hash_function, default="frequency")
-    token_early_exit: bool = True  # type-checked on assignment by `@strict`
-    inconsistent_seed: int = 0
-    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.resolve_num_buckets()
 
     def validate_encoder_only(self):
         """Part of `@strict` validation: runs at construction."""
@@ -174,16 +177,6 @@ class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     vanilla_model_type = "bart"
     # The cache and the encoder's per-token exit layers stay out of `Trainer.predict`'s predictions.
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "encoder_token_exit_layers"]
-
-    num_buckets: int | None = validated_field(check_num_buckets, default=None)
-    hash_function: str = validated_field(check_hash_function, default="frequency")
-    token_early_exit: bool = True  # type-checked on assignment by `@strict`
-    inconsistent_seed: int = 0
-    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.resolve_num_buckets()
 
 
 HashEEBartConfig.__doc__ = (

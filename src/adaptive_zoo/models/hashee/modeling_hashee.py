@@ -694,6 +694,24 @@ class HashEEPreTrainedMixin(StandardSwitchesMixin):
         return embeddings
 
 
+class HashTableHolderMixin:
+    """The models around a HashEE encoder (the base models and their heads): the encoder's hash table, reached
+    through them."""
+
+    def hash_encoder(self) -> HashTableMixin:
+        """The encoder that holds the table."""
+        return next(module for module in self.modules() if isinstance(module, HashTableMixin))
+
+    @property
+    def hash_table(self) -> torch.Tensor:
+        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
+        return self.hash_encoder().hash_table
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.hash_encoder().set_hash_table(table, special_token_ids)
+
+
 # -- BERT -----------------------------------------------------------------------------------------------------
 
 
@@ -757,7 +775,7 @@ class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
     config: HashEEBertConfig
 
 
-class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
+class HashEEBertModel(HashTableHolderMixin, HashEEBertPreTrainedModel, BertModel):
     """The BERT backbone of HashEE (what `AutoModel` loads): embeddings, a token-exit encoder, the pooler."""
 
     def __init__(self, config: HashEEBertConfig, add_pooling_layer: bool = True):
@@ -769,10 +787,6 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
         self.encoder = HashEEBertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.encoder.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     def forward(
@@ -826,7 +840,7 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
     return BCEWithLogitsLoss()(logits, labels)
 
 
-class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
+class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTrainedModel):
     # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
     # the loss by the gradient-accumulation steps.
     accepts_loss_kwargs = False
@@ -837,15 +851,6 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
         add_auto_map(config, BERT_BACKBONE_AUTO_MAP)
 
         self.post_init()
-
-    @property
-    def hash_table(self) -> torch.Tensor:
-        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
-        return self.bert.encoder.hash_table
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.bert.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     def forward(
@@ -968,15 +973,29 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         return self.training and self.layerdrop > 0.0 and bool(torch.rand([]) < self.layerdrop)
 
 
-def encode_unless_given(
-    encoder: HashEEBartEncoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-) -> BaseModelOutput | tuple:
-    if encoder_outputs is not None:
-        return encoder_outputs
-    return encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+class HashEEBartForwardMixin(HashTableHolderMixin):
+    """What the BART models around a HashEE encoder share: their `forward` runs the encoder first (unless
+    `encoder_outputs` are given), then the parent BART class's `forward` on its outputs, so that the source tokens'
+    exit layers come back with the parent's outputs."""
+
+    def forward_with_token_exits(
+        self, output_class: type[ModelOutput], input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+        **decoder_inputs,
+    ) -> ModelOutput:
+        """`output_class`: the parent's output fields plus `encoder_token_exit_layers`. `kwargs` go to the encoder and
+        to the parent's forward; `decoder_inputs` (the decoder's inputs, the cache, `labels`) to the parent's only."""
+        if encoder_outputs is None:
+            encoder_outputs = self.hash_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            )
+        outputs = super().forward(
+            input_ids=input_ids, attention_mask=attention_mask, encoder_outputs=encoder_outputs, return_dict=True,
+            **decoder_inputs, **kwargs,
+        )
+        return output_class(**outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None))
 
 
-class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
+class HashEEBartModel(HashEEBartForwardMixin, HashEEBartPreTrainedModel, BartModel):
     """A `BartModel` whose encoder exits tokens early (what `AutoModel` loads)."""
 
     def __init__(self, config: HashEEBartConfig):
@@ -989,10 +1008,6 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         self.encoder = HashEEBartEncoder(config)
         self.decoder = BartDecoder(config)
         self.post_init()
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.encoder.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -1009,27 +1024,16 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         use_cache: bool | None = None,
         **kwargs,
     ) -> HashEESeq2SeqModelOutput:
-        encoder_outputs = encode_unless_given(
-            self.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-        )
-        outputs = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=cache,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            return_dict=True,
-            **kwargs,
-        )
-        return HashEESeq2SeqModelOutput(
-            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        return self.forward_with_token_exits(
+            HashEESeq2SeqModelOutput, input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+            decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask, cache=cache,
+            decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
         )
 
 
-class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForConditionalGeneration):
+class HashEEBartForConditionalGeneration(
+    HashEEBartForwardMixin, HashEEBartPreTrainedModel, BartForConditionalGeneration
+):
     """`BartForConditionalGeneration` with HashEE's token-exit encoder; `generate()` works as for BART (the
     encoder runs once, so its saving applies to the source side)."""
 
@@ -1044,15 +1048,6 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
         add_auto_map(config, BART_BASE_AUTO_MAP)
         self.post_init()
-
-    @property
-    def hash_table(self) -> torch.Tensor:
-        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
-        return self.model.encoder.hash_table
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.model.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -1079,24 +1074,10 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
             reference = input_ids if input_ids is not None else inputs_embeds
             if reference is not None and labels.shape[0] != reference.shape[0]:
                 raise ValueError(f"Got labels for {labels.shape[0]} targets for a batch of {reference.shape[0]} inputs.")
-        encoder_outputs = encode_unless_given(
-            self.model.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-        )
-        outputs = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=cache,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            labels=labels,
-            use_cache=use_cache,
-            return_dict=True,
-            **kwargs,
-        )
-        return HashEESeq2SeqLMOutput(
-            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        return self.forward_with_token_exits(
+            HashEESeq2SeqLMOutput, input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+            decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask, cache=cache,
+            decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache,
         )
 
 

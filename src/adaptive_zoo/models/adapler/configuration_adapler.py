@@ -36,6 +36,23 @@ def check_theta(value: list[float | int] | None) -> None:
         raise ValueError(f"every `theta` (the paper's θ^ℓ, the [CLS] amplification of eq. 7) must be > 0; got {bad}.")
 
 
+# Copied from adaptive_zoo.models.deebert.configuration_deebert.check_encoder_classifier
+def check_encoder_classifier(config, method: str, reason: str) -> None:
+    """Part of a config's validation: `method` (its name, in messages) is a single-label classifier on an encoder,
+    with two classes at least; `reason` says why it needs a softmax over classes."""
+    if config.problem_type not in (None, "single_label_classification"):
+        raise ValueError(
+            f"{method} {reason}, so it supports only `problem_type='single_label_classification'`; "
+            f"got {config.problem_type!r}."
+        )
+    if config.num_labels < 2:
+        raise ValueError(f"{method} {reason}, so it needs `num_labels >= 2`; got {config.num_labels}.")
+    if config.is_decoder or config.add_cross_attention:
+        raise ValueError(
+            f"{method} is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False."
+        )
+
+
 @strict
 class AdapLeRConfig(BertConfig):
     r"""
@@ -144,15 +161,7 @@ class AdapLeRConfig(BertConfig):
             raise ValueError(f"`gamma` (the paper's γ, weight of L_CP) must be >= 0; got {self.gamma}.")
         if not self.phi >= 0:
             raise ValueError(f"`phi` (the paper's φ, weight of L_LENGTH) must be >= 0; got {self.phi}.")
-        if self.problem_type not in (None, "single_label_classification"):
-            raise ValueError(
-                "AdapLeR trains with cross-entropy, so it supports only "
-                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
-            )
-        if self.num_labels < 2:
-            raise ValueError(f"AdapLeR is a classifier (cross-entropy): `num_labels` must be >= 2; got {self.num_labels}.")
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("AdapLeR is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+        check_encoder_classifier(self, "AdapLeR", "trains with the cross-entropy of a softmax over classes")
 
 
 __all__ = ["AdapLeRConfig"]

@@ -18,6 +18,22 @@ def check_entropy_threshold(value: float | int | None) -> None:
         )
 
 
+def check_encoder_classifier(config, method: str, reason: str) -> None:
+    """Part of a config's validation: `method` (its name, in messages) is a single-label classifier on an encoder,
+    with two classes at least; `reason` says why it needs a softmax over classes."""
+    if config.problem_type not in (None, "single_label_classification"):
+        raise ValueError(
+            f"{method} {reason}, so it supports only `problem_type='single_label_classification'`; "
+            f"got {config.problem_type!r}."
+        )
+    if config.num_labels < 2:
+        raise ValueError(f"{method} {reason}, so it needs `num_labels >= 2`; got {config.num_labels}.")
+    if config.is_decoder or config.add_cross_attention:
+        raise ValueError(
+            f"{method} is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False."
+        )
+
+
 @strict
 class DeeBertConfig(BertConfig):
     r"""
@@ -78,15 +94,7 @@ class DeeBertConfig(BertConfig):
             raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
         if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
             raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
-        if self.problem_type not in (None, "single_label_classification"):
-            raise ValueError(
-                "DeeBERT exits on the entropy of a softmax over classes, so it supports only "
-                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
-            )
-        if self.num_labels < 2:
-            raise ValueError(f"DeeBERT needs `num_labels >= 2` (entropy of a class distribution); got {self.num_labels}.")
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("DeeBERT is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+        check_encoder_classifier(self, "DeeBERT", "exits on the entropy of a softmax over classes")
 
 
 __all__ = ["DeeBertConfig"]

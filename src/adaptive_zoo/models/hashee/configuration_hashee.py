@@ -128,6 +128,25 @@ HASHEE_ARGS_DOC = r"""
 """
 
 
+
+def hashee_config_doc(summary: str, config_class: str, model_class: str, arguments: str, exit_layers: str) -> str:
+    """The docstring of a HashEE configuration: `summary`, the fields (`HASHEE_ARGS_DOC`), and an example that
+    builds a `config_class` with `arguments`, a `model_class` from it, and shows its bucket `exit_layers`."""
+    return f"""{summary}
+
+    Args:{HASHEE_ARGS_DOC}
+    Example:
+
+    ```python
+    >>> from adaptive_zoo.models.hashee import {config_class}, {model_class}
+
+    >>> config = {config_class}({arguments})
+    >>> model = {model_class}(config)
+    >>> config.exit_layers
+    {exit_layers}
+    ```"""
+
+
 @strict
 class HashEEBertConfig(HashEEConfigMixin, BertConfig):
     model_type = "hashee_bert"
@@ -142,7 +161,7 @@ class HashEEBertConfig(HashEEConfigMixin, BertConfig):
             raise ValueError("HashEE-BERT is an encoder: `is_decoder` and `add_cross_attention` must be False.")
 
 
-HashEEBertConfig.__doc__ = (
+HashEEBertConfig.__doc__ = hashee_config_doc(
     r"""
     Configuration of a [`HashEEBertForSequenceClassification`] (and its backbone [`HashEEBertModel`]): a BERT
     encoder in which every token leaves the network at a fixed layer looked up in a hash table (token id -> exit
@@ -152,21 +171,11 @@ HashEEBertConfig.__doc__ = (
 
     The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
     checkpoints load here by name, and without token exits the logits are those of its
-    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
-
-    Args:"""
-    + HASHEE_ARGS_DOC
-    + r"""
-    Example:
-
-    ```python
-    >>> from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
-
-    >>> config = HashEEBertConfig(num_labels=2, num_hidden_layers=6, num_buckets=6)
-    >>> model = HashEEBertForSequenceClassification(config)
-    >>> config.exit_layers
-    [1, 2, 3, 4, 5, 6]
-    ```"""
+    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).""",
+    "HashEEBertConfig",
+    "HashEEBertForSequenceClassification",
+    arguments="num_labels=2, num_hidden_layers=6, num_buckets=6",
+    exit_layers="[1, 2, 3, 4, 5, 6]",
 )
 
 
@@ -179,7 +188,7 @@ class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "encoder_token_exit_layers"]
 
 
-HashEEBartConfig.__doc__ = (
+HashEEBartConfig.__doc__ = hashee_config_doc(
     r"""
     Configuration of a [`HashEEBartForConditionalGeneration`] (and its base [`HashEEBartModel`]): a BART whose
     *encoder* lets every token leave at a fixed layer looked up in a hash table (token id -> exit layer); the
@@ -189,21 +198,11 @@ HashEEBartConfig.__doc__ = (
 
     The class attribute `vanilla_model_type` (`"bart"`) names the vanilla transformers model this one adapts: its
     checkpoints load here by name, and without token exits the logits and `generate()` outputs are those of its
-    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
-
-    Args:"""
-    + HASHEE_ARGS_DOC
-    + r"""
-    Example:
-
-    ```python
-    >>> from adaptive_zoo.models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
-
-    >>> config = HashEEBartConfig(encoder_layers=6, decoder_layers=6, num_buckets=3)
-    >>> model = HashEEBartForConditionalGeneration(config)
-    >>> config.exit_layers
-    [1, 3, 5]
-    ```"""
+    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).""",
+    "HashEEBartConfig",
+    "HashEEBartForConditionalGeneration",
+    arguments="encoder_layers=6, decoder_layers=6, num_buckets=3",
+    exit_layers="[1, 3, 5]",
 )
 
 

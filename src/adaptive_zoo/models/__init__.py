@@ -14,30 +14,24 @@ from .hashee import (
     HashEEBertModel,
 )
 
-# Each entry: (config class, {Auto class: model class}). The first model class listed is the one whose
+# Each family: its config class, the Auto class of its head, the head's model class and the base model's (what
+# `AutoModel` loads; None where there is none). HashEE has one configuration per backbone: the BERT classifier and
+# the BART seq2seq model.
+_FAMILY_CLASSES = [
+    (DeeBertConfig, AutoModelForSequenceClassification, DeeBertForSequenceClassification, DeeBertModel),
+    (AdapLeRConfig, AutoModelForSequenceClassification, AdapLeRBertForSequenceClassification, AdapLeRModel),
+    (HashEEBertConfig, AutoModelForSequenceClassification, HashEEBertForSequenceClassification, HashEEBertModel),
+    (HashEEBartConfig, AutoModelForSeq2SeqLM, HashEEBartForConditionalGeneration, HashEEBartModel),
+    (DepthAdaptiveTransformerConfig, AutoModelForSeq2SeqLM, DepthAdaptiveTransformer, None),
+]
+
+# model_type -> (config class, {Auto class: model class}). The first model class listed is the one whose
 # `save_pretrained` writes the folder; every entry goes into the saved config's `auto_map`.
 MODEL_FAMILIES = {
-    "deebert": (
-        DeeBertConfig,
-        {AutoModelForSequenceClassification: DeeBertForSequenceClassification, AutoModel: DeeBertModel},
-    ),
-    "adapler": (
-        AdapLeRConfig,
-        {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification, AutoModel: AdapLeRModel},
-    ),
-    # HashEE has one configuration per backbone: the BERT classifier and the BART seq2seq model.
-    "hashee_bert": (
-        HashEEBertConfig,
-        {AutoModelForSequenceClassification: HashEEBertForSequenceClassification, AutoModel: HashEEBertModel},
-    ),
-    "hashee_bart": (
-        HashEEBartConfig,
-        {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration, AutoModel: HashEEBartModel},
-    ),
-    "depth_adaptive_transformer": (
-        DepthAdaptiveTransformerConfig,
-        {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer},
-    ),
+    config_class.model_type: (
+        config_class, {head_auto_class: head_class, **({AutoModel: base_class} if base_class is not None else {})}
+    )
+    for config_class, head_auto_class, head_class, base_class in _FAMILY_CLASSES
 }
 
 

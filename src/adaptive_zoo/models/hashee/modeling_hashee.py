@@ -396,28 +396,42 @@ def key_padding_mask(config, query_states: torch.Tensor, present: torch.Tensor, 
     )
 
 
+def token_subset_attention(
+    attention: nn.Module,
+    projections: tuple[nn.Linear, nn.Linear, nn.Linear],
+    head_shape: tuple[int, int],
+    eager_attention_forward: Callable,
+    dropout: float,
+    query_states: torch.Tensor,
+    states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Self-attention of the M query tokens over all T' tokens (eqs. 1-2), through the model's attention
+    implementation, before the output projection: (B, M, H), (B, T', H) -> (B, M, nh * hd). `attention` is the
+    layer's attention module, `projections` its query, key and value projections, `head_shape` (nh, hd)."""
+    query_projection, key_projection, value_projection = projections
+    batch_size, num_queries, _ = query_states.shape
+    shape = (batch_size, -1, *head_shape)
+    query = query_projection(query_states).view(shape).transpose(1, 2)  # (B, nh, M, hd)
+    key = key_projection(states).view(shape).transpose(1, 2)  # (B, nh, T', hd)
+    value = value_projection(states).view(shape).transpose(1, 2)  # (B, nh, T', hd)
+    attention_function = attention_interface(attention.config, eager_attention_forward)
+    context, _ = attention_function(
+        attention, query, key, value, attention_mask, dropout=dropout, scaling=attention.scaling
+    )  # (B, M, nh, hd)
+    return context.reshape(batch_size, num_queries, -1)  # (B, M, nh * hd)
+
+
 def bert_layer_step(
     layer: BertLayer, query_states: torch.Tensor, states: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """One `BertLayer` (eqs. 1-4) with its own submodules: queries, attention output, FFN and layer norms for the
     M query tokens only; keys and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.attention.self
-    batch_size, num_queries, _ = query_states.shape
-    head_shape = (batch_size, -1, attention.num_attention_heads, attention.attention_head_size)
-    query = attention.query(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hs)
-    key = attention.key(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    value = attention.value(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    attention_function = attention_interface(attention.config, bert_eager_attention_forward)
-    context, _ = attention_function(
-        attention,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=attention.dropout.p if attention.training else 0.0,
-        scaling=attention.scaling,
-    )  # (B, M, nh, hs)
-    context = context.reshape(batch_size, num_queries, -1)  # (B, M, H)
+    context = token_subset_attention(
+        attention, (attention.query, attention.key, attention.value), (attention.num_attention_heads, attention.attention_head_size),
+        bert_eager_attention_forward, attention.dropout.p if attention.training else 0.0, query_states, states, attention_mask,
+    )  # (B, M, H)
     attention_output = layer.attention.output(context, query_states)  # (B, M, H): dense, dropout, LN(+ residual)
     return layer.feed_forward_chunk(attention_output)  # (B, M, H): intermediate, output, LN(+ residual)
 
@@ -428,22 +442,11 @@ def bart_layer_step(
     """One `BartEncoderLayer` (eqs. 1-4, post-LN as in BART) with its own submodules, for the M query tokens; keys
     and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.self_attn
-    batch_size, num_queries, _ = query_states.shape
-    head_shape = (batch_size, -1, attention.num_heads, attention.head_dim)
-    query = attention.q_proj(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hd)
-    key = attention.k_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    value = attention.v_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    attention_function = attention_interface(attention.config, bart_eager_attention_forward)
-    context, _ = attention_function(
-        attention,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=attention.dropout if attention.training else 0.0,
-        scaling=attention.scaling,
-    )  # (B, M, nh, hd)
-    attended = attention.out_proj(context.reshape(batch_size, num_queries, -1))  # (B, M, H)
+    context = token_subset_attention(
+        attention, (attention.q_proj, attention.k_proj, attention.v_proj), (attention.num_heads, attention.head_dim),
+        bart_eager_attention_forward, attention.dropout if attention.training else 0.0, query_states, states, attention_mask,
+    )  # (B, M, H)
+    attended = attention.out_proj(context)  # (B, M, H)
     attended = nn.functional.dropout(attended, p=layer.dropout, training=layer.training)
     hidden_states = layer.self_attn_layer_norm(query_states + attended)  # (B, M, H)
 
@@ -556,7 +559,7 @@ def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device:
 
 class HashTableMixin:
     """The token -> exit-layer table of a HashEE encoder (a persistent buffer `hash_table` of vocabulary size,
-    saved in `model.safetensors`), and the exit layers it gives a batch."""
+    saved in `model.safetensors`), the exit layers it gives a batch, and the encoder's layers run with them."""
 
     def init_hash_table(self, config) -> None:
         # 0 = "no exit layer": the value a checkpoint without a table leaves (see `_init_weights`).
@@ -591,8 +594,12 @@ class HashTableMixin:
         if special_token_ids is not None:
             self.config.special_token_ids = sorted({int(i) for i in special_token_ids})
 
-    def token_exit_layers(self, input_ids: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor:
-        """The exit layer of every token, (B, T) long, 0 at padding."""
+    def token_exit_layers(
+        self, input_ids: torch.Tensor | None, present: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The exit layer of every token, (B, T) long, 0 at padding, once the token-exit path's inputs are checked
+        (`check_token_exit_inputs`)."""
+        check_token_exit_inputs(self.config, attention_mask)
         if input_ids is None:
             raise ValueError(
                 "HashEE looks up each token's exit layer by its id: pass `input_ids` (not `inputs_embeds`), or set "
@@ -624,6 +631,18 @@ class HashTableMixin:
         if self.config.hash_function == "random_inconsistent":
             exit_layers = self.random_exit_layers(input_ids, exit_layers)
         return exit_layers.masked_fill(~present, 0)
+
+    def run_encoder_layers(
+        self, layers: nn.ModuleList, layer_step: Callable, hidden_states: torch.Tensor, exit_layers: torch.Tensor,
+        output_hidden_states: bool, skip_layer: Callable[[], bool] | None = None,
+    ) -> HashEEEncoderOutput:
+        """The encoder's layers on its embeddings `hidden_states` with the tokens' `exit_layers` (see the function
+        `run_layers_with_token_exits`), each layer computed by `layer_step`."""
+        hidden_states, all_states = run_layers_with_token_exits(
+            layers, layer_step, hidden_states, exit_layers, partial(key_padding_mask, self.config),
+            output_hidden_states=output_hidden_states, skip_layer=skip_layer,
+        )
+        return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
 
     @torch.no_grad()
     def resize_hash_table(self, vocab_size: int) -> None:
@@ -757,17 +776,10 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
                 token_exit_layers=exit_layers,
             )
 
-        check_token_exit_inputs(self.config, attention_mask)
-        exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
-        hidden_states, all_states = run_layers_with_token_exits(
-            self.layer,
-            bert_layer_step,
-            hidden_states,
-            exit_layers,
-            partial(key_padding_mask, self.config),
-            output_hidden_states=output_hidden_states,
+        exit_layers = self.token_exit_layers(input_ids, present, attention_mask)  # (B, T)
+        return self.run_encoder_layers(
+            self.layer, bert_layer_step, hidden_states, exit_layers, output_hidden_states
         )
-        return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
 
 
 class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
@@ -947,24 +959,14 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
                 token_exit_layers=present.long() * self.config.num_hidden_layers,  # (B, T)
             )
         else:
-            check_token_exit_inputs(self.config, attention_mask)
-            exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
+            exit_layers = self.token_exit_layers(input_ids, present, attention_mask)  # (B, T)
             if inputs_embeds is None:
                 inputs_embeds = self.embed_tokens(input_ids)  # (B, T, H)
             hidden_states = inputs_embeds + self.embed_positions(inputs_embeds[:, :, -1]).to(inputs_embeds.device)
             hidden_states = self.layernorm_embedding(hidden_states)  # (B, T, H)
             hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
-            hidden_states, all_states = run_layers_with_token_exits(
-                self.layers,
-                bart_layer_step,
-                hidden_states,
-                exit_layers,
-                partial(key_padding_mask, self.config),
-                output_hidden_states=output_hidden_states,
-                skip_layer=self.layer_dropped,
-            )
-            result = HashEEEncoderOutput(
-                last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+            result = self.run_encoder_layers(
+                self.layers, bart_layer_step, hidden_states, exit_layers, output_hidden_states, self.layer_dropped
             )
         return result if return_dict is not False else result.to_tuple()
 

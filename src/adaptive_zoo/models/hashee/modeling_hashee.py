@@ -428,9 +428,11 @@ def bert_layer_step(
     """One `BertLayer` (eqs. 1-4) with its own submodules: queries, attention output, FFN and layer norms for the
     M query tokens only; keys and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.attention.self
+    dropout = attention.dropout.p if attention.training else 0.0
     context = token_subset_attention(
-        attention, (attention.query, attention.key, attention.value), (attention.num_attention_heads, attention.attention_head_size),
-        bert_eager_attention_forward, attention.dropout.p if attention.training else 0.0, query_states, states, attention_mask,
+        attention, (attention.query, attention.key, attention.value),
+        (attention.num_attention_heads, attention.attention_head_size), bert_eager_attention_forward, dropout,
+        query_states, states, attention_mask,
     )  # (B, M, H)
     attention_output = layer.attention.output(context, query_states)  # (B, M, H): dense, dropout, LN(+ residual)
     return layer.feed_forward_chunk(attention_output)  # (B, M, H): intermediate, output, LN(+ residual)
@@ -442,9 +444,10 @@ def bart_layer_step(
     """One `BartEncoderLayer` (eqs. 1-4, post-LN as in BART) with its own submodules, for the M query tokens; keys
     and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.self_attn
+    dropout = attention.dropout if attention.training else 0.0
     context = token_subset_attention(
         attention, (attention.q_proj, attention.k_proj, attention.v_proj), (attention.num_heads, attention.head_dim),
-        bart_eager_attention_forward, attention.dropout if attention.training else 0.0, query_states, states, attention_mask,
+        bart_eager_attention_forward, dropout, query_states, states, attention_mask,
     )  # (B, M, H)
     attended = attention.out_proj(context)  # (B, M, H)
     attended = nn.functional.dropout(attended, p=layer.dropout, training=layer.training)
@@ -642,7 +645,9 @@ class HashTableMixin:
             layers, layer_step, hidden_states, exit_layers, partial(key_padding_mask, self.config),
             output_hidden_states=output_hidden_states, skip_layer=skip_layer,
         )
-        return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
+        return HashEEEncoderOutput(
+            last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+        )
 
     @torch.no_grad()
     def resize_hash_table(self, vocab_size: int) -> None:

@@ -66,6 +66,12 @@ class AdapLeRConfig(BertConfig):
     `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
 
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` removes no token whatever `inference_mode` says, as
+            `inference_mode="off"` does (which keeps working), in eval and in training mode: the logits equal those
+            of a `BertForSequenceClassification` with the same weights (the model of `vanilla_model_type`), and a
+            training step trains a plain BERT classifier (cross-entropy only) and marks the operating point stale.
+            Must be a bool; anything else is refused when the config is built or the field is set.
         contribution_predictor_hidden_size (`int`, *optional*, defaults to 64):
             Width of each CP's MLP: `Linear(hidden_size, width) -> GELU -> Linear(width, 1)`, then a softmax over
             the tokens present in the row gives the estimated contributions S̃^ℓ (section 3.1). Must be > 0.
@@ -123,6 +129,8 @@ class AdapLeRConfig(BertConfig):
     # Removal statistics and loss terms stay out of `Trainer.predict`'s predictions (scripts `argmax` them).
     keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     contribution_predictor_hidden_size: int = 64
     eta: list[float | int] | None = validated_field(check_eta, default=None)
     theta: list[float | int] | None = validated_field(check_theta, default=None)

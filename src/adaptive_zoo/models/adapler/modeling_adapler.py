@@ -14,7 +14,8 @@ row; [CLS] (position 0) is always kept.
   leaner path: a boolean index drops its tokens, with the same scores and thresholds.
 - Training (and `inference_mode="mask"`): soft removal (eq. 4). Every token stays; a non-positive additive
   attention mask M accumulates m^-(S̃^ℓ) layer after layer, sharpening as λ grows each epoch.
-- `inference_mode="off"`: nothing is removed; the logits equal `BertForSequenceClassification`'s.
+- `inference_mode="off"`, or the zoo's common off switch `adaptive=False` (whatever the mode): nothing is removed;
+  the logits equal `BertForSequenceClassification`'s.
 
 Standard switches: `output_hidden_states` returns every token's states in the input's positions, a removed
 token's carried forward unchanged from the last layer it entered; `output_attentions` needs `inference_mode` "off"
@@ -117,8 +118,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive=False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -273,8 +274,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -484,7 +485,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         """Before a training step: keep η, θ in bounds whatever the optimiser did, refuse what would silently train
         a stale adaptive model, and flag the operating point when the backbone trains without it."""
         self.clamp_adaptive_parameters_()
-        if self.config.inference_mode == "off":
+        if self.config.inference_mode == "off" or not self.config.adaptive:
             self.config.operating_point_stale = True
         elif labels is not None and saliency is None:
             raise ValueError(
@@ -545,7 +546,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             )
         if self.training and torch.is_grad_enabled():
             self._check_training_step(labels, saliency)
-        mode = self.config.inference_mode
+        mode = self.config.inference_mode if self.config.adaptive else "off"  # `adaptive=False`: "off", whatever mode
         soft = mode != "off" and (self.training or mode == "mask")
         hard = mode == "remove" and not self.training
         if hard and self.config.operating_point_stale:
@@ -559,7 +560,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                 "AdapLeR's token removal keeps the tokens each input's contribution scores select, which a traced or "
                 "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the full-depth "
                 "model, without removal and exactly BertForSequenceClassification: set "
-                "`model.config.inference_mode = 'off'` first. Real removal runs in eager mode and under torch.compile."
+                "`model.config.inference_mode = 'off'` (or `model.config.adaptive = False`) first. Real removal runs "
+                "in eager mode and under torch.compile."
             )
 
         hidden_states = self.bert.embeddings(

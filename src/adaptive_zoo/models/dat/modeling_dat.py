@@ -15,9 +15,9 @@ search reorders together with the keys and values. Queries, feed-forward and cro
 still-active tokens only, packed per row, so batched decoding with per-row exits gives the outputs of
 decoding one row at a time.
 
-With `config.adaptive_depth = False` the model computes exactly what `BartForConditionalGeneration` computes
-with the same weights (weight names are BART's, plus `exit_predictor.*`); a checkpoint of another family is refused
-by `from_pretrained` (see `StandardSwitchesMixin`).
+With `config.adaptive_depth = False`, or the zoo's common off switch `config.adaptive = False`, the model computes
+exactly what `BartForConditionalGeneration` computes with the same weights (weight names are BART's, plus
+`exit_predictor.*`); a checkpoint of another family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
 
 Standard switches: adaptive decoding (eval mode, `adaptive_depth=True`) refuses `torch.compile` (inductor changed
 its logits and exits) and tracing or exporting (a static graph would freeze the example's exits); both work on the
@@ -139,8 +139,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive=False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -623,19 +623,22 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         kwargs.pop("return_dict", None)
         if kwargs:
             raise TypeError(f"DepthAdaptiveTransformer.forward got unexpected arguments: {sorted(kwargs)}.")
-        adaptive = self.config.adaptive_depth and not output_exit_logits and not self.training
+        depth_adaptive = self.config.adaptive and self.config.adaptive_depth  # either off switch: BART's depth
+        adaptive = depth_adaptive and not output_exit_logits and not self.training
         capture = graph_capture() if adaptive else None
         if capture == "export":
             refuse_in_graph_capture(
                 "The Depth-Adaptive Transformer's exits depend on each token's states, which a traced or exported "
                 "graph cannot keep: it would freeze the example's exits. Export the full-depth model, which is "
-                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` first."
+                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` (or "
+                "`model.config.adaptive = False`) first."
             )
         if capture == "compile":
             refuse_in_graph_capture(
                 "torch.compile does not give the eager results on the Depth-Adaptive Transformer's adaptive decoding "
                 "(inductor changed logits and exits on a tiny model), so it is refused. Decode adaptively without "
-                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False`."
+                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False` (or "
+                "`model.config.adaptive = False`)."
             )
 
         source = input_ids if input_ids is not None else inputs_embeds
@@ -665,7 +668,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         thresholded = self.config.exit_prediction == "confidence" and self.config.confidence_thresholds is not None
         if self.training and torch.is_grad_enabled() and thresholded:
             self.config.operating_point_stale = True  # T_n were tuned for the weights this step is about to change
-        if (not self.training and thresholded and self.config.adaptive_depth and not output_exit_logits
+        if (not self.training and thresholded and depth_adaptive and not output_exit_logits
                 and self.config.operating_point_stale):
             warn_stale_operating_point(self, "confidence thresholds T_n", "adaptive_depth=False")
         if self.training:

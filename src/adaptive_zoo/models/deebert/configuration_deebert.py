@@ -46,6 +46,12 @@ class DeeBertConfig(BertConfig):
     with the same weights (built from this config by `AutoConfig.for_model(vanilla_model_type, ...)`).
 
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` turns early exit off whatever `entropy_threshold`
+            says, as `entropy_threshold=None` does (which keeps working): every sample runs every layer, and the
+            logits equal those of a `BertForSequenceClassification` with the same weights (the model of
+            `vanilla_model_type`). Training is unchanged: the joint objective over every classifier. Must be a
+            bool; anything else is refused when the config is built or the field is set.
         entropy_threshold (`float`, *optional*, defaults to `None`):
             The paper's exit threshold *S*. At inference a sample leaves the network at the first layer whose
             off-ramp has a prediction entropy (natural log, in nats) strictly below *S*; a sample that never
@@ -83,6 +89,8 @@ class DeeBertConfig(BertConfig):
     # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
     keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
     off_ramp_pooling: str = "cls"
     off_ramp_dropout: float | int | None = None

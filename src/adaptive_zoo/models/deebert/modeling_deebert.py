@@ -13,7 +13,8 @@ another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `
 Standard switches: `output_hidden_states` returns every row's states, an exited row's carried forward unchanged
 from its exit layer; `output_attentions` needs full depth and eager attention; `torch.compile` gives the eager
 outputs; tracing or exporting (`torch.export`, `torch.onnx.export`, `torch.jit.trace`) is refused while early exit
-is on, since a static graph would freeze the example's exits: export with `entropy_threshold=None`.
+is on, since a static graph would freeze the example's exits: export with `entropy_threshold=None` (or with the
+zoo's common off switch, `adaptive=False`).
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -197,8 +198,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive=False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -285,8 +286,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -407,11 +408,11 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
             Also return every layer's attention weights: full depth and eager attention only (else a ValueError).
 
-        Early exit happens only in eval mode with `config.entropy_threshold` set; in training every sample runs
-        every layer so that every off-ramp sees every sample.
+        Early exit happens only in eval mode with `config.entropy_threshold` set and `config.adaptive` True; in
+        training every sample runs every layer so that every off-ramp sees every sample.
         """
         check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
-        threshold = None if self.training else self.config.entropy_threshold
+        threshold = None if self.training or not self.config.adaptive else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
             self.config.operating_point_stale = True  # S was chosen for the weights this step is about to change
@@ -425,8 +426,8 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             refuse_in_graph_capture(
                 "DeeBERT's early exit depends on each input's off-ramp entropies, which a traced or exported graph "
                 "cannot keep: it would freeze the example batch's exits. Export the full-depth model, which is exactly "
-                "BertForSequenceClassification: set `model.config.entropy_threshold = None` first. The adaptive "
-                "model runs in eager mode and under torch.compile."
+                "BertForSequenceClassification: set `model.config.entropy_threshold = None` (or "
+                "`model.config.adaptive = False`) first. The adaptive model runs in eager mode and under torch.compile."
             )
         with recording_attentions(
             [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []

@@ -70,6 +70,8 @@ class HashEEConfigMixin:
     """What the BERT and BART configurations of HashEE share: their fields (documented in `HASHEE_ARGS_DOC`), the
     bucket layout and its validation."""
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     num_buckets: int | None = validated_field(check_num_buckets, default=None)
     hash_function: str = validated_field(check_hash_function, default="frequency")
     token_early_exit: bool = True  # type-checked on assignment by `@strict`
@@ -80,6 +82,11 @@ class HashEEConfigMixin:
         super().__post_init__(**kwargs)
         if self.num_buckets is None:  # the paper's default: one bucket per layer
             self.num_buckets = self.num_hidden_layers
+
+    @property
+    def token_exits(self) -> bool:
+        """Whether tokens exit early: `adaptive` and `token_early_exit` both True."""
+        return self.adaptive and self.token_early_exit
 
     @property
     def exit_layers(self) -> list[int]:
@@ -99,6 +106,12 @@ class HashEEConfigMixin:
 
 
 HASHEE_ARGS_DOC = r"""
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` makes every token run every encoder layer whatever
+            `token_early_exit` says, as `token_early_exit=False` does (which keeps working), in training as in
+            inference: the model computes exactly what the vanilla transformers model of `vanilla_model_type`
+            computes with the same weights, and needs no hash table. Must be a bool; anything else is refused when
+            the config is built or the field is set.
         num_buckets (`int`, *optional*, defaults to `None`):
             The paper's *B*, the number of buckets (exit layers) tokens are hashed into, in `[1, L]` with *L* the
             number of encoder layers. Bucket b exits after layer `1 + floor(L * b / B)` (appendix A.3; see

@@ -27,7 +27,8 @@ Two models:
 
 So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table"); a
 checkpoint of another family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
-With `config.token_early_exit = False` the stock layers run and the outputs equal the vanilla model's.
+With `config.token_early_exit = False`, or the zoo's common off switch `config.adaptive = False`, the stock layers
+run and the outputs equal the vanilla model's.
 
 Standard switches: `output_hidden_states` returns every token's states, an exited token's carried forward unchanged
 from its exit layer; `output_attentions` needs `token_early_exit=False` and eager attention; gradient checkpointing
@@ -271,8 +272,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -759,9 +760,9 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
         present = padding_mask(attention_mask, hidden_states.shape[:2], hidden_states.device)  # (B, T)
         if output_attentions:
             check_attentions_available(
-                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+                type(self), self.config, self.config.token_exits, "config.token_early_exit = False"
             )
-        if not self.config.token_early_exit:  # the stock layers: exactly `BertModel`
+        if not self.config.token_exits:  # the stock layers: exactly `BertModel`
             layer_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
@@ -888,7 +889,7 @@ class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTra
             `BertForSequenceClassification`.
 
         Tokens exit at their hash-table layer in training as in inference (the paper trains with the same hash),
-        unless `config.token_early_exit` is False.
+        unless `config.token_early_exit` or `config.adaptive` is False.
         """
         check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
 
@@ -949,10 +950,10 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         if output_attentions:
             check_attentions_available(
-                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+                type(self), self.config, self.config.token_exits, "config.token_early_exit = False"
             )
 
-        if not self.config.token_early_exit:  # the stock encoder: exactly `BartEncoder`
+        if not self.config.token_exits:  # the stock encoder: exactly `BartEncoder`
             outputs = super().forward(
                 input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, return_dict=True,
                 output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs,

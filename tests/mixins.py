@@ -26,6 +26,7 @@ Optional, for models that are not sequence classifiers (e.g. seq2seq); the defau
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 
@@ -51,14 +52,29 @@ def vanilla_from_config(model):
     """The vanilla transformers model, built from the adaptive config alone, as evaluation code builds it (no table
     of families): the config class's `vanilla_model_type` and the config's fields (less `model_type`, which
     `AutoConfig.for_model` takes as its first argument), the stock Auto class (`AutoModelForSeq2SeqLM` for an
-    encoder-decoder), then the adaptive model's state dict. Returns (vanilla model in eval mode, missing keys)."""
+    encoder-decoder) with the model's attention implementation, then the adaptive model's state dict, which must
+    hold every weight of the vanilla model. In eval mode, on the model's device."""
     fields = model.config.to_dict()
     fields.pop("model_type")
     config = AutoConfig.for_model(model.config.vanilla_model_type, **fields)
     auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
-    vanilla = auto_class.from_config(config)
+    vanilla = auto_class.from_config(config, attn_implementation=model.config._attn_implementation)
     missing, _ = vanilla.load_state_dict(model.state_dict(), strict=False)
-    return vanilla.to(model.device).eval(), missing
+    assert not missing, f"the vanilla {type(vanilla).__name__} lacks weights of the adaptive model: {missing}"
+    return vanilla.to(model.device).eval()
+
+
+@contextlib.contextmanager
+def config_set(model, **values):
+    """Set fields of `model.config` (e.g. a method's own off value) for the duration of the block."""
+    saved = {name: getattr(model.config, name) for name in values}
+    for name, value in values.items():
+        setattr(model.config, name, value)
+    try:
+        yield model
+    finally:
+        for name, value in saved.items():
+            setattr(model.config, name, value)
 
 
 def vanilla_inputs(vanilla, inputs):
@@ -120,8 +136,7 @@ class AdaptiveModelTesterMixin:
     def test_vanilla_model_type_builds_the_vanilla_model(self, tokenizer):
         model = self.tester.create_model()
         inputs = self.batch(tokenizer)
-        vanilla, missing = vanilla_from_config(model)
-        assert not missing, f"the vanilla model lacks weights of the adaptive model: {missing}"
+        vanilla = vanilla_from_config(model)  # every vanilla weight loads (asserted there)
         assert vanilla.config.model_type == model.config.vanilla_model_type == type(model.config).vanilla_model_type
         assert type(vanilla).__module__.startswith("transformers.models."), type(vanilla)  # the stock class
         with torch.inference_mode(), self.tester.full_depth(model):
@@ -199,7 +214,7 @@ class AdaptiveModelTesterMixin:
             with self.tester.full_depth(model):  # the method's own, older off setting
                 old_off = model(**inputs)
         assert self.tester.exit_signature(adaptive) != self.tester.exit_signature(old_off), "the knobs must adapt"
-        vanilla, _ = vanilla_from_config(model)
+        vanilla = vanilla_from_config(model)
         off = self.adaptive_off(model, switch, tmp_path)
         single_inputs = [self.batch(tokenizer, [text]) for text in self.tester.texts]
         with torch.inference_mode():

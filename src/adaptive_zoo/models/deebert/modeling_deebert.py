@@ -199,7 +199,7 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
         f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
-        "`config.adaptive=False`) to run at full depth.",
+        "`config.adaptive = False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )

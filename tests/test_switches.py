@@ -527,7 +527,9 @@ def test_compiled_full_depth_model_equals_eager(family, tokenizer):
 # assignment); `with Old->New[,Old2->New2]` renames, applied in order to the source's text, before comparing. The
 # copy must equal the source to the character (decorators, docstring and comments included).
 
-COPIED_FROM = re.compile(r"^(?P<indent>\s*)# Copied from (?P<path>[\w.]+)(?: with (?P<renames>\S+->\S*(?:,\S+->\S*)*))?\s*$")
+COPIED_FROM = re.compile(
+    r"^(?P<indent>\s*)# Copied from (?P<path>[\w.]+)(?: with (?P<renames>\S+->\S*(?:,\S+->\S*)*))?\s*$"
+)
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 

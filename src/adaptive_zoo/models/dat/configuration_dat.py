@@ -97,6 +97,12 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
 
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` decodes at full depth whatever `adaptive_depth`,
+            `exit_prediction` or `confidence_thresholds` say, as `adaptive_depth=False` does (which keeps working):
+            the logits and `generate()` outputs equal those of a `BartForConditionalGeneration` with the same
+            weights (the model of `vanilla_model_type`). Training is unchanged: every regime trains every exit.
+            Must be a bool; anything else is refused when the config is built or the field is set.
         adaptive_depth (`bool`, *optional*, defaults to `True`):
             `False` means "never exit early": every token runs all N blocks, the model computes exactly what a
             `BartForConditionalGeneration` with the same weights computes (logits and `generate`), and the exit
@@ -182,6 +188,8 @@ class DepthAdaptiveTransformerConfig(BartConfig):
                                    "halting_probabilities", "exit_logits", "oracle_exit_layers", "decoder_loss",
                                    "exit_loss"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     adaptive_depth: bool = True  # type-checked on assignment by `@strict`
     exit_prediction: str = validated_field(check_exit_prediction, default="multinomial")
     oracle: str = validated_field(check_oracle, default="likelihood")

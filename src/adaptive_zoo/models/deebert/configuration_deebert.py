@@ -18,6 +18,22 @@ def check_entropy_threshold(value: float | int | None) -> None:
         )
 
 
+def check_encoder_classifier(config, method: str, reason: str) -> None:
+    """Part of a config's validation: `method` (its name, in messages) is a single-label classifier on an encoder,
+    with two classes at least; `reason` says why it needs a softmax over classes."""
+    if config.problem_type not in (None, "single_label_classification"):
+        raise ValueError(
+            f"{method} {reason}, so it supports only `problem_type='single_label_classification'`; "
+            f"got {config.problem_type!r}."
+        )
+    if config.num_labels < 2:
+        raise ValueError(f"{method} {reason}, so it needs `num_labels >= 2`; got {config.num_labels}.")
+    if config.is_decoder or config.add_cross_attention:
+        raise ValueError(
+            f"{method} is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False."
+        )
+
+
 @strict
 class DeeBertConfig(BertConfig):
     r"""
@@ -30,6 +46,12 @@ class DeeBertConfig(BertConfig):
     with the same weights (built from this config by `AutoConfig.for_model(vanilla_model_type, ...)`).
 
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` turns early exit off whatever `entropy_threshold`
+            says, as `entropy_threshold=None` does (which keeps working): every sample runs every layer, and the
+            logits equal those of a `BertForSequenceClassification` with the same weights (the model of
+            `vanilla_model_type`). Training is unchanged: the joint objective over every classifier. Must be a
+            bool; anything else is refused when the config is built or the field is set.
         entropy_threshold (`float`, *optional*, defaults to `None`):
             The paper's exit threshold *S*. At inference a sample leaves the network at the first layer whose
             off-ramp has a prediction entropy (natural log, in nats) strictly below *S*; a sample that never
@@ -67,6 +89,8 @@ class DeeBertConfig(BertConfig):
     # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
     keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
     off_ramp_pooling: str = "cls"
     off_ramp_dropout: float | int | None = None
@@ -78,15 +102,7 @@ class DeeBertConfig(BertConfig):
             raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
         if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
             raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
-        if self.problem_type not in (None, "single_label_classification"):
-            raise ValueError(
-                "DeeBERT exits on the entropy of a softmax over classes, so it supports only "
-                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
-            )
-        if self.num_labels < 2:
-            raise ValueError(f"DeeBERT needs `num_labels >= 2` (entropy of a class distribution); got {self.num_labels}.")
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("DeeBERT is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+        check_encoder_classifier(self, "DeeBERT", "exits on the entropy of a softmax over classes")
 
 
 __all__ = ["DeeBertConfig"]

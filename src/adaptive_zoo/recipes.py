@@ -112,7 +112,7 @@ def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: 
         label_names=run.task.label_names,
         num_layers=model.config.num_hidden_layers,
         eval_split="test",
-        results=report,
+        results=report.to_dict(),  # the template's `is defined` tests see only what was measured
         repo_id="OWNER/" + model_name,
         train_command=command_line(f"adaptive-zoo train {method.name} --dataset {run.dataset} --output-dir "
                                    "OUTPUT_DIR"),

@@ -18,7 +18,8 @@ from ..evaluation.classification import (
 from ..evaluation.measure import pad_batch
 from ..evaluation.operating_points import best_within_budget, choose_eta_scale, measure_eta_scales, scale_eta_
 from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
-from ..training.adapler import AdapLeRTrainingArguments, train_adapler
+from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
+from ..training.common import trainer_work_dir
 from .base import ModelFamily, RecipeRun, register_method
 from .tasks import ClassifierMethod, accuracy_budget_setting
 
@@ -46,6 +47,11 @@ class AdapLeR(ClassifierMethod):
 
     def make_settings(self, **given: Any) -> AdapLeRSettings:
         return AdapLeRSettings.from_preset(**given)
+
+    def check(self, run: RecipeRun) -> None:
+        if run.settings.reuse_phases_from is not None:  # refused before anything else, not after phase 3's setup
+            finished_run_state(trainer_work_dir(run.settings.reuse_phases_from) / "phase1")
+        super().check(run)
 
     def build(self, run: RecipeRun) -> None:
         return None  # the adaptive model is built after phase 1, from its best checkpoint (`train_adapler`)

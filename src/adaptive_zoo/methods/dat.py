@@ -27,7 +27,7 @@ from ..training.dat import (
 )
 from ..training.warm_start import bart_from_bert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import GenerationMethod, calibration_split
+from .tasks import GenerationMethod, calibration_split, generation_arguments, generation_options
 
 THRESHOLD_SEARCH_IMAGE = "threshold_search.png"
 EXIT_PREDICTION_TEXT = {
@@ -150,8 +150,7 @@ class DepthAdaptive(GenerationMethod):
         search = choose_confidence_thresholds(
             model, run.tokenizer, validation["text"], validation["summary"],
             budget_fraction=settings.resolved_compute_budget, num_trials=settings.resolved_threshold_trials,
-            seed=settings.seed, metric=settings.threshold_metric, batch_size=settings.eval_batch_size,
-            **self.generation_options(run),
+            seed=settings.seed, metric=settings.threshold_metric, **generation_arguments(run),
         )
         if search.best is None:
             raise RuntimeError("No threshold setting met the compute budget.")  # "exit at block 1" always does
@@ -166,10 +165,8 @@ class DepthAdaptive(GenerationMethod):
 
     def measure(self, run: RecipeRun, model: DepthAdaptiveTransformer):
         settings, config = run.settings, model.config
-        options = EvaluationOptions(batch_size=settings.eval_batch_size, repeats=settings.wallclock_repeats,
-                                    max_new_tokens=settings.max_target_length, num_beams=settings.num_beams)
         report = self.evaluate(model, run.tokenizer, run.task.dataset["test"], max_length=settings.max_length,
-                               options=options)
+                               options=generation_options(run))
         run.card.update(
             from_scratch=settings.from_scratch, search_image=THRESHOLD_SEARCH_IMAGE, dat=config,
             exit_prediction_text=EXIT_PREDICTION_TEXT[config.exit_prediction].format(

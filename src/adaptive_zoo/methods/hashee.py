@@ -35,7 +35,13 @@ from ..training.hashee import (
 )
 from ..training.warm_start import bart_from_bert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod, GenerationMethod
+from .tasks import (
+    ClassifierMethod,
+    check_target_length,
+    generation_arguments,
+    generation_options,
+    seq2seq_tokenizer,
+)
 
 
 @register_method
@@ -62,17 +68,15 @@ class HashEE(ClassifierMethod):
         return run.task.task == "seq2seq"
 
     def check(self, run: RecipeRun) -> None:
-        if self._seq2seq(run):
-            GenerationMethod.check(self, run)
-            return
         super().check(run)
-        if run.settings.cross_attention_init is not None:
+        if self._seq2seq(run):
+            check_target_length(run)
+        elif run.settings.cross_attention_init is not None:
             raise ValueError("--cross-attention-init sets up the warm-started BART of a summarization dataset; "
                              f"{run.dataset!r} is a classification dataset (HashEE-BERT has no cross-attention).")
 
     def load_tokenizer(self, run: RecipeRun):
-        return (GenerationMethod.load_tokenizer(self, run) if self._seq2seq(run)
-                else ClassifierMethod.load_tokenizer(self, run))
+        return seq2seq_tokenizer(run) if self._seq2seq(run) else super().load_tokenizer(run)
 
     def build(self, run: RecipeRun):
         settings, tokenizer, train = run.settings, run.tokenizer, run.task.dataset["train"]
@@ -128,16 +132,14 @@ class HashEE(ClassifierMethod):
                     max_length=settings.max_length)
             return report
         run.task_tag = "summarization"
-        options = EvaluationOptions(batch_size=settings.eval_batch_size, repeats=settings.wallclock_repeats,
-                                    max_new_tokens=settings.max_target_length, num_beams=settings.num_beams)
-        report = self.evaluate(model, run.tokenizer, test, max_length=settings.max_length, options=options)
+        report = self.evaluate(model, run.tokenizer, test, max_length=settings.max_length,
+                               options=generation_options(run))
         if settings.train_vanilla:
             vanilla = copy.deepcopy(run.artifacts["warm_started_bart"])
             vanilla = finetune_seq2seq(vanilla, run.tokenizer, run.artifacts["encoded"], settings, "vanilla").model
             vanilla.config.use_cache = True
-            report.vanilla_finetuned_rouge = rouge_of(
-                vanilla.eval(), run.tokenizer, test["text"], test["summary"], batch_size=settings.eval_batch_size,
-                **GenerationMethod.generation_options(self, run))
+            report.vanilla_finetuned_rouge = rouge_of(vanilla.eval(), run.tokenizer, test["text"], test["summary"],
+                                                      **generation_arguments(run))
         return report
 
     def add_files(self, run: RecipeRun, model, folder: Path) -> None:

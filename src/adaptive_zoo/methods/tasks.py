@@ -59,22 +59,41 @@ class ClassifierMethod(Method):
         return select_first(data.dataset[settings.split], settings.max_eval_samples)
 
 
+def seq2seq_tokenizer(run: RecipeRun) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer for a BART: BART takes no token type ids, and a tokenizer that returns them would
+    break generate() and pipelines."""
+    return AutoTokenizer.from_pretrained(run.base_path, model_input_names=["input_ids", "attention_mask"])
+
+
+def check_target_length(run: RecipeRun) -> None:
+    """The summaries (plus the decoder start token) must fit the base model's positions."""
+    positions, length = run.base_config.max_position_embeddings, run.settings.max_target_length + 1
+    if length > positions:
+        raise ValueError(f"max_target_length={length} exceeds the base model's {positions} positions.")
+
+
+def generation_options(run: RecipeRun) -> EvaluationOptions:
+    """How a run's summarizer is measured: the run's evaluation batch size, timing repeats, target length, beams."""
+    settings = run.settings
+    return EvaluationOptions(batch_size=settings.eval_batch_size, repeats=settings.wallclock_repeats,
+                             max_new_tokens=settings.max_target_length, num_beams=settings.num_beams)
+
+
+def generation_arguments(run: RecipeRun) -> dict[str, Any]:
+    """The same as keyword arguments of the generation-scoring helpers (`rouge_of`, the threshold search)."""
+    settings = run.settings
+    return dict(batch_size=settings.eval_batch_size, max_source_length=settings.max_length,
+                max_new_tokens=settings.max_target_length, num_beams=settings.num_beams)
+
+
 class GenerationMethod(Method):
     """A method whose models are BART-shaped seq2seq models, trained on summarization data."""
 
     tasks = ("seq2seq",)
 
     def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
-        # BART takes no token type ids: a tokenizer that returns them would break generate() and pipelines
-        return AutoTokenizer.from_pretrained(run.base_path, model_input_names=["input_ids", "attention_mask"])
+        return seq2seq_tokenizer(run)
 
     def check(self, run: RecipeRun) -> None:
         super().check(run)
-        positions, length = run.base_config.max_position_embeddings, run.settings.max_target_length + 1
-        if length > positions:
-            raise ValueError(f"max_target_length={length} exceeds the base model's {positions} positions.")
-
-    def generation_options(self, run: RecipeRun) -> dict[str, Any]:
-        settings = run.settings
-        return dict(max_source_length=settings.max_length, max_new_tokens=settings.max_target_length,
-                    num_beams=settings.num_beams)
+        check_target_length(run)

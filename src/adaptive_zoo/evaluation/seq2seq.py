@@ -148,6 +148,12 @@ def prepare_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
             dict(max_new_tokens=options.max_new_tokens, num_beams=options.num_beams))
 
 
+def generation_header(texts: Sequence[str], max_source_length: int, options: EvaluationOptions) -> dict[str, Any]:
+    """What every generation report starts with: the split's size and how it was generated."""
+    return {"num_samples": len(texts), "batch_size": options.batch_size, "num_beams": options.num_beams,
+            "max_source_length": max_source_length, "max_new_tokens": options.max_new_tokens}
+
+
 def evaluate_seq2seq(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
                      references: Sequence[str], *, max_source_length: int = 256,
                      options: EvaluationOptions = EvaluationOptions()) -> TokenExitSeq2SeqReport:
@@ -155,8 +161,7 @@ def evaluate_seq2seq(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     a model whose decoder adapts its depth (the Depth-Adaptive Transformer) is measured by `evaluate_dat`."""
     vanilla, features, batches, generate_kwargs = prepare_generation(model, tokenizer, texts, references,
                                                                      max_source_length, options)
-    batch_size, max_new_tokens, num_beams, repeats = (options.batch_size, options.max_new_tokens, options.num_beams,
-                                                      options.repeats)
+    max_new_tokens, num_beams, repeats = options.max_new_tokens, options.num_beams, options.repeats
 
     announce(f"measuring on {len(texts):,} texts: generation (up to {max_new_tokens} tokens, {num_beams} beams) of the "
              "adaptive model, the same weights without exits and vanilla BART, then executed FLOPs of each")
@@ -171,11 +176,7 @@ def evaluate_seq2seq(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     all_exits = torch.cat(exits)
     num_layers = model.config.encoder_layers
     report: dict[str, Any] = {
-        "num_samples": len(texts),
-        "batch_size": batch_size,
-        "num_beams": num_beams,
-        "max_source_length": max_source_length,
-        "max_new_tokens": max_new_tokens,
+        **generation_header(texts, max_source_length, options),
         "rouge": rouge_scores(adaptive_text, list(references)),
         "baseline_rouge": rouge_scores(full_text, list(references)),
         "vanilla_rouge": rouge_scores(vanilla_text, list(references)),
@@ -252,8 +253,7 @@ def evaluate_dat(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tex
     wall-clock speed-ups (interleaved, paired medians) against full depth and against vanilla BART."""
     vanilla, features, batches, generate_kwargs = prepare_generation(model, tokenizer, texts, references,
                                                                      max_source_length, options)
-    batch_size, max_new_tokens, num_beams, repeats = (options.batch_size, options.max_new_tokens, options.num_beams,
-                                                      options.repeats)
+    max_new_tokens, num_beams, repeats = options.max_new_tokens, options.num_beams, options.repeats
     references = list(references)
 
     def generate_full_depth():
@@ -277,11 +277,7 @@ def evaluate_dat(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tex
         flops["full_depth"] = generate_flops(model, batches, **generate_kwargs)
     pad_id = tokenizer.pad_token_id
     report: dict[str, Any] = {
-        "num_samples": len(texts),
-        "batch_size": batch_size,
-        "num_beams": num_beams,
-        "max_source_length": max_source_length,
-        "max_new_tokens": max_new_tokens,
+        **generation_header(texts, max_source_length, options),
         "exit_prediction": model.config.exit_prediction,
         "confidence_thresholds": (model.config.confidence_thresholds
                                   if model.config.exit_prediction == "confidence" else None),

@@ -15,14 +15,7 @@ from ..evaluation.classification import accuracy_of
 from ..evaluation.reports import EvaluationOptions
 from ..evaluation.seq2seq import evaluate_seq2seq, rouge_of
 from ..hashing import HASH_TABLE_FILENAME, save_hash_table
-from ..models.hashee import (
-    HashEEBartConfig,
-    HashEEBartForConditionalGeneration,
-    HashEEBartModel,
-    HashEEBertConfig,
-    HashEEBertForSequenceClassification,
-    HashEEBertModel,
-)
+from ..models import hashee as hashee_models
 from ..training.hashee import (
     HashEETrainingArguments,
     build_hashee_bart,
@@ -54,10 +47,12 @@ class HashEE(ClassifierMethod):
         "the BERT base model."
     )
     families = (
-        ModelFamily(HashEEBertConfig, {AutoModelForSequenceClassification: HashEEBertForSequenceClassification,
-                                       AutoModel: HashEEBertModel}),
-        ModelFamily(HashEEBartConfig, {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration,
-                                       AutoModel: HashEEBartModel}),
+        ModelFamily(hashee_models.HashEEBertConfig, {
+            AutoModelForSequenceClassification: hashee_models.HashEEBertForSequenceClassification,
+            AutoModel: hashee_models.HashEEBertModel}),
+        ModelFamily(hashee_models.HashEEBartConfig, {
+            AutoModelForSeq2SeqLM: hashee_models.HashEEBartForConditionalGeneration,
+            AutoModel: hashee_models.HashEEBartModel}),
     )
     settings_class = HashEETrainingArguments
     tasks = ("classification", "seq2seq")

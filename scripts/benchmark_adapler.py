@@ -22,7 +22,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import adaptive_zoo  # noqa: F401  (registers the model classes)
 from adaptive_zoo.data import load_task_data
 from adaptive_zoo.evaluation.classification import accuracy_of, evaluate_classifier
-from adaptive_zoo.recipes import train_adapler_recipe
+from adaptive_zoo.evaluation.reports import EvaluationOptions
+from adaptive_zoo.recipes import run_recipe
 from adaptive_zoo.training.common import trainer_work_dir
 
 # The settings behind BENCHMARKS.md (CPU budget: 1000 of BBC's 1672 training articles, 4000 of the tweets).
@@ -60,16 +61,16 @@ def main() -> None:
 
     model_dir = Path(args.model_dir or f"runs/benchmark/adapler-minilm-{args.dataset}")
     if args.model_dir is None:
-        train_adapler_recipe(dataset=args.dataset, output_dir=str(model_dir), **TRAINING[args.dataset])
+        run_recipe("adapler", dataset=args.dataset, output_dir=str(model_dir), **TRAINING[args.dataset]).to_dict()
     record = json.loads((model_dir / "adaptive_zoo_results.json").read_text())
     max_length = record["training"]["max_length"]
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     split = load_task_data(args.dataset).dataset[args.split]
     report = evaluate_classifier(
-        model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
-        repeats=args.repeats, latency_samples=len(split),
-    )
+        model, tokenizer, split["text"], split["label"], max_length=max_length,
+        options=EvaluationOptions(batch_size=args.batch_size, repeats=args.repeats, latency_samples=len(split)),
+    ).to_dict()
     report["finetuned_accuracy"], report["finetuned_checkpoint"] = finetuned_accuracy(
         model_dir, record, tokenizer, split, batch_size=args.batch_size, max_length=max_length)
     report.update(model_dir=str(model_dir), dataset=args.dataset, split=args.split, training=record["training"],

@@ -39,14 +39,15 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from adaptive_zoo.data import load_task_data, select_first
-from adaptive_zoo.evaluation.plots import plot_tradeoff
-from adaptive_zoo.evaluation.seq2seq import evaluate_dat
-from adaptive_zoo.recipes import RESULTS_FILE, train_dat_recipe
-from adaptive_zoo.training.dat import (
+from adaptive_zoo.evaluation.operating_points import (
     choose_confidence_thresholds,
     fixed_exit_thresholds,
     tune_confidence_thresholds,
 )
+from adaptive_zoo.evaluation.plots import plot_tradeoff
+from adaptive_zoo.evaluation.reports import EvaluationOptions
+from adaptive_zoo.evaluation.seq2seq import evaluate_dat
+from adaptive_zoo.recipes import RESULTS_FILE, run_recipe
 
 LEARNED = ("sequence", "multinomial", "geometric")
 METHODS = (*LEARNED, "confidence")
@@ -92,10 +93,13 @@ def load_run(folder: Path):
     return record, AutoModelForSeq2SeqLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
 
 
-def generation_settings(training: dict) -> dict:
-    """How the run generated in its own evaluation (source length, new tokens, beams)."""
-    return dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
-                num_beams=training["num_beams"])
+def measure_dat(model, tokenizer, test, training: dict, batch_size: int, repeats: int) -> dict:
+    """`evaluate_dat` on `test`, generating as the run did in its own evaluation (source length, new tokens,
+    beams)."""
+    options = EvaluationOptions(batch_size=batch_size, repeats=repeats, max_new_tokens=training["max_target_length"],
+                                num_beams=training["num_beams"])
+    return evaluate_dat(model, tokenizer, test["text"], test["summary"], max_source_length=training["max_length"],
+                        options=options).to_dict()
 
 
 def best_within_budget(recorded: dict[tuple, tuple[float, float]], num_exits: int, fraction: float) -> list[float]:
@@ -120,8 +124,7 @@ def budget_points(folder: Path, budgets: list[float], dataset: str, max_eval_sam
             points.append(point("confidence", f"AE <= {fraction:.0%} N", test_results, epochs))
             continue
         model.config.confidence_thresholds = best_within_budget(recorded, model.config.num_exits, fraction)
-        results = evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
-                               repeats=repeats, **generation_settings(training))
+        results = measure_dat(model, tokenizer, test, training, eval_batch_size, repeats)
         points.append(point("confidence", f"AE <= {fraction:.0%} N", results, epochs))
     return points
 
@@ -138,13 +141,13 @@ def same_weights_points(folder: Path, budgets: list[float], dataset: str, max_ev
     data = load_task_data(dataset, seed=seed).dataset
     test = select_first(data["test"], max_eval_samples)
     validation = select_first(data["validation"], threshold_samples)
-    generation = generation_settings(training)
+    generation = dict(max_source_length=training["max_length"], max_new_tokens=training["max_target_length"],
+                      num_beams=training["num_beams"])
     model.config.exit_prediction = "confidence"  # thresholds decide; the run's own exit predictor is not used
 
     def measured(thresholds: list[float]) -> dict:
         model.config.confidence_thresholds = thresholds
-        return evaluate_dat(model, tokenizer, test["text"], test["summary"], batch_size=eval_batch_size,
-                            repeats=repeats, **generation)
+        return measure_dat(model, tokenizer, test, training, eval_batch_size, repeats)
 
     points = [point("fixed exit (same weights)", f"n={n}", measured(fixed_exit_thresholds(n, num_exits)), epochs)
               for n in range(1, num_exits + 1)]
@@ -228,18 +231,16 @@ def main() -> None:
         if method == "confidence":
             folder = output_dir / f"dat-confidence-{name}"
             record = finished(folder)
-            runs[folder.name] = record["test"] if record else train_dat_recipe(
-                output_dir=str(folder), exit_prediction="confidence", compute_budget=args.budgets[0],
-                threshold_trials=args.threshold_trials, threshold_samples=args.threshold_samples, **common)
+            runs[folder.name] = record["test"] if record else run_recipe("dat", output_dir=str(folder), exit_prediction="confidence", compute_budget=args.budgets[0],
+                threshold_trials=args.threshold_trials, threshold_samples=args.threshold_samples, **common).to_dict()
             points += budget_points(folder, args.budgets, args.dataset, args.max_eval_samples, args.seed,
                                     args.eval_batch_size, args.repeats)
             continue
         for penalty in args.depth_penalties:
             folder = output_dir / f"dat-{method}-lambda{penalty:g}-{name}"
             record = finished(folder)
-            runs[folder.name] = record["test"] if record else train_dat_recipe(
-                output_dir=str(folder), exit_prediction=method, oracle=args.oracle, oracle_depth_penalty=penalty,
-                **common)
+            runs[folder.name] = record["test"] if record else run_recipe("dat", output_dir=str(folder), exit_prediction=method, oracle=args.oracle, oracle_depth_penalty=penalty,
+                **common).to_dict()
             epochs = record["training"]["num_train_epochs"] if record else settings["num_train_epochs"]
             points.append(point(method, f"lambda={penalty:g}", runs[folder.name], epochs))
 

@@ -22,7 +22,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import adaptive_zoo  # noqa: F401  (registers the model classes)
 from adaptive_zoo.data import load_task_data
 from adaptive_zoo.evaluation.classification import evaluate_classifier
-from adaptive_zoo.recipes import train_deebert_recipe
+from adaptive_zoo.evaluation.reports import EvaluationOptions
+from adaptive_zoo.recipes import run_recipe
 
 
 def main() -> None:
@@ -38,14 +39,14 @@ def main() -> None:
 
     model_dir = args.model_dir or f"runs/benchmark/deebert-minilm-{args.dataset}"
     if args.model_dir is None:
-        train_deebert_recipe(dataset=args.dataset, output_dir=model_dir, max_length=args.max_length)
+        run_recipe("deebert", dataset=args.dataset, output_dir=model_dir, max_length=args.max_length).to_dict()
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     split = load_task_data(args.dataset).dataset[args.split]
     report = evaluate_classifier(
-        model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=args.max_length,
-        repeats=args.repeats, latency_samples=len(split),
-    )
+        model, tokenizer, split["text"], split["label"], max_length=args.max_length,
+        options=EvaluationOptions(batch_size=args.batch_size, repeats=args.repeats, latency_samples=len(split)),
+    ).to_dict()
     report.update(model_dir=model_dir, dataset=args.dataset, split=args.split,
                   entropy_threshold=model.config.entropy_threshold,
                   machine=f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")

@@ -21,7 +21,7 @@ import torch
 
 from adaptive_zoo.evaluation.plots import plot_tradeoff
 from adaptive_zoo.hashing import HASH_FUNCTIONS
-from adaptive_zoo.recipes import RESULTS_FILE, train_hashee_recipe
+from adaptive_zoo.recipes import RESULTS_FILE, run_recipe
 
 # Settings behind BENCHMARKS.md (CPU budget: training subsets, short epochs).
 SETTINGS = {
@@ -95,11 +95,10 @@ def main() -> None:
             runs[hash_function] = reused
         else:
             # the baseline without exits does not depend on the hash: train it once
-            runs[hash_function] = train_hashee_recipe(
-                dataset=args.dataset, output_dir=str(folder), hash_function=hash_function,
+            runs[hash_function] = run_recipe("hashee", dataset=args.dataset, output_dir=str(folder), hash_function=hash_function,
                 train_vanilla=not any(baseline_key(r) for r in runs.values()),
                 wallclock_repeats=args.repeats, **settings,
-            )
+            ).to_dict()
     # order the table the way the hashes were asked for, with the run that carries the baseline first
     runs = dict(sorted(runs.items(), key=lambda item: baseline_key(item[1]) is None))
     report = {"dataset": args.dataset, "settings": settings, "machine": machine, "runs": runs}

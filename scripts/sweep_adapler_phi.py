@@ -22,7 +22,7 @@ from datasets import load_from_disk
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
 import adaptive_zoo  # noqa: F401  (registers the model classes)
-from adaptive_zoo.data import load_task_data
+from adaptive_zoo.data import load_task_data, tokenize_classification
 from adaptive_zoo.evaluation.classification import (
     accuracy_of,
     encode_examples,
@@ -39,7 +39,7 @@ from adaptive_zoo.training.adapler import (
     epoch_checkpoints,
     train_length_reduction,
 )
-from adaptive_zoo.training.common import tokenize_classification, trainer_work_dir
+from adaptive_zoo.training.common import trainer_work_dir
 
 
 def measure(model, tokenizer, split, *, max_length: int, batch_size: int, wallclock: bool) -> dict:

@@ -22,8 +22,8 @@ import adaptive_zoo  # noqa: F401  (registers the model classes)
 from adaptive_zoo.data import load_task_data
 from adaptive_zoo.data.registry import get_dataset_spec
 from adaptive_zoo.evaluation.classification import full_depth
+from adaptive_zoo.evaluation.operating_points import fixed_exit_thresholds
 from adaptive_zoo.evaluation.seq2seq import batched, encode_sources, generate_all
-from adaptive_zoo.training.dat import fixed_exit_thresholds
 
 
 def main() -> None:

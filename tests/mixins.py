@@ -26,15 +26,61 @@ Optional, for models that are not sequence classifiers (e.g. seq2seq); the defau
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
+
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassError
-from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+)
 
 from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo.hub.push import push_folder
 from adaptive_zoo.hub.verify import load_in_fresh_process
 from adaptive_zoo.training.common import training_arguments
+
+
+def vanilla_from_config(model):
+    """The vanilla transformers model, built from the adaptive config alone, as evaluation code builds it (no table
+    of families): the config class's `vanilla_model_type` and the config's fields (less `model_type`, which
+    `AutoConfig.for_model` takes as its first argument), the stock Auto class (`AutoModelForSeq2SeqLM` for an
+    encoder-decoder) with the model's attention implementation, then the adaptive model's state dict, which must
+    hold every weight of the vanilla model. In eval mode, on the model's device."""
+    fields = model.config.to_dict()
+    fields.pop("model_type")
+    config = AutoConfig.for_model(model.config.vanilla_model_type, **fields)
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
+    vanilla = auto_class.from_config(config, attn_implementation=model.config._attn_implementation)
+    missing, _ = vanilla.load_state_dict(model.state_dict(), strict=False)
+    assert not missing, f"the vanilla {type(vanilla).__name__} lacks weights of the adaptive model: {missing}"
+    return vanilla.to(model.device).eval()
+
+
+@contextlib.contextmanager
+def config_set(model, **values):
+    """Set fields of `model.config` (e.g. a method's own off value) for the duration of the block."""
+    saved = {name: getattr(model.config, name) for name in values}
+    for name, value in values.items():
+        setattr(model.config, name, value)
+    try:
+        yield model
+    finally:
+        for name, value in saved.items():
+            setattr(model.config, name, value)
+
+
+def vanilla_inputs(vanilla, inputs):
+    """`inputs` as the vanilla model takes them: BART has no token type ids."""
+    return {name: value for name, value in inputs.items()
+            if not (vanilla.config.is_encoder_decoder and name == "token_type_ids")}
 
 
 class AdaptiveModelTesterMixin:
@@ -87,6 +133,17 @@ class AdaptiveModelTesterMixin:
             vanilla = self.tester.vanilla_model(model)(**inputs).logits
         torch.testing.assert_close(adaptive, vanilla, rtol=0, atol=1e-6)
 
+    def test_vanilla_model_type_builds_the_vanilla_model(self, tokenizer):
+        model = self.tester.create_model()
+        inputs = self.batch(tokenizer)
+        vanilla = vanilla_from_config(model)  # every vanilla weight loads (asserted there)
+        assert vanilla.config.model_type == model.config.vanilla_model_type == type(model.config).vanilla_model_type
+        assert type(vanilla).__module__.startswith("transformers.models."), type(vanilla)  # the stock class
+        with torch.inference_mode(), self.tester.full_depth(model):
+            expected = model(**inputs).logits
+            actual = vanilla(**vanilla_inputs(vanilla, inputs)).logits
+        torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
+
     def test_batch_invariance(self, tokenizer):
         model = self.tester.create_model()
         inputs = self.batch(tokenizer)
@@ -122,6 +179,88 @@ class AdaptiveModelTesterMixin:
         assert outputs.loss is not None and torch.isfinite(outputs.loss)
         with pytest.raises(ValueError):
             model(**inputs, labels=labels[:-1])
+
+    # -- the common off switch: `adaptive=False` ----------------------------------------------------------------
+    def test_adaptive_must_be_a_bool(self):
+        assert self.tester.get_config().adaptive is True
+        for value in ("no", 0, 1, None):
+            # `@strict` refuses it at construction (and on assignment), as every invalid field
+            with pytest.raises((ValueError, StrictDataclassError), match="adaptive"):
+                self.tester.get_config(adaptive=value)
+        config = self.tester.get_config()
+        with pytest.raises((ValueError, StrictDataclassError), match="adaptive"):
+            config.adaptive = "off"
+
+    def adaptive_off(self, model, switch, folder):
+        """The model with `adaptive=False`, set on its config or given to `from_pretrained`."""
+        if switch == "config field":
+            model.config.adaptive = False
+            return model
+        model.save_pretrained(folder)
+        loaded = type(model).from_pretrained(folder, adaptive=False).eval()
+        assert loaded.config.adaptive is False
+        return loaded
+
+    @pytest.mark.parametrize("switch", ["config field", "from_pretrained argument"])
+    def test_adaptive_false_computes_the_vanilla_model(self, tokenizer, tmp_path, switch):
+        """`adaptive=False` wins over the method's own knobs, set here so that rows take cheaper paths: the model
+        computes what the vanilla transformers model with the same weights computes (logits, and `generate()` for
+        seq2seq), exactly what the method's own off setting computes, whatever the batch."""
+        model = self.tester.create_model()
+        inputs = self.batch(tokenizer)
+        self.tester.make_adaptive(model, inputs)
+        with torch.inference_mode():
+            adaptive = model(**inputs)
+            with self.tester.full_depth(model):  # the method's own, older off setting
+                old_off = model(**inputs)
+        assert self.tester.exit_signature(adaptive) != self.tester.exit_signature(old_off), "the knobs must adapt"
+        vanilla = vanilla_from_config(model)
+        off = self.adaptive_off(model, switch, tmp_path)
+        single_inputs = [self.batch(tokenizer, [text]) for text in self.tester.texts]
+        with torch.inference_mode():
+            outputs = off(**inputs)
+            plain = vanilla(**vanilla_inputs(vanilla, inputs))
+            singles = [off(**single_input) for single_input in single_inputs]
+        torch.testing.assert_close(outputs.logits, old_off.logits, rtol=0, atol=0)
+        assert self.tester.exit_signature(outputs) == self.tester.exit_signature(old_off)
+        torch.testing.assert_close(outputs.logits, plain.logits, rtol=0, atol=1e-6)
+        for row, (single, single_input) in enumerate(zip(singles, single_inputs)):  # batch-invariant
+            torch.testing.assert_close(self.row_logits(outputs, inputs, row), self.row_logits(single, single_input, 0),
+                                       rtol=1e-4, atol=1e-5)
+            assert self.row_route(outputs, inputs, row) == self.row_route(single, single_input, 0)
+        if model.config.is_encoder_decoder:
+            vanilla.generation_config = copy.deepcopy(off.generation_config)
+            generate_inputs = vanilla_inputs(vanilla, inputs)
+            for settings in (dict(num_beams=1), dict(num_beams=2)):
+                with torch.inference_mode():
+                    generated = off.generate(**generate_inputs, max_new_tokens=8, do_sample=False, **settings)
+                    expected = vanilla.generate(**generate_inputs, max_new_tokens=8, do_sample=False, **settings)
+                    off.config.adaptive = True
+                    with self.tester.full_depth(off):
+                        old_off_generated = off.generate(
+                            **generate_inputs, max_new_tokens=8, do_sample=False, **settings
+                        )
+                    off.config.adaptive = False
+                assert torch.equal(generated, expected), settings
+                assert torch.equal(generated, old_off_generated), settings
+
+    def test_config_saved_without_adaptive_loads_adaptive(self, tokenizer, tmp_path):
+        """Folders saved before `adaptive` existed have no such field: they load with `adaptive=True` and compute
+        what they computed."""
+        model = self.tester.create_model()
+        inputs = self.batch(tokenizer)
+        self.tester.make_adaptive(model, inputs)
+        model.save_pretrained(tmp_path)
+        config_file = tmp_path / "config.json"
+        saved = json.loads(config_file.read_text())
+        saved.pop("adaptive", None)
+        config_file.write_text(json.dumps(saved))
+        loaded = type(model).from_pretrained(tmp_path).eval()
+        assert loaded.config.adaptive is True
+        with torch.inference_mode():
+            expected, actual = model(**inputs), loaded(**inputs)
+        torch.testing.assert_close(actual.logits, expected.logits, rtol=0, atol=0)
+        assert self.tester.exit_signature(actual) == self.tester.exit_signature(expected)
 
     # -- saving and loading --------------------------------------------------------------------------------
     def test_save_load_round_trip(self, tokenizer, tmp_path):

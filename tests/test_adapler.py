@@ -8,12 +8,11 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
-from mixins import AdaptiveModelTesterMixin
+from mixins import AdaptiveModelTesterMixin, config_set, vanilla_from_config
 from tiny import TEXTS, tiny_bert_config
 from torch import nn
 from transformers import AutoTokenizer
 
-from adaptive_zoo.evaluation.classification import full_depth, vanilla_counterpart
 from adaptive_zoo.models.adapler import (
     AdapLeRBertForSequenceClassification,
     AdapLeRConfig,
@@ -54,6 +53,12 @@ def eta_in_widest_gap(ratios: torch.Tensor, present: torch.Tensor, min_log_gap: 
     return best
 
 
+def full_depth(model):
+    """The method's own off setting, inference_mode="off"."""
+    return config_set(model, inference_mode="off")
+
+
+
 class AdapLeRModelTester:
     model_class = AdapLeRBertForSequenceClassification
     auto_class = "AutoModelForSequenceClassification"
@@ -88,7 +93,7 @@ class AdapLeRModelTester:
         torch.manual_seed(seed)
         return AdapLeRBertForSequenceClassification(self.get_config(**overrides)).eval()
 
-    vanilla_model = staticmethod(vanilla_counterpart)
+    vanilla_model = staticmethod(vanilla_from_config)
     full_depth = staticmethod(full_depth)
 
     def make_adaptive(self, model, inputs):
@@ -487,7 +492,7 @@ def test_config_assignment_is_validated_and_lambda_schedule():
 
 def test_weights_share_names_with_bert_for_sequence_classification():
     model = AdapLeRModelTester().create_model()
-    vanilla = vanilla_counterpart(model)
+    vanilla = vanilla_from_config(model)
     assert set(vanilla.state_dict()) <= set(model.state_dict())
     assert {k for k in model.state_dict() if k not in vanilla.state_dict()} == {
         k for k in model.state_dict() if k.startswith("contribution_predictors.")

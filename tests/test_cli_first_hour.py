@@ -14,15 +14,15 @@ import torch
 from tiny import save_tiny_tokenizer, tiny_bert_config, write_tiny_classification_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from adaptive_zoo.cli import METHOD_FLAGS, METHODS, build_parser, main
+from adaptive_zoo.cli import METHODS, build_parser, main
 from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
+from adaptive_zoo.settings import setting_fields
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-# Flags every `train METHOD` takes and passes to the recipe itself rather than through METHOD_FLAGS.
-COMMON_TRAIN_DESTS = {"help", "verbose", "dataset", "text_column", "label_column", "output_dir", "base_model",
-                      "max_train_samples", "max_eval_samples", "keep_checkpoints", "accuracy_budget"}
+# Flags of every command that are not settings of a method.
+COMMAND_DESTS = {"help", "verbose"}
 
 
 def error_lines(capsys) -> list[str]:
@@ -85,7 +85,8 @@ def test_other_commands_document_every_flag_with_its_default(command, capsys):
 def test_method_flags_and_parsers_agree():
     for method, parser in build_parser().method_parsers.items():
         dests = {action.dest for action in parser._actions}
-        assert dests - COMMON_TRAIN_DESTS == set(METHOD_FLAGS[method]), method
+        settings = {f.name for f in setting_fields(METHODS[method].settings_class) if f.metadata["flag"]}
+        assert dests - COMMAND_DESTS == settings, method
 
 
 def test_the_readme_commands_use_only_flags_the_parsers_know():
@@ -312,16 +313,16 @@ def test_a_successful_train_removes_its_checkpoints(tiny_bert_dir, tiny_csv, tmp
 
 
 def test_quickstart_ends_with_its_wall_and_cpu_time(tmp_path, monkeypatch, capsys):
-    import adaptive_zoo.hub.verify
-    import adaptive_zoo.recipes
+    import adaptive_zoo.cli
+    from adaptive_zoo.evaluation.reports import ClassificationReport
 
-    def tiny_recipe(*, output_dir, **kwargs):  # stands in for the 45 CPU-minute recipe
+    def tiny_recipe(method, *, output_dir, **kwargs):  # stands in for the 45 CPU-minute recipe
         save_classifier(Path(output_dir))
         (Path(output_dir).parent / (Path(output_dir).name + "-training") / "stage1").mkdir(parents=True)
-        return {"accuracy": 0.9, "baseline_accuracy": 0.95, "flops_speedup": 2.0}
+        return ClassificationReport(num_samples=2, batch_size=32, max_length=128, accuracy=0.9, baseline_accuracy=0.95,
+                                    vanilla_accuracy=0.95, flops=1, vanilla_flops=2, flops_speedup=2.0)
 
-    monkeypatch.setattr(adaptive_zoo.recipes, "train_deebert_recipe", tiny_recipe)
-    monkeypatch.setattr(adaptive_zoo.hub.verify, "verify_fresh_process_load", lambda *args, **kwargs: {})
+    monkeypatch.setattr(adaptive_zoo.cli, "run_recipe", tiny_recipe)
     folder = tmp_path / "quick" / "deebert"
     assert main(["quickstart", "--output-dir", str(folder)]) == 0
     out, err = capsys.readouterr()

@@ -31,6 +31,11 @@ from transformers import (
 )
 
 from adaptive_zoo.evaluation.measure import count_flops
+from adaptive_zoo.evaluation.operating_points import (
+    fixed_exit_thresholds,
+    generation_evaluator,
+    tune_confidence_thresholds,
+)
 from adaptive_zoo.models.dat import (
     DepthAdaptiveCache,
     DepthAdaptiveTransformer,
@@ -47,13 +52,7 @@ from adaptive_zoo.models.dat import (
     smooth_over_positions,
     token_oracle_exits,
 )
-from adaptive_zoo.training.dat import (
-    build_dat,
-    dat_config_from_bart,
-    fixed_exit_thresholds,
-    generation_evaluator,
-    tune_confidence_thresholds,
-)
+from adaptive_zoo.training.dat import build_dat, dat_config_from_bart
 
 N = 4  # decoder blocks of the tiny model
 PREDICTORS = ["sequence", "multinomial", "geometric", "confidence"]

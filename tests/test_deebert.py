@@ -8,11 +8,10 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
-from mixins import AdaptiveModelTesterMixin
+from mixins import AdaptiveModelTesterMixin, config_set, vanilla_from_config
 from tiny import TEXTS, tiny_bert_config
 from transformers import DataCollatorWithPadding, set_seed
 
-from adaptive_zoo.evaluation.classification import full_depth, vanilla_counterpart
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification, prediction_entropy
 from adaptive_zoo.training.common import training_arguments
 from adaptive_zoo.training.deebert import DeeBertTrainingArguments, OffRampTrainer, build_deebert, train_deebert
@@ -25,6 +24,12 @@ def threshold_in_widest_gap(entropies: torch.Tensor) -> float:
     middle = slice(len(values) // 4, 3 * len(values) // 4)
     index = int(gaps[middle].argmax()) + middle.start
     return float((values[index] + values[index + 1]) / 2)
+
+
+def full_depth(model):
+    """The method's own off setting, entropy_threshold=None."""
+    return config_set(model, entropy_threshold=None)
+
 
 
 class DeeBertModelTester:
@@ -53,7 +58,7 @@ class DeeBertModelTester:
                 ramp.classifier.weight.mul_(20)
         return model.eval()
 
-    vanilla_model = staticmethod(vanilla_counterpart)
+    vanilla_model = staticmethod(vanilla_from_config)
     full_depth = staticmethod(full_depth)
 
     def make_adaptive(self, model, inputs):
@@ -146,7 +151,7 @@ def test_config_assignment_is_validated_too():
 
 def test_weights_share_names_with_bert_for_sequence_classification():
     model = DeeBertModelTester().create_model()
-    vanilla = vanilla_counterpart(model)
+    vanilla = vanilla_from_config(model)
     assert set(vanilla.state_dict()) <= set(model.state_dict())
     assert {k for k in model.state_dict() if k not in vanilla.state_dict()} == {
         k for k in model.state_dict() if k.startswith("off_ramps.")

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import importlib
-import inspect
+import re
 import textwrap
 import warnings
 from pathlib import Path
@@ -40,7 +39,7 @@ from transformers import (
 
 from adaptive_zoo import models as models_package
 from adaptive_zoo.evaluation.measure import count_flops
-from adaptive_zoo.models import MODEL_FAMILIES
+from adaptive_zoo.methods import METHODS
 
 ZOO = {
     "deebert": DeeBertModelTester(),
@@ -131,7 +130,7 @@ def carried_positions(family, outputs, inputs, layer):
 
 
 def test_every_family_declares_its_switches():
-    assert set(ZOO) == set(SWITCHES) == set(MODEL_FAMILIES), "a new model family must join ZOO and SWITCHES"
+    assert set(ZOO) == set(SWITCHES) == {t for method in METHODS.values() for t in method.model_types()}, "a new model family must join ZOO and SWITCHES"
 
 
 # -- attention implementations ---------------------------------------------------------------------------------
@@ -514,39 +513,167 @@ def test_compiled_full_depth_model_equals_eager(family, tokenizer):
     torch._dynamo.reset()
 
 
-# -- the checks every Hub folder carries its own copy of -------------------------------------------------------------
+# -- the pieces every Hub folder carries its own copy of ---------------------------------------------------------------
+#
+# Each model folder is self-contained Hub code (its modeling file imports only torch, transformers and its sibling
+# configuration), so a piece the folders share is written once and copied, each copy marked on the line above its
+# `def`, `class` or assignment (above its decorators, at its indentation):
+#
+#     # Copied from adaptive_zoo.models.deebert.modeling_deebert.check_checkpoint_model_type
+#     # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
+#     # Copied from adaptive_zoo.models.deebert.configuration_deebert.check_encoder_classifier with DeeBERT->AdapLeR
+#
+# The dotted path names a module of this package and a definition in it (a function, class, method or module-level
+# assignment); `with Old->New[,Old2->New2]` renames, applied in order to the source's text, before comparing. The
+# copy must equal the source to the character (decorators, docstring and comments included).
+
+COPIED_FROM = re.compile(
+    r"^(?P<indent>\s*)# Copied from (?P<path>[\w.]+)(?: with (?P<renames>\S+->\S*(?:,\S+->\S*)*))?\s*$"
+)
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 
-def def_source(source: str) -> str:
-    """The text of the first function in `source` from its `def` on (decorators and indentation left out)."""
-    text = textwrap.dedent(source)
-    return ast.get_source_segment(text, ast.parse(text).body[0])
+def definition_names(node: ast.AST) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [target.id for target in targets if isinstance(target, ast.Name)]
+
+
+def definition_source(lines: list[str], node: ast.AST) -> str:
+    """The text of a definition, decorators included, dedented."""
+    first = min([node.lineno, *(decorator.lineno for decorator in getattr(node, "decorator_list", []))])
+    return textwrap.dedent("\n".join(lines[first - 1 : node.end_lineno]))
+
+
+def find_definition(tree: ast.Module, names: list[str]) -> ast.AST | None:
+    """The definition at `names` (e.g. ["DeeBertPreTrainedModel", "from_pretrained"]) in a module, or None."""
+    body, node = tree.body, None
+    for name in names:
+        node = next((child for child in body if isinstance(child, DEFINITIONS) and name in definition_names(child)),
+                    None)
+        if node is None:
+            return None
+        body = node.body if isinstance(node, ast.ClassDef) else []
+    return node
+
+
+def copied_from_problems(source_root: Path, package_dir: Path) -> tuple[int, list[str]]:
+    """Check every `# Copied from` marker in the Python files under `package_dir` (a package below `source_root`):
+    the number of marked copies, and what is wrong (a copy that differs from its source, a marker that points at
+    nothing, one that stands above no definition)."""
+    count, problems = 0, []
+    parsed: dict[Path, tuple[ast.Module, list[str]]] = {}
+
+    def parse(path: Path):
+        if path not in parsed:
+            text = path.read_text()
+            parsed[path] = (ast.parse(text), text.splitlines())
+        return parsed[path]
+
+    for path in sorted(package_dir.rglob("*.py")):
+        tree, lines = parse(path)
+        starts = {}  # first line (decorators included) of every definition -> the definition
+        for node in ast.walk(tree):
+            if isinstance(node, DEFINITIONS):
+                starts[min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])] = node
+        for number, line in enumerate(lines, start=1):
+            if "# Copied from" not in line:
+                continue
+            where = f"{path.relative_to(source_root)}:{number}"
+            marker = COPIED_FROM.match(line)
+            copy = starts.get(number + 1)
+            if marker is None:
+                problems.append(f"{where}: malformed marker {line.strip()!r}")
+                continue
+            if copy is None or copy.col_offset != len(marker["indent"]):
+                problems.append(f"{where}: the marker stands above no definition at its indentation")
+                continue
+            parts = marker["path"].split(".")
+            split = next((i for i in range(len(parts), 0, -1)
+                          if source_root.joinpath(*parts[:i]).with_suffix(".py").is_file()), None)
+            original = None
+            if split is not None:
+                original_path = source_root.joinpath(*parts[:split]).with_suffix(".py")
+                original_tree, original_lines = parse(original_path)
+                original = find_definition(original_tree, parts[split:])
+            if original is None or not parts[split:]:
+                problems.append(f"{where}: `{marker['path']}` points at nothing")
+                continue
+            if original_path == path and original is copy:
+                problems.append(f"{where}: `{marker['path']}` points at the copy itself")
+                continue
+            expected = definition_source(original_lines, original)
+            for rename in (marker["renames"] or "").split(",") if marker["renames"] else []:
+                old, new = rename.split("->")
+                expected = expected.replace(old, new)
+            if definition_source(lines, copy) != expected:
+                problems.append(f"{where}: differs from {marker['path']}" + (
+                    f" with {marker['renames']}" if marker["renames"] else ""))
+            count += 1
+    return count, problems
 
 
 def test_copied_checks_are_identical_to_their_source():
-    """Each modeling folder is self-contained Hub code, so the shared checks are copies, marked
-    `# Copied from <dotted path>`; a copy that drifts from its source would make one model check differently."""
-    copies = 0
-    for path in sorted(Path(models_package.__file__).parent.glob("*/modeling_*.py")):
-        text = path.read_text()
-        tree = ast.parse(text)
-        lines = text.splitlines()
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            marker = lines[first - 2].strip()
-            if not marker.startswith("# Copied from "):
-                continue
-            module_name, _, attribute_path = marker.removeprefix("# Copied from ").partition(".modeling_")
-            module = importlib.import_module(f"{module_name}.modeling_{attribute_path.split('.')[0]}")
-            original = module
-            for name in attribute_path.split(".")[1:]:
-                original = inspect.getattr_static(original, name)
-            original = getattr(original, "__func__", original)
-            original = getattr(original, "__wrapped__", original)
-            assert ast.get_source_segment(text, node) and def_source(
-                textwrap.dedent("\n".join(lines[node.lineno - 1 : node.end_lineno]))
-            ) == def_source(inspect.getsource(original)), f"{path.name}:{node.lineno} differs from {marker}"
-            copies += 1
-    assert copies >= 20, f"found only {copies} marked copies"
+    """Every `# Copied from` marker in the models' folders is found and checked: a copy that drifts from its source
+    would make one model check or compute differently; a marker that points at nothing checks nothing."""
+    package_dir = Path(models_package.__file__).parent
+    source_root = package_dir.parents[1]  # the folder that holds `adaptive_zoo`
+    count, problems = copied_from_problems(source_root, package_dir)
+    assert not problems, "\n".join(problems)
+    assert count >= 20, f"found only {count} marked copies"
+
+
+def test_copied_from_check_reports_drift_renames_and_dangling_markers(tmp_path):
+    package = tmp_path / "zoo" / "models"
+    (package / "a").mkdir(parents=True)
+    (package / "b").mkdir()
+    (package / "a" / "modeling_a.py").write_text(textwrap.dedent('''
+        LIMIT = 3
+
+
+        class APreTrained:
+            @classmethod
+            def load(cls, path):
+                """Load A."""
+                return cls(path)  # comment
+
+
+        def check(value):
+            return value < LIMIT
+        '''))
+    (package / "b" / "modeling_b.py").write_text(textwrap.dedent('''
+        # Copied from zoo.models.a.modeling_a.LIMIT
+        LIMIT = 3
+
+
+        class BPreTrained:
+            # Copied from zoo.models.a.modeling_a.APreTrained.load with A.->B.
+            @classmethod
+            def load(cls, path):
+                """Load B."""
+                return cls(path)  # comment
+
+
+        # Copied from zoo.models.a.modeling_a.check
+        def check(value):
+            return value <= LIMIT
+
+
+        # Copied from zoo.models.a.modeling_a.missing
+        def missing():
+            pass
+
+
+        # Copied from zoo.models.a.modeling_a.check
+
+        def too_far(value):
+            return value
+        '''))
+    count, problems = copied_from_problems(tmp_path, package)
+    assert count == 3
+    assert problems == [
+        "zoo/models/b/modeling_b.py:14: differs from zoo.models.a.modeling_a.check",
+        "zoo/models/b/modeling_b.py:19: `zoo.models.a.modeling_a.missing` points at nothing",
+        "zoo/models/b/modeling_b.py:24: the marker stands above no definition at its indentation",
+    ]

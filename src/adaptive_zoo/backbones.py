@@ -7,10 +7,13 @@ inside an installed package; anything else passes through as a local path or a H
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from importlib.resources import files
 from pathlib import Path
+
+from .hub.folder import check_weights_intact
 
 KNOWN_BASE_MODELS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params), "
@@ -46,8 +49,6 @@ def base_model_problem(name_or_path: str | os.PathLike) -> str | None:
     """Why `name_or_path` can be neither a short name, a local model folder nor a Hub repo id; None if it can be
     one. Checked before any work, so that `/nonexistent` is "no such local folder", not a repo-id syntax error
     from the Hub client after the data is loaded."""
-    from .hub.folder import check_weights_intact
-
     name = os.fspath(name_or_path)
     if name.lower() in _PACKAGED_MODELS:
         return None
@@ -84,8 +85,6 @@ def resolve_base_model(name_or_path: str | os.PathLike) -> str:
 def sentence_embedding_pooling(model_path: str | os.PathLike) -> str | None:
     """How a sentence-transformers backbone was trained to pool tokens ("mean" or "cls"), read from its
     `modules.json` / Pooling config; None when the folder is not a sentence-transformers model."""
-    import json
-
     folder = Path(model_path)
     modules_file = folder / "modules.json"
     if not modules_file.is_file():

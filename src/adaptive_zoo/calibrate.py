@@ -15,23 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import load_task_data, select_first
-from .evaluation.classification import (
-    encode_examples,
-    full_depth,
-    predict_with_flops,
-    vanilla_counterpart,
-)
-from .evaluation.measure import pad_batch
-from .evaluation.thresholds import sweep_entropy_thresholds
 from .hub.folder import atomic_output_dir, check_hub_folder
+from .methods import method_for_model_type
 from .recipes import RESULTS_FILE
-from .training.adapler import best_within_budget, measure_eta_scales, scale_eta_
-from .training.common import check_label_count
-from .training.dat import DATTrainingArguments, choose_confidence_thresholds
 
 DEFAULT_ETA_SCALES = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 
@@ -59,81 +47,6 @@ class CalibrationSettings:
     label_column: str | None = None
 
 
-def _classifier_split(model, settings: CalibrationSettings):
-    task = load_task_data(settings.dataset, seed=settings.seed, text_column=settings.text_column,
-                          label_column=settings.label_column)
-    if task.task != "classification":
-        raise ValueError(f"{settings.dataset!r} is a {task.task} dataset; this model is a classifier.")
-    check_label_count(task.dataset, model.config.num_labels)
-    return select_first(task.dataset[settings.split], settings.max_eval_samples)
-
-
-def calibrate_deebert(model, tokenizer, settings: CalibrationSettings, max_length: int) -> dict[str, Any]:
-    split = _classifier_split(model, settings)
-    sweep = sweep_entropy_thresholds(model, tokenizer, split["text"], split["label"],
-                                     accuracy_budget=settings.accuracy_budget, batch_size=settings.batch_size,
-                                     max_length=max_length)
-    model.config.entropy_threshold = sweep.chosen_threshold
-    chosen = sweep.points[sweep.chosen_index] if sweep.chosen_index is not None else None
-    return {"operating_point": {"entropy_threshold": sweep.chosen_threshold},
-            "full_depth_accuracy": sweep.full_depth_accuracy, "chosen": chosen, "sweep": sweep.to_dict()}
-
-
-def calibrate_adapler(model, tokenizer, settings: CalibrationSettings, max_length: int) -> dict[str, Any]:
-    split = _classifier_split(model, settings)
-    features = encode_examples(tokenizer, split["text"], max_length)
-    batches = [pad_batch(features[i : i + settings.batch_size], tokenizer.pad_token_id or 0)
-               for i in range(0, len(features), settings.batch_size)]
-    gold = torch.as_tensor(split["label"])
-    with full_depth(model):  # the same batches at full length: the accuracy the budget is counted from
-        reference = float((predict_with_flops(model, batches).labels == gold).float().mean())
-    vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
-    measured = measure_eta_scales(model, batches, gold, vanilla_flops, settings.eta_scales)
-    best = best_within_budget(measured, reference, settings.accuracy_budget)
-    scale_eta_(model, measured[best]["eta_scale"])
-    model.sync_config_from_parameters()
-    return {"operating_point": {"eta_scale": measured[best]["eta_scale"], "eta": model.config.eta},
-            "full_depth_accuracy": reference, "chosen": measured[best], "points": measured}
-
-
-def calibrate_dat(model, tokenizer, settings: CalibrationSettings, max_length: int) -> dict[str, Any]:
-    if model.config.exit_prediction != "confidence":
-        raise ValueError(
-            f"This Depth-Adaptive Transformer's exits come from its learned {model.config.exit_prediction!r} "
-            "predictor, which trains with the weights: it has no operating point to calibrate. Only "
-            "`exit_prediction='confidence'` models have thresholds (T_n) to tune."
-        )
-    task = load_task_data(settings.dataset, seed=settings.seed, text_column=settings.text_column,
-                          label_column=settings.label_column)
-    if task.task != "seq2seq":
-        raise ValueError(f"{settings.dataset!r} is a {task.task} dataset; this model is a seq2seq model.")
-    split = select_first(task.dataset[settings.split], settings.max_eval_samples)
-    # The training settings' defaults and checks for the budget and the number of trials.
-    defaults = DATTrainingArguments(output_dir="", exit_prediction="confidence", compute_budget=settings.compute_budget,
-                                    threshold_trials=settings.threshold_trials)
-    search = choose_confidence_thresholds(
-        model, tokenizer, split["text"], split["summary"], budget_fraction=defaults.resolved_compute_budget,
-        num_trials=defaults.resolved_threshold_trials, seed=settings.seed, batch_size=settings.batch_size,
-        max_source_length=max_length, max_new_tokens=settings.max_new_tokens, num_beams=1,
-    )
-    model.config.confidence_thresholds = search.best_thresholds
-    return {"operating_point": {"confidence_thresholds": search.best_thresholds},
-            "full_depth_score": search.trials[0].score,
-            "chosen": {"score": search.best.score, "average_exit": search.best.average_exit},
-            "search": search.to_dict()}
-
-
-CALIBRATORS = {
-    "deebert": calibrate_deebert,
-    "adapler": calibrate_adapler,
-    "depth_adaptive_transformer": calibrate_dat,
-}
-NOTHING_TO_CALIBRATE = {
-    "hashee_bert": "HashEE's exits are fixed by its hash table (token id -> layer), not by a tuned threshold",
-    "hashee_bart": "HashEE's exits are fixed by its hash table (token id -> layer), not by a tuned threshold",
-}
-
-
 def calibrate_folder(folder: str, settings: CalibrationSettings, output_dir: str | None = None) -> dict[str, Any]:
     """Re-tune the operating point of the model in `folder` (a local folder or Hub repo id) on
     `settings.dataset`, and write the model back to `output_dir` (default: `folder` itself, replaced atomically).
@@ -144,10 +57,13 @@ def calibrate_folder(folder: str, settings: CalibrationSettings, output_dir: str
             raise ValueError(f"{folder!r} is not a local folder: pass --output-dir to write the calibrated copy.")
         output_dir = folder
     config = AutoConfig.from_pretrained(folder)
-    calibrator = CALIBRATORS.get(config.model_type)
-    if calibrator is None:
-        reason = NOTHING_TO_CALIBRATE.get(config.model_type, "it is not an adaptive-zoo model with an operating point")
-        raise ValueError(f"Nothing to calibrate in {folder}: {reason}.")
+    try:
+        method = method_for_model_type(config.model_type)
+    except ValueError:
+        raise ValueError(f"Nothing to calibrate in {folder}: it is not an adaptive-zoo model with an operating "
+                         "point.") from None
+    if method.nothing_to_calibrate is not None:
+        raise ValueError(f"Nothing to calibrate in {folder}: {method.nothing_to_calibrate}.")
     auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
     model = auto_class.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -155,7 +71,7 @@ def calibrate_folder(folder: str, settings: CalibrationSettings, output_dir: str
     was_stale = bool(model.config.operating_point_stale)
     model.config.operating_point_stale = False  # the points measured below are chosen for these weights
 
-    report = calibrator(model, tokenizer, settings, max_length)
+    report = method.calibrate(model, tokenizer, settings, max_length)
     report = {"dataset": settings.dataset, "split": settings.split, "was_stale": was_stale,
               "accuracy_budget": settings.accuracy_budget, **report}
 

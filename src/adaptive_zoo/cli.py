@@ -16,17 +16,40 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import MISSING, fields
+import typing
+from dataclasses import MISSING
 from pathlib import Path
 from typing import Any
 
+import datasets
+import transformers
 from huggingface_hub.errors import StrictDataclassError
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import KNOWN_DATASETS
+from .backbones import base_model_problem, looks_like_hub_repo_id, resolve_base_model
+from .calibrate import CalibrationSettings, calibrate_folder
+from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
+from .evaluation.explain import explain_text, render_html, render_png
+from .evaluation.reports import EvaluationOptions, EvaluationReport
+from .hashing import build_hash_table, save_hash_table
+from .hub.folder import check_hub_folder
+from .hub.push import push_folder
+from .methods import METHODS, Method, method_for_model_type
+from .progress import announce, bars_enabled, duration
+from .recipes import RESULTS_FILE, run_recipe
+from .settings import (
+    Check,
+    RecipeSettings,
+    integer,
+    non_negative_float,
+    number,
+    positive_float,
+    positive_int,
+    setting_fields,
+)
+from .training.common import remove_trainer_checkpoints, trainer_work_dir
+from .training.hashee import input_embeddings_for
 
-METHODS = ("deebert", "adapler", "hashee", "dat")
-# The dataset `train` uses when --dataset is not given.
-DEFAULT_TRAIN_DATASETS = {"dat": "bbc_headlines"}
 QUICKSTART_OUTPUT_DIR = "adaptive-zoo-quickstart/deebert-minilm-bbc_news"
 HELP_HINT = "see `{prog} --help`"
 
@@ -38,32 +61,22 @@ class UsageError(Exception):
 # -- value checks: each names the flag, the value and what would work ---------------------------------------------
 
 
-def _number(value: str, kind: type) -> int | float:
-    try:
-        return kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+def _argparse_type(check: Check):
+    """A settings check as an argparse type: its "must be ..." message becomes the flag's one-line error."""
+
+    def parse(value: str):
+        try:
+            return check(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = check.__name__
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    number = _number(value, int)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = _number(value, float)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
-
-
-def _non_negative_float(value: str) -> float:
-    number = _number(value, float)
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return number
+_positive_int = _argparse_type(positive_int)
+_positive_float = _argparse_type(positive_float)
+_non_negative_float = _argparse_type(non_negative_float)
 
 
 def _one_line_usage_error(message: str) -> str:
@@ -117,198 +130,59 @@ def _add_column_arguments(parser) -> None:
                         "(default: label, or summary).")
 
 
-# -- train: common flags, then one function per method ----------------------------------------------------------
+# -- train: one sub-command per registered method, its flags generated from the method's settings class ---------
 
 
-def _training_defaults(method: str) -> dict[str, Any]:
-    """The defaults of a method's training settings, read from its settings dataclass (the one source of them)."""
-    from .training.adapler import AdapLeRTrainingArguments
-    from .training.dat import DATTrainingArguments
-    from .training.deebert import DeeBertTrainingArguments
-    from .training.hashee import HashEETrainingArguments
-
-    settings = {"deebert": DeeBertTrainingArguments, "adapler": AdapLeRTrainingArguments,
-                "hashee": HashEETrainingArguments, "dat": DATTrainingArguments}[method]
-    defaults = {field.name: field.default for field in fields(settings) if field.default is not MISSING}
-    if method == "dat":  # None there means "the class default"
-        defaults["compute_budget"] = DATTrainingArguments.DEFAULT_COMPUTE_BUDGET
-        defaults["threshold_trials"] = DATTrainingArguments.DEFAULT_THRESHOLD_TRIALS
-    return defaults
+def _flag_type(settings_field, annotation: Any):
+    """The argparse type of a settings field: its check where that runs at parse time, else the conversion its
+    annotation asks for (the check then runs when the settings are built)."""
+    text_annotation = str(annotation)
+    check = settings_field.metadata["check"]
+    if check is not None and settings_field.metadata["check_at_parse"]:
+        return _argparse_type(check)
+    if "float" in text_annotation:
+        return _argparse_type(number)
+    return _argparse_type(integer) if "int" in text_annotation else str
 
 
-def _add_common_train_arguments(parser, method: str, defaults: dict[str, Any]) -> None:
-    data = parser.add_argument_group("data and output")
-    data.add_argument("--dataset", default=None, metavar="NAME_OR_FILE",
-                      help=f"A bundled dataset ({', '.join(sorted(KNOWN_DATASETS))}), a local CSV/JSON/Parquet file, "
-                      f"or a Hub dataset id (default: {DEFAULT_TRAIN_DATASETS.get(method, 'bbc_news')}).")
-    _add_column_arguments(data)
-    data.add_argument("--output-dir", required=True, metavar="DIR",
-                      help="The Hub-ready folder to write (replaced atomically when the run succeeds). Trainer "
-                      "checkpoints go to OUTPUT_DIR-training beside it.")
-    data.add_argument("--base-model", default="minilm", metavar="NAME_OR_DIR",
-                      help="'minilm' (sentence-transformers/all-MiniLM-L6-v2, bundled), a local BERT folder, or a Hub "
-                      "repo id.")
-    data.add_argument("--max-train-samples", type=_positive_int, default=None, metavar="N",
-                      help="Use only the first N training examples (default: all).")
-    data.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
-                      help="Use only the first N validation and test examples, for tuning and measurement "
-                      "(default: all).")
-    what_epochs = {"deebert": "Stage 1 (backbone + final classifier) epochs",
-                   "adapler": "Phase 1 (fine-tuning) epochs",
-                   "hashee": "Fine-tuning epochs, token exits on",
-                   "dat": "Fine-tuning epochs"}[method]
-    what_length = {"deebert": "Input tokens", "adapler": "Input tokens",
-                   "hashee": "Input tokens (summarization: source tokens)", "dat": "Source tokens"}[method]
-    training = parser.add_argument_group("training")
-    training.add_argument("--num-train-epochs", type=_positive_float, default=None, metavar="E",
-                          help=f"{what_epochs} (default: {defaults['num_train_epochs']:g}).")
-    training.add_argument("--learning-rate", type=_positive_float, default=None, metavar="LR",
-                          help=f"Fine-tuning learning rate (default: {defaults['learning_rate']:g}).")
-    training.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
-                          help=f"{what_length}: longer texts are truncated. Saved as the tokenizer's "
-                          f"model_max_length, so pipelines truncate to it too (default: {defaults['max_length']}).")
-    training.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
-                          help=f"Training batch size per device (default: {defaults['batch_size']}).")
-    training.add_argument("--seed", type=int, default=None,
-                          help=f"Seed of the data split, the new weights and training (default: {defaults['seed']}).")
-    removed = ("only the checkpoints' optimizer states are removed: their weights and the saliencies stay for "
-               "--reuse-phases-from" if method == "adapler" else "that folder is removed")
-    training.add_argument("--keep-checkpoints", action="store_true",
-                          help=f"Keep the Trainer checkpoints in OUTPUT_DIR-training after a successful run; without "
-                          f"it, {removed}.")
+def _default_text(settings_field, method: Method) -> str:
+    metadata = settings_field.metadata
+    if metadata["default_text"] is not None:
+        return metadata["default_text"].format(default_dataset=method.default_dataset)
+    default = settings_field.default
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple):
+        return " ".join(f"{value:g}" for value in default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
-def _add_accuracy_budget(group, reference: str) -> None:
-    group.add_argument("--accuracy-budget", type=_non_negative_float, default=1.0,
-                       help=f"Accuracy points the adaptive model may lose on validation against {reference}.")
-
-
-def _add_deebert_arguments(parser, defaults: dict[str, Any]) -> None:
-    group = parser.add_argument_group("DeeBERT")
-    group.add_argument("--off-ramp-epochs", type=_positive_float, default=None, metavar="E",
-                       help="Stage 2 (off-ramps only, backbone frozen) epochs "
-                       f"(default: {defaults['off_ramp_epochs']:g}).")
-    group.add_argument("--off-ramp-learning-rate", type=_positive_float, default=None, metavar="LR",
-                       help=f"Stage 2 learning rate (default: {defaults['off_ramp_learning_rate']:g}).")
-    group.add_argument("--off-ramp-pooling", choices=("auto", "cls", "mean"), default=None,
-                       help="Off-ramp input: [CLS] (the paper) or the token mean; auto = the backbone's own pooling "
-                       "(mean for MiniLM) (default: auto).")
-    _add_accuracy_budget(group, "full depth (chooses the entropy threshold)")
-
-
-def _add_adapler_arguments(parser, defaults: dict[str, Any]) -> None:
-    group = parser.add_argument_group("AdapLeR (a --preset changes the defaults of the flags it sets)")
-    group.add_argument("--preset", default=None,
-                       help="The paper's hyperparameters for a dataset (Tables 3-4): sst2, imdb, hatexplain, mrpc, "
-                       "mnli, qnli, ag_news, dbpedia; explicit flags override it (default: none).")
-    group.add_argument("--adaptive-epochs", type=_positive_float, default=None, metavar="E",
-                       help=f"Phase 3 epochs; lambda grows each (default: {defaults['adaptive_epochs']:g}).")
-    group.add_argument("--adaptive-learning-rate", type=_positive_float, default=None, metavar="LR",
-                       help=f"Phase 3 learning rate of the weights (default: {defaults['adaptive_learning_rate']:g}).")
-    group.add_argument("--eta-theta-learning-rate", type=_positive_float, default=None, metavar="LR",
-                       help="Phase 3 learning rate of eta and theta "
-                       f"(default: {defaults['eta_theta_learning_rate']:g}).")
-    group.add_argument("--contribution-predictor-learning-rate", type=_positive_float, default=None, metavar="LR",
-                       help="Phase 3 learning rate of the contribution predictors; the paper's code uses "
-                       "--adaptive-learning-rate (default: "
-                       f"{defaults['contribution_predictor_learning_rate']:g}).")
-    group.add_argument("--eta-scales", type=float, nargs="+", default=None,
-                       help="Factors in (0, 1] the learned eta may be scaled by when the operating point is chosen on "
-                       "validation; 1.0 alone keeps the paper's learned eta (default: "
-                       f"{' '.join(f'{v:g}' for v in defaults['eta_scales'])}).")
-    group.add_argument("--reuse-phases-from", default=None,
-                       help="Output folder of an earlier run on the same data: reuse its phase-1 checkpoints and "
-                       "saliencies, run phase 3 only (default: run all three phases).")
-    group.add_argument("--gamma", type=_non_negative_float, default=None,
-                       help=f"Weight of the contribution-predictor loss, eq. 5 (default: {defaults['gamma']:g}).")
-    group.add_argument("--phi", type=_non_negative_float, default=None,
-                       help=f"Weight of the length loss, eq. 8 (default: {defaults['phi']:g}).")
-    group.add_argument("--lambda-init", type=_positive_float, default=None,
-                       help=f"Initial lambda of the soft removal (default: {defaults['lambda_init']:g}).")
-    group.add_argument("--lambda-growth", type=_positive_float, default=None,
-                       help=f"lambda = init * growth ** epoch (default: {defaults['lambda_growth']:g}).")
-    _add_accuracy_budget(group, "phase 1 (chooses the operating point)")
-
-
-def _add_seq2seq_arguments(group, defaults: dict[str, Any]) -> None:
-    group.add_argument("--max-target-length", type=_positive_int, default=None,
-                       help=f"Summary tokens in training, and new tokens when generating (summarization) (default: "
-                       f"{defaults['max_target_length']}).")
-    group.add_argument("--num-beams", type=_positive_int, default=None,
-                       help="Beams when generating for measurement (summarization) "
-                       f"(default: {defaults['num_beams']}).")
-    group.add_argument("--cross-attention-init", default=None,
-                       help="Warm start of the BART (summarization): self_attention (each decoder layer's "
-                       "cross-attention starts as a copy of its BERT self-attention) or fresh (random, as bert2bert) "
-                       "(default: self_attention).")
-
-
-def _add_hashee_arguments(parser, defaults: dict[str, Any]) -> None:
-    group = parser.add_argument_group("HashEE (a classification dataset gives HashEE-BERT, a summarization one "
-                                      "HashEE-BART)")
-    group.add_argument("--hash-function", default=None,
-                       help="frequency, frequency_mass, mutual_information, clustered, random or random_inconsistent "
-                       f"(default: {defaults['hash_function']}).")
-    group.add_argument("--num-buckets", type=_positive_int, default=None,
-                       help="B, the number of distinct exit layers (default: one per encoder layer).")
-    group.add_argument("--hash-table", default=None,
-                       help="A table file from `adaptive-zoo hash build` (default: built from the training split).")
-    group.add_argument("--train-vanilla", action="store_true", default=None,
-                       help="Also fine-tune the backbone the same way without exits (the paper's baseline).")
-    _add_seq2seq_arguments(group, defaults)
-
-
-def _add_dat_arguments(parser, defaults: dict[str, Any]) -> None:
-    group = parser.add_argument_group("Depth-Adaptive Transformer (values are checked by the model's config)")
-    group.add_argument("--exit-prediction", default=None,
-                       help="sequence, multinomial, geometric, or confidence (thresholds tuned on validation) "
-                       f"(default: {defaults['exit_prediction']}).")
-    group.add_argument("--oracle", default=None,
-                       help=f"What learned exits are trained towards: likelihood or correctness (default: "
-                       f"{defaults['oracle']}).")
-    group.add_argument("--oracle-sigma", type=float, default=None,
-                       help=f"sigma > 0 of the token oracles' smoothing (default: {defaults['oracle_sigma']:g}).")
-    group.add_argument("--oracle-depth-penalty", type=float, default=None,
-                       help="lambda >= 0: larger values make the oracle (and the predictor) exit earlier (default: "
-                       f"{defaults['oracle_depth_penalty']:g}).")
-    group.add_argument("--exit-loss-weight", type=float, default=None,
-                       help=f"alpha in L = L_dec + alpha L_exit (default: {defaults['exit_loss_weight']:g}).")
-    group.add_argument("--training-regime", default=None,
-                       help=f"aligned or mixed (default: {defaults['training_regime']}).")
-    group.add_argument("--num-mixed-samples", type=int, default=None,
-                       help="M, sampled exit sequences in the mixed regime "
-                       f"(default: {defaults['num_mixed_samples']}).")
-    group.add_argument("--decoder-layers", type=int, default=None,
-                       help="N decoder blocks, >= 2 and at most the base model's layers (default: all of them).")
-    group.add_argument("--encoder-layers", type=int, default=None,
-                       help="Keep only the base model's lowest K layers in the encoder, for a decoder-heavy model "
-                       "(default: all of them).")
-    group.add_argument("--from-scratch", action="store_true", default=None,
-                       help="A randomly initialised BART of the same shape instead of the warm start from BERT.")
-    group.add_argument("--compute-budget", type=float, default=None,
-                       help="confidence only: the largest average exit allowed, as a fraction of N (default: "
-                       f"{defaults['compute_budget']:g}).")
-    group.add_argument("--threshold-trials", type=int, default=None,
-                       help="confidence only: random threshold settings tried on validation (default: "
-                       f"{defaults['threshold_trials']}).")
-    _add_seq2seq_arguments(group, defaults)
-
-
-METHOD_ARGUMENTS = {"deebert": _add_deebert_arguments, "adapler": _add_adapler_arguments,
-                    "hashee": _add_hashee_arguments, "dat": _add_dat_arguments}
-METHOD_DESCRIPTIONS = {
-    "deebert": "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier, stage 2 trains an "
-    "off-ramp after every layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
-    "accuracy and speed-ups against vanilla BERT are measured on test.",
-    "adapler": "AdapLeR (Modarressi et al., 2022): phase 1 fine-tunes, phase 2 extracts saliencies from the 3 best "
-    "checkpoints, phase 3 trains the contribution predictors with soft token removal; the operating point is "
-    "chosen on validation within --accuracy-budget.",
-    "hashee": "HashEE (Sun et al., 2022): a hash table sends each token id to its exit layer; fine-tuned with the "
-    "exits on. A classification dataset gives HashEE-BERT, a summarization dataset HashEE-BART warm-started from "
-    "the BERT base model.",
-    "dat": "Depth-Adaptive Transformer (Elbayad et al., 2020): a BART warm-started from the BERT base model whose "
-    "decoder picks a depth per sequence or per token; fine-tuned with Seq2SeqTrainer on a summarization dataset.",
-}
+def _add_settings_arguments(parser: argparse.ArgumentParser, method: Method) -> None:
+    """One flag per settings field (`--max-length` for `max_length`); a flag's default is None, so only what the
+    user gave reaches the settings class, whose defaults (and an AdapLeR preset's) fill in the rest."""
+    hints = typing.get_type_hints(method.settings_class)
+    common = {f.name for f in setting_fields(RecipeSettings)}
+    groups = {True: parser.add_argument_group("data, output and training"),
+              False: parser.add_argument_group(method.title[0].upper() + method.title[1:])}
+    for settings_field in setting_fields(method.settings_class):
+        metadata = settings_field.metadata
+        if not metadata["flag"]:
+            continue
+        symbol = f" [{metadata['symbol']} in the paper]" if metadata["symbol"] else ""
+        text = metadata["help"].format(datasets=", ".join(sorted(KNOWN_DATASETS))) + symbol
+        options: dict[str, Any] = {"dest": settings_field.name, "default": None}
+        if settings_field.default is MISSING and settings_field.default_factory is MISSING:
+            options["required"] = True
+        else:
+            text = f"{text[:-1] if text.endswith('.') else text} (default: {_default_text(settings_field, method)})."
+        if hints[settings_field.name] is bool:
+            options["action"] = "store_true"
+        else:
+            options.update(type=_flag_type(settings_field, hints[settings_field.name]), metavar=metadata["metavar"])
+            if metadata["many"]:
+                options["nargs"] = "+"
+        groups[settings_field.name in common].add_argument("--" + settings_field.name.replace("_", "-"), help=text,
+                                                            **options)
 
 
 def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
@@ -317,14 +191,22 @@ def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
     methods = train.add_subparsers(dest="method", required=True, metavar="METHOD",
                                    parser_class=_Parser, title="methods")
     parsers = {}
-    for method in METHODS:
-        defaults = _training_defaults(method)
-        parser = _subcommand(methods, method, METHOD_DESCRIPTIONS[method].split(":")[0] + ".",
-                             description=METHOD_DESCRIPTIONS[method])
-        _add_common_train_arguments(parser, method, defaults)
-        METHOD_ARGUMENTS[method](parser, defaults)
-        parsers[method] = parser
+    for name, method in METHODS.items():
+        parsers[name] = _subcommand(methods, name, method.summary(), description=method.description)
+        _add_settings_arguments(parsers[name], method)
     return parsers
+
+
+def _add_saved_model_split_arguments(parser, purpose: str) -> None:
+    """What `evaluate` and `calibrate` both take: the split's size and encoding, and the seed that split it."""
+    parser.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
+                        help=f"{purpose} only the first N examples of the split (default: all).")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
+                        help="Batch size of evaluation (and throughput).")
+    parser.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
+                        help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="Seed of the dataset split (the one training used, to get the same splits).")
 
 
 def _add_evaluate_parser(subparsers) -> None:
@@ -340,18 +222,11 @@ def _add_evaluate_parser(subparsers) -> None:
     _add_column_arguments(evaluate)
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"),
                           help="The split measured.")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
-                          help="Batch size of accuracy and throughput.")
-    evaluate.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
-                          help="Measure only the first N examples of the split (default: all).")
-    evaluate.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
-                          help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
+    _add_saved_model_split_arguments(evaluate, "Measure")
     evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
     evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
     evaluate.add_argument("--max-new-tokens", type=_positive_int, default=32, help="Summarization: generated tokens.")
     evaluate.add_argument("--num-beams", type=_positive_int, default=1, help="Summarization: beams.")
-    evaluate.add_argument("--seed", type=int, default=42,
-                          help="Seed of the dataset split (the one training used, to measure the same test split).")
     evaluate.add_argument("--json", dest="json_path", default=None,
                           help="Also write the report to this file (default: stdout only).")
 
@@ -380,13 +255,7 @@ def _add_calibrate_parser(subparsers) -> None:
                            "depth (default: 0.5).")
     calibrate.add_argument("--threshold-trials", type=_positive_int, default=None, metavar="N",
                            help="Depth-Adaptive Transformer: random threshold settings to try (default: 100).")
-    calibrate.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
-                           help="Tune on only the first N examples of the split (default: all).")
-    calibrate.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="Evaluation batch size.")
-    calibrate.add_argument("--max-length", type=_positive_int, default=None, metavar="L",
-                           help="Input tokens (default: the saved tokenizer's model_max_length, the training length).")
-    calibrate.add_argument("--seed", type=int, default=42,
-                           help="Seed of the dataset split (the one training used).")
+    _add_saved_model_split_arguments(calibrate, "Tune on")
     calibrate.add_argument("--output-dir", default=None,
                            help="Write the calibrated model here instead of over MODEL (default: MODEL itself).")
 
@@ -482,28 +351,8 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
     raise UsageError(f"unrecognized arguments: {' '.join(extras)}; {HELP_HINT.format(prog=prog)}")
 
 
-# Which training flags each method passes to its recipe (the CLI name of each is the flag with dashes).
-METHOD_FLAGS = {
-    "deebert": ("num_train_epochs", "off_ramp_epochs", "off_ramp_pooling", "off_ramp_learning_rate", "learning_rate",
-                "max_length", "batch_size", "seed"),
-    "adapler": ("preset", "num_train_epochs", "learning_rate", "adaptive_epochs", "adaptive_learning_rate",
-                "eta_theta_learning_rate", "contribution_predictor_learning_rate", "eta_scales", "reuse_phases_from",
-                "gamma", "phi", "lambda_init", "lambda_growth", "max_length", "batch_size", "seed"),
-    "hashee": ("hash_function", "num_buckets", "hash_table", "num_train_epochs", "learning_rate", "max_length",
-               "max_target_length", "num_beams", "cross_attention_init", "batch_size", "seed", "train_vanilla"),
-    "dat": ("exit_prediction", "oracle", "oracle_sigma", "oracle_depth_penalty", "exit_loss_weight", "training_regime",
-            "num_mixed_samples", "decoder_layers", "encoder_layers", "from_scratch", "compute_budget",
-            "threshold_trials", "num_train_epochs", "learning_rate", "max_length", "max_target_length", "num_beams",
-            "cross_attention_init", "batch_size", "seed"),
-}
-# Recipe arguments only some methods take.
-TUNED_METHODS = ("deebert", "adapler")  # pick an operating point within --accuracy-budget
-
-
 def check_base_model_argument(base_model: str) -> None:
     """`--base-model` must be a short name, an existing model folder or a Hub repo id: checked before any work."""
-    from .backbones import base_model_problem
-
     problem = base_model_problem(base_model)
     if problem is not None:
         raise UsageError(f"--base-model {base_model}: {problem}; use 'minilm' (bundled), a local model folder or a Hub "
@@ -512,9 +361,6 @@ def check_base_model_argument(base_model: str) -> None:
 
 def check_model_argument(model: str) -> None:
     """A saved model folder must be complete (weights intact); anything else must be a Hub repo id."""
-    from .backbones import looks_like_hub_repo_id
-    from .hub.folder import check_hub_folder
-
     if Path(model).exists():
         check_hub_folder(model)
     elif not looks_like_hub_repo_id(model) or model.startswith(("/", "~")):
@@ -524,9 +370,6 @@ def check_model_argument(model: str) -> None:
 
 def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = False) -> None:
     """After a successful run: remove the Trainer checkpoints beside the folder unless `--keep-checkpoints`."""
-    from .progress import announce
-    from .training.common import remove_trainer_checkpoints, trainer_work_dir
-
     work_dir = trainer_work_dir(output_dir)
     if keep or not work_dir.exists():
         return
@@ -539,72 +382,54 @@ def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = Fa
                  "them)")
 
 
-def run_train(args: argparse.Namespace) -> dict[str, Any] | None:
-    from .recipes import train_adapler_recipe, train_dat_recipe, train_deebert_recipe, train_hashee_recipe
+Outcome = tuple[Any, list[str]]
+"""What a command printed: the report on stdout as JSON (None: nothing), then its summary lines."""
 
-    check_base_model_argument(args.base_model)
-    given = {name: value for name, value in vars(args).items() if value is not None}
-    recipe = {"deebert": train_deebert_recipe, "adapler": train_adapler_recipe,
-              "hashee": train_hashee_recipe, "dat": train_dat_recipe}[args.method]
-    extra = {"accuracy_budget": args.accuracy_budget} if args.method in TUNED_METHODS else {}
-    dataset = args.dataset if args.dataset is not None else DEFAULT_TRAIN_DATASETS.get(args.method, "bbc_news")
-    report = recipe(
-        dataset=dataset, text_column=args.text_column, label_column=args.label_column,
-        output_dir=args.output_dir, base_model=args.base_model, max_train_samples=args.max_train_samples,
-        max_eval_samples=args.max_eval_samples, **extra,
-        **{name: given[name] for name in METHOD_FLAGS[args.method] if name in given},
-    )
+
+def _report_outcome(report: EvaluationReport | None, **head: Any) -> Outcome:
+    if report is None:  # a non-main process of a distributed run
+        return None, []
+    return {**head, **report.to_dict()}, [report.summary_line()]
+
+
+def run_train(args: argparse.Namespace) -> Outcome:
+    method = METHODS[args.method]
+    given = {f.name: getattr(args, f.name) for f in setting_fields(method.settings_class)
+             if f.metadata["flag"] and getattr(args, f.name) is not None}
+    check_base_model_argument(given.get("base_model", "minilm"))
+    report = run_recipe(method, **given)
     if report is not None:  # the main process of a finished run (others return None)
-        clean_up_checkpoints(args.output_dir, keep=args.keep_checkpoints, keep_weights=args.method == "adapler")
-    return report
+        clean_up_checkpoints(args.output_dir, keep=bool(args.keep_checkpoints),
+                             keep_weights=method.keeps_checkpoint_weights)
+    return _report_outcome(report)
 
 
-def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    from .data import load_task_data, select_first
-    from .evaluation.classification import evaluate_classifier
-    from .training.common import check_label_count
-
+def run_evaluate(args: argparse.Namespace) -> Outcome:
     check_model_argument(args.model)
     config = AutoConfig.from_pretrained(args.model)
+    method = method_for_model_type(config.model_type)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     task = load_task_data(args.dataset, seed=args.seed, text_column=args.text_column, label_column=args.label_column)
     expected = "seq2seq" if config.is_encoder_decoder else "classification"
     if task.task != expected:
         raise ValueError(f"{args.dataset!r} is a {task.task} dataset; {args.model} is a {expected} model.")
-    split = select_first(task.dataset[args.split], args.max_eval_samples)
-    max_length = args.max_length or min(tokenizer.model_max_length, config.max_position_embeddings)
-    if config.is_encoder_decoder:
-        from .evaluation.seq2seq import evaluate_seq2seq
-
-        model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
-        report = evaluate_seq2seq(
-            model, tokenizer, split["text"], split["summary"], batch_size=args.batch_size,
-            max_source_length=max_length, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
-            measure_wallclock=not args.no_wallclock, repeats=args.repeats,
-        )
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(args.model).eval()
+    if not config.is_encoder_decoder:
         check_label_count(task.dataset, model.config.num_labels)
-        report = evaluate_classifier(
-            model, tokenizer, split["text"], split["label"], batch_size=args.batch_size, max_length=max_length,
-            measure_wallclock=not args.no_wallclock, repeats=args.repeats,
-        )
-        if getattr(model.config, "model_type", "") == "hashee_bert":
-            from .evaluation.classification import mean_token_exit
-
-            report["mean_exit_layer_per_token"] = mean_token_exit(model, tokenizer, split["text"], max_length)
-    report = {"model": args.model, "model_type": model.config.model_type, "dataset": args.dataset,
-              "split": args.split, **report}
+    options = EvaluationOptions(batch_size=args.batch_size, measure_wallclock=not args.no_wallclock,
+                                repeats=args.repeats, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+    report = method.evaluate(model, tokenizer, select_first(task.dataset[args.split], args.max_eval_samples),
+                             max_length=args.max_length or min(tokenizer.model_max_length,
+                                                               config.max_position_embeddings), options=options)
+    outcome = _report_outcome(report, model=args.model, model_type=config.model_type, dataset=args.dataset,
+                              split=args.split)
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(report, indent=2))
-    return report
+        Path(args.json_path).write_text(json.dumps(outcome[0], indent=2))
+    return outcome
 
 
-def run_calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    from .calibrate import CalibrationSettings, calibrate_folder
-
+def run_calibrate(args: argparse.Namespace) -> Outcome:
     check_model_argument(args.model)
     settings = CalibrationSettings(
         dataset=args.dataset, split=args.split, accuracy_budget=args.accuracy_budget,
@@ -613,14 +438,14 @@ def run_calibrate(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed, text_column=args.text_column, label_column=args.label_column,
     )
     report = calibrate_folder(args.model, settings, output_dir=args.output_dir)
-    return {"model": args.output_dir or args.model, "calibration": report}
+    point = ", ".join(f"{name} = {value}" for name, value in report["operating_point"].items())
+    measured = ", ".join(f"{name} {value:.4g}" for name, value in (report.get("chosen") or {}).items()
+                         if isinstance(value, float))
+    return ({"model": args.output_dir or args.model, "calibration": report},
+            [f"calibrated on {report['dataset']} ({report['split']}): {point} | {measured}"])
 
 
-def run_explain(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from .evaluation.explain import explain_text, render_html, render_png
-
+def run_explain(args: argparse.Namespace) -> Outcome:
     check_model_argument(args.model)
     model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -629,17 +454,10 @@ def run_explain(args: argparse.Namespace) -> dict[str, Any]:
     paths = {"html": render_html(rationale, output_dir / "explanation.html"),
              "png": render_png(rationale, output_dir / "explanation.png")}
     return {"predicted_label": rationale.predicted_label, "tokens_per_layer": rationale.kept_counts,
-            **{kind: str(path) for kind, path in paths.items()}}
+            **{kind: str(path) for kind, path in paths.items()}}, []
 
 
-def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoConfig, AutoTokenizer
-
-    from .backbones import resolve_base_model
-    from .data import load_task_data, select_first
-    from .hashing import build_hash_table, save_hash_table
-    from .training.hashee import input_embeddings_for
-
+def run_hash_build(args: argparse.Namespace) -> Outcome:
     check_base_model_argument(args.base_model)
     base_path = resolve_base_model(args.base_model)
     config = AutoConfig.from_pretrained(base_path)
@@ -653,13 +471,12 @@ def run_hash_build(args: argparse.Namespace) -> dict[str, Any]:
         embeddings=input_embeddings_for(args.hash_function, base_path), seed=args.seed, max_length=args.max_length,
     )
     save_hash_table(table, args.output)
-    return {"output": args.output, **table.summary(texts=train["text"], tokenizer=tokenizer)}
+    return {"output": args.output, **table.summary(texts=train["text"], tokenizer=tokenizer)}, []
 
 
-def run_push(args: argparse.Namespace) -> str:
-    from .hub.push import push_folder
-
-    return push_folder(args.folder, args.repo_id, private=args.private, commit_message=args.commit_message)
+def run_push(args: argparse.Namespace) -> Outcome:
+    print(push_folder(args.folder, args.repo_id, private=args.private, commit_message=args.commit_message))
+    return None, []
 
 
 def cpu_seconds() -> float:
@@ -668,84 +485,32 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_quickstart(args: argparse.Namespace) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from .hub.verify import verify_fresh_process_load
-    from .progress import announce, duration
-    from .recipes import train_deebert_recipe
-
+def run_quickstart(args: argparse.Namespace) -> Outcome:
+    """`train deebert` with its defaults on bbc_news from the bundled MiniLM (its fresh-process load check
+    included), timed."""
     start, cpu_start = time.perf_counter(), cpu_seconds()
-    results = train_deebert_recipe(
-        dataset="bbc_news", output_dir=args.output_dir, base_model="minilm",
+    report = run_recipe(
+        "deebert", output_dir=args.output_dir, dataset="bbc_news", base_model="minilm",
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
         num_train_epochs=args.num_train_epochs, off_ramp_epochs=args.off_ramp_epochs,
     )
-    model = AutoModelForSequenceClassification.from_pretrained(args.output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(args.output_dir)
-    texts = ["Shares in the carmaker rose after profits beat forecasts.",
-             "The striker scored twice as the champions won the cup final."]
-    check = verify_fresh_process_load(model, tokenizer, args.output_dir, texts)
     clean_up_checkpoints(args.output_dir, keep=args.keep_checkpoints)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     folder = Path(args.output_dir).resolve()
+    results_path = folder / RESULTS_FILE
+    check = json.loads(results_path.read_text()).get("fresh_process_load") if results_path.is_file() else None
     announce(f"quickstart done in {duration(wall)} wall-clock, {duration(cpu)} CPU time (user + system, all cores)")
     announce(f"the model is in {folder}: load it with AutoModelForSequenceClassification.from_pretrained("
              f"{str(folder)!r}, trust_remote_code=True)")
-    return {"output_dir": args.output_dir, "minutes": round(wall / 60, 1), "cpu_minutes": round(cpu / 60, 1),
-            "fresh_process_trust_remote_code_load": check, "test": results}
-
-
-def _print_summary(report: dict[str, Any]) -> None:
-    if "calibration" in report:
-        calibration = report["calibration"]
-        point = ", ".join(f"{name} = {value}" for name, value in calibration["operating_point"].items())
-        chosen = calibration.get("chosen") or {}
-        measured = ", ".join(f"{name} {value:.4g}" for name, value in chosen.items() if isinstance(value, float))
-        print(f"calibrated on {calibration['dataset']} ({calibration['split']}): {point} | {measured}")
-        return
-    results = report.get("test", report)
-    if results and "average_exit" in results:  # Depth-Adaptive Transformer: the decoder adapts
-        rouge, base = results["rouge"], results["baseline_rouge"]
-        line = (f"ROUGE-1/2/L {rouge['rouge1']:.2f}/{rouge['rouge2']:.2f}/{rouge['rougeL']:.2f} | BLEU "
-                f"{results['bleu']:.2f} | full depth ROUGE-1 {base['rouge1']:.2f}, BLEU {results['baseline_bleu']:.2f} | "
-                f"average exit {results['average_exit']:.2f} of {results['num_decoder_layers']} "
-                f"({100 * results['average_exit_fraction']:.0f}%) {results['exit_histogram']} | generate FLOPs "
-                f"speed-up vs full depth {results['generate_flops_speedup']:.2f}x")
-        if "generate_wallclock_speedup" in results:
-            line += f" | generate wall-clock speed-up vs full depth {results['generate_wallclock_speedup']:.2f}x"
-        print(line)
-    elif results and "accuracy" in results:
-        line = (f"accuracy {100 * results['accuracy']:.2f} | full depth {100 * results['baseline_accuracy']:.2f} | "
-                f"executed-FLOPs speed-up {results['flops_speedup']:.2f}x")
-        if "wallclock_speedup" in results:
-            line += (f" | throughput speed-up (batch {results['batch_size']}) {results['wallclock_speedup']:.2f}x"
-                     f" | latency speed-up (batch 1) {results['latency_speedup']:.2f}x")
-        if "exit" in results:
-            line += f" | mean exit layer {results['exit']['mean_exit_layer']:.2f} {results['exit']['histogram']}"
-        print(line)
-    elif results and "rouge" in results:
-        line = (f"ROUGE-1/2/L {results['rouge']['rouge1']:.2f}/{results['rouge']['rouge2']:.2f}/"
-                f"{results['rouge']['rougeL']:.2f} | full depth ROUGE-1 {results['baseline_rouge']['rouge1']:.2f} | "
-                f"encoder FLOPs speed-up {results['encoder_flops_speedup']:.2f}x | generate FLOPs speed-up "
-                f"{results['generate_flops_speedup']:.2f}x | mean exit layer per token "
-                f"{results['mean_exit_layer_per_token']:.2f}")
-        if "generate_wallclock_speedup" in results:
-            line += f" | generate wall-clock speed-up {results['generate_wallclock_speedup']:.2f}x"
-        print(line)
-    if "cpu_minutes" in report:  # the quickstart: what it cost, and where the model is
-        print(f"took {report['minutes']} min wall-clock, {report['cpu_minutes']} min CPU time | model folder: "
-              f"{Path(report['output_dir']).resolve()}")
+    payload = {"output_dir": args.output_dir, "minutes": round(wall / 60, 1), "cpu_minutes": round(cpu / 60, 1),
+               "fresh_process_trust_remote_code_load": check, "test": report.to_dict()}
+    return payload, [report.summary_line(), f"took {payload['minutes']} min wall-clock, {payload['cpu_minutes']} min "
+                     f"CPU time | model folder: {folder}"]
 
 
 def configure_output(verbose: bool) -> None:
     """Logging and progress display for one command: our INFO logs and transformers' own reports only with -v;
     transformers' and datasets' tqdm bars only where they render (an interactive stderr)."""
-    import datasets
-    import transformers
-
-    from .progress import bars_enabled
-
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("adaptive_zoo").setLevel(logging.INFO if verbose else logging.WARNING)
@@ -762,6 +527,10 @@ def _error_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
 
 
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "calibrate": run_calibrate, "explain": run_explain,
+            "hash": run_hash_build, "push": run_push, "quickstart": run_quickstart}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -771,21 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_output(args.verbose)
     try:
-        if args.command == "train":
-            report = run_train(args)
-        elif args.command == "evaluate":
-            report = run_evaluate(args)
-        elif args.command == "calibrate":
-            report = run_calibrate(args)
-        elif args.command == "explain":
-            report = run_explain(args)
-        elif args.command == "hash":
-            report = run_hash_build(args)
-        elif args.command == "push":
-            print(run_push(args))
-            return 0
-        else:
-            report = run_quickstart(args)
+        payload, summary = COMMANDS[args.command](args)
     except UsageError as error:
         print(f"adaptive-zoo: error: {error}", file=sys.stderr)
         return 2
@@ -799,9 +554,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"adaptive-zoo: error: {_error_line(error)}", file=sys.stderr)
         return 2
-    if report is not None:
-        print(json.dumps(report, indent=2, default=str))
-        _print_summary(report)
+    if payload is not None:
+        print(json.dumps(payload, indent=2, default=str))
+    for line in summary:
+        print(line)
     return 0
 
 

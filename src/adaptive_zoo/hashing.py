@@ -44,6 +44,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 __all__ = [
     "HASH_FUNCTIONS",
@@ -462,7 +464,7 @@ def _embedding_matrix(embeddings) -> np.ndarray:
 def _cluster_buckets(matrix: np.ndarray, num_buckets: int, use: np.ndarray, seed: int) -> np.ndarray:
     """k-means (B clusters) over the rows in `use`, clusters ranked by mean row norm ascending; rows not used
     (special tokens) get bucket B-1 and are overwritten by the caller."""
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # lazy: scikit-learn is heavy (~1 s) and only the clustered hash needs it
 
     rows = matrix[use]
     if len(rows) < num_buckets:
@@ -494,8 +496,6 @@ def save_hash_table(table: HashTable, path: str | os.PathLike) -> Path:
     """Write `table` to ``<path>/hash_table.safetensors`` (or to `path` if it ends in ``.safetensors``), atomically:
     a temporary file in the same folder is renamed over the target, so readers never see half a file.
     Returns the file written."""
-    from safetensors.torch import save_file
-
     target = _table_file(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -526,8 +526,6 @@ def load_hash_table(
     `vocab_size` / `num_layers`, when given (the model's ``config.vocab_size`` / ``config.num_hidden_layers``),
     are checked against the table: a table built for another model is a ValueError, not a silent misuse.
     """
-    from safetensors import SafetensorError, safe_open
-
     target = _table_file(path)
     if not target.is_file():
         raise FileNotFoundError(

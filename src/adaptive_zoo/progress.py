@@ -18,7 +18,9 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 T = TypeVar("T")
 
@@ -43,8 +45,6 @@ class _StderrHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if bars_enabled():  # above the tqdm bars being drawn, not through them
-            from tqdm.auto import tqdm
-
             tqdm.write(self.format(record), file=sys.stderr)
         else:
             super().emit(record)
@@ -108,8 +108,6 @@ def steps(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T
     """Iterate `items`, showing progress: a tqdm bar on a terminal, else a throttled line with an ETA."""
     total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
     if bars_enabled():
-        from tqdm.auto import tqdm
-
         yield from tqdm(items, total=total, desc=what, leave=False)
         return
     throttle = ProgressLine(what, total)
@@ -150,8 +148,6 @@ class TrainingProgress(TrainerCallback):
 
 def attach_progress(trainer, phase: str):
     """Show `trainer`'s progress (see the module docstring); returns the trainer."""
-    from transformers.trainer_callback import PrinterCallback
-
     lines = trainer.args.disable_tqdm
     if lines:
         trainer.remove_callback(PrinterCallback)  # its raw dicts are replaced by TrainingProgress's lines

@@ -13,59 +13,46 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import (
-    BartConfig,
-    BartForConditionalGeneration,
-    BertConfig,
-    BertForSequenceClassification,
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
+from ..data.text import check_texts, check_token_content
 from ..progress import announce
-from ..training.common import check_texts, check_token_content
 from .measure import count_flops, exit_summary, latency_and_throughput, pad_batch
-
-# How each family turns its adaptivity off (the "never exit" setting), and which vanilla transformers class
-# shares its weights. A new family adds one line to each.
-FULL_DEPTH_SETTINGS: dict[str, dict[str, Any]] = {
-    "deebert": {"entropy_threshold": None},
-    "adapler": {"inference_mode": "off"},
-    "hashee_bert": {"token_early_exit": False},
-    "hashee_bart": {"token_early_exit": False},
-    "depth_adaptive_transformer": {"adaptive_depth": False},
-}
-VANILLA_CLASSES: dict[str, tuple[type, type]] = {
-    "deebert": (BertConfig, BertForSequenceClassification),
-    "adapler": (BertConfig, BertForSequenceClassification),
-    "hashee_bert": (BertConfig, BertForSequenceClassification),
-    "hashee_bart": (BartConfig, BartForConditionalGeneration),
-    "depth_adaptive_transformer": (BartConfig, BartForConditionalGeneration),
-}
+from .reports import ClassificationReport, EvaluationOptions
 
 
 @contextlib.contextmanager
 def full_depth(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
-    """Temporarily switch the model's adaptivity off (its config's "never exit" setting)."""
-    settings = FULL_DEPTH_SETTINGS[model.config.model_type]
-    saved = {name: getattr(model.config, name) for name in settings}
-    for name, value in settings.items():
-        setattr(model.config, name, value)
+    """Temporarily switch the model's adaptivity off: `config.adaptive = False`, every family's "never exit"."""
+    saved = model.config.adaptive
+    model.config.adaptive = False
     try:
         yield model
     finally:
-        for name, value in saved.items():
-            setattr(model.config, name, value)
+        model.config.adaptive = saved
+
+
+# Bookkeeping fields of an adaptive config that must not reach the vanilla one: the Auto-class map of the shipped
+# code (the stock Auto class would look for remote code) and the adaptive architecture names.
+NOT_VANILLA_FIELDS = ("model_type", "auto_map", "architectures")
 
 
 def vanilla_counterpart(model: PreTrainedModel) -> PreTrainedModel:
-    """The plain transformers model with the adaptive model's weights (its extra heads dropped)."""
-    config_class, model_class = VANILLA_CLASSES[model.config.model_type]
-    config = config_class.from_dict(model.config.to_dict())
+    """The plain transformers model with the adaptive model's weights (its extra heads dropped), built from the
+    config alone: its class's `vanilla_model_type` ("bert", "bart") and the stock Auto class of its task."""
+    fields = {k: v for k, v in model.config.to_dict().items() if k not in NOT_VANILLA_FIELDS}
+    config = AutoConfig.for_model(model.config.vanilla_model_type, **fields)
     config._attn_implementation = model.config._attn_implementation
-    vanilla = model_class(config)
+    auto_class = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForSequenceClassification
+    vanilla = auto_class.from_config(config)
     missing, _ = vanilla.load_state_dict(model.state_dict(), strict=False)
     if missing:
-        raise RuntimeError(f"The vanilla {model_class.__name__} lacks weights from the adaptive model: {missing}")
+        raise RuntimeError(f"The vanilla {type(vanilla).__name__} lacks weights from the adaptive model: {missing}")
     return vanilla.to(model.device).eval()
 
 
@@ -147,19 +134,11 @@ def kept_token_summary(kept_tokens: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def evaluate_classifier(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    labels: Sequence[int],
-    *,
-    batch_size: int = 32,
-    max_length: int = 128,
-    measure_wallclock: bool = True,
-    repeats: int = 5,
-    latency_samples: int = 64,
-) -> dict[str, Any]:
+def evaluate_classifier(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                        labels: Sequence[int], *, max_length: int = 128,
+                        options: EvaluationOptions = EvaluationOptions()) -> ClassificationReport:
     """Everything `adaptive-zoo evaluate` reports for a classifier, on one split."""
+    batch_size, repeats, latency_samples = options.batch_size, options.repeats, options.latency_samples
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
     if max(labels) >= model.config.num_labels or min(labels) < 0:
@@ -193,7 +172,7 @@ def evaluate_classifier(
         report["exit"] = exit_summary(adaptive.exit_layers, model.config.num_hidden_layers)
     if adaptive.kept_tokens is not None:
         report.update(kept_token_summary(adaptive.kept_tokens))
-    if measure_wallclock:
+    if options.measure_wallclock:
         announce(f"timing against the vanilla model: throughput on {len(texts):,} texts (batch {batch_size}) and "
                  f"latency on {min(len(texts), latency_samples)} texts (batch 1), {repeats} interleaved repeats")
         timing = latency_and_throughput(
@@ -210,4 +189,4 @@ def evaluate_classifier(
         report["throughput_samples_per_s"] = timing["throughput_samples_per_s"]
         report["latency_ms_per_sample"] = timing["latency_ms_per_sample"]
         report["wallclock_repeats"] = repeats
-    return report
+    return ClassificationReport(**report)

@@ -25,12 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
-from ..training.common import check_token_content
+from ..data.text import check_token_content
 
 __all__ = ["TokenRationale", "explain_text", "explain_to_files", "render_html", "render_png"]
 
@@ -325,6 +321,12 @@ def render_png(rationale: TokenRationale, path: str | Path) -> Path:
     Returns:
         The path of the written PNG.
     """
+    # lazy: matplotlib costs every CLI start ~0.25 s, and only `explain`'s PNG needs it
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     shown = len(rationale.tokens)

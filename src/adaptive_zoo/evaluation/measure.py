@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_flop_count
 
 from ..progress import steps
 
@@ -67,8 +67,6 @@ def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
     has the same gap. Passed through `custom_mapping`, so torch's global registry is left untouched; ops
     a future torch already covers are not overridden.
     """
-    from torch.utils.flop_counter import flop_registry
-
     candidates = ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_fused_attention_overrideable")
     formulas: dict[Any, Callable[..., int]] = {}
     for name in candidates:

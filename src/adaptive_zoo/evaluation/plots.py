@@ -14,9 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 __all__ = ["plot_tradeoff"]
 
 
@@ -77,6 +74,10 @@ def plot_tradeoff(
     Returns:
         The path of the written PNG.
     """
+    # lazy: matplotlib costs every CLI start ~0.25 s, and only a finished run's plots need it
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(6.0, 4.5), dpi=120)

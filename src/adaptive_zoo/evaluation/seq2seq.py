@@ -21,13 +21,12 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..data.text import check_texts
 from ..progress import announce
-from ..training.common import check_texts
 from .classification import full_depth, vanilla_counterpart
 from .measure import compare_wallclock, count_flops, exit_histogram, pad_batch
+from .reports import DepthAdaptiveReport, EvaluationOptions, TokenExitSeq2SeqReport
 from .text_metrics import bleu_score, rouge_scores
-
-DEPTH_ADAPTIVE_MODEL_TYPES = ("depth_adaptive_transformer",)
 
 
 def seq2seq_vanilla(model: PreTrainedModel) -> PreTrainedModel:
@@ -136,33 +135,33 @@ def check_table10(model: PreTrainedModel, vanilla: PreTrainedModel, features: Se
             "table10_saved_flops": predicted, "measured_over_table10": measured / predicted if predicted else None}
 
 
-def evaluate_seq2seq(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    references: Sequence[str],
-    *,
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    max_new_tokens: int = 32,
-    num_beams: int = 1,
-    measure_wallclock: bool = True,
-    repeats: int = 3,
-) -> dict[str, Any]:
-    """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder (HashEE);
-    a model whose decoder adapts its depth (the Depth-Adaptive Transformer) is measured by `evaluate_dat`."""
-    if getattr(model.config, "model_type", None) in DEPTH_ADAPTIVE_MODEL_TYPES:
-        return evaluate_dat(model, tokenizer, texts, references, batch_size=batch_size,
-                            max_source_length=max_source_length, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                            measure_wallclock=measure_wallclock, repeats=repeats)
+def prepare_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                       references: Sequence[str], max_source_length: int, options: EvaluationOptions):
+    """What every generation measurement starts from: the vanilla model with the same weights, one encoding per
+    source, the padded batches and the `generate` arguments."""
     if len(texts) != len(references):
         raise ValueError(f"{len(texts)} texts but {len(references)} references.")
     model.eval()
-    vanilla = seq2seq_vanilla(model)
-    pad_id = tokenizer.pad_token_id or 0
     features = encode_sources(tokenizer, texts, max_source_length)
-    batches = batched(features, batch_size, pad_id)
-    generate_kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams)
+    batches = batched(features, options.batch_size, tokenizer.pad_token_id or 0)
+    return (seq2seq_vanilla(model), features, batches,
+            dict(max_new_tokens=options.max_new_tokens, num_beams=options.num_beams))
+
+
+def generation_header(texts: Sequence[str], max_source_length: int, options: EvaluationOptions) -> dict[str, Any]:
+    """What every generation report starts with: the split's size and how it was generated."""
+    return {"num_samples": len(texts), "batch_size": options.batch_size, "num_beams": options.num_beams,
+            "max_source_length": max_source_length, "max_new_tokens": options.max_new_tokens}
+
+
+def evaluate_seq2seq(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                     references: Sequence[str], *, max_source_length: int = 256,
+                     options: EvaluationOptions = EvaluationOptions()) -> TokenExitSeq2SeqReport:
+    """What `adaptive-zoo evaluate` reports for a seq2seq model with token early exit in its encoder (HashEE);
+    a model whose decoder adapts its depth (the Depth-Adaptive Transformer) is measured by `evaluate_dat`."""
+    vanilla, features, batches, generate_kwargs = prepare_generation(model, tokenizer, texts, references,
+                                                                     max_source_length, options)
+    max_new_tokens, num_beams, repeats = options.max_new_tokens, options.num_beams, options.repeats
 
     announce(f"measuring on {len(texts):,} texts: generation (up to {max_new_tokens} tokens, {num_beams} beams) of the "
              "adaptive model, the same weights without exits and vanilla BART, then executed FLOPs of each")
@@ -177,11 +176,7 @@ def evaluate_seq2seq(
     all_exits = torch.cat(exits)
     num_layers = model.config.encoder_layers
     report: dict[str, Any] = {
-        "num_samples": len(texts),
-        "batch_size": batch_size,
-        "num_beams": num_beams,
-        "max_source_length": max_source_length,
-        "max_new_tokens": max_new_tokens,
+        **generation_header(texts, max_source_length, options),
         "rouge": rouge_scores(adaptive_text, list(references)),
         "baseline_rouge": rouge_scores(full_text, list(references)),
         "vanilla_rouge": rouge_scores(vanilla_text, list(references)),
@@ -207,7 +202,7 @@ def evaluate_seq2seq(
     equal_length = dict(generate_kwargs, min_new_tokens=max_new_tokens)
     report["equal_length_generate_flops_speedup"] = (generate_flops(vanilla, batches, **equal_length)
                                                      / generate_flops(model, batches, **equal_length))
-    if measure_wallclock:
+    if options.measure_wallclock:
         announce(f"timing generate against vanilla BART on {len(texts):,} texts: {repeats} interleaved repeats, "
                  "as generated and at equal length")
         timing = compare_wallclock(
@@ -223,7 +218,7 @@ def evaluate_seq2seq(
         )
         report["equal_length_generate_wallclock_speedup"] = equal_timing.speedup["adaptive"]
         report["wallclock_repeats"] = repeats
-    return report
+    return TokenExitSeq2SeqReport(**report)
 
 
 def agreement_with_full_depth(adaptive_text: Sequence[str], full_text: Sequence[str]) -> dict[str, float]:
@@ -247,32 +242,18 @@ def generated_exits(model: PreTrainedModel, batches: Sequence[dict], generated: 
     return torch.cat(exits) if exits else torch.zeros(0, dtype=torch.long)
 
 
-def evaluate_dat(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    references: Sequence[str],
-    *,
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    max_new_tokens: int = 32,
-    num_beams: int = 1,
-    measure_wallclock: bool = True,
-    repeats: int = 3,
-) -> dict[str, Any]:
+def evaluate_dat(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                 references: Sequence[str], *, max_source_length: int = 256,
+                 options: EvaluationOptions = EvaluationOptions()) -> DepthAdaptiveReport:
     """What `adaptive-zoo evaluate` reports for a Depth-Adaptive Transformer, all measured in one run on the same
     batches: ROUGE and BLEU of the adaptive model, of the same weights at full depth (`full_depth`: every token
     runs all N blocks) and of the vanilla `BartForConditionalGeneration` with the same weights; the average exit
     (AE) of the generated tokens, as blocks and as a fraction of N, with its histogram; executed FLOPs of
     `generate` (and of its decoder part, the encoder's FLOPs subtracted) for the three; and the `generate`
     wall-clock speed-ups (interleaved, paired medians) against full depth and against vanilla BART."""
-    if len(texts) != len(references):
-        raise ValueError(f"{len(texts)} texts but {len(references)} references.")
-    model.eval()
-    vanilla = seq2seq_vanilla(model)
-    features = encode_sources(tokenizer, texts, max_source_length)
-    batches = batched(features, batch_size, tokenizer.pad_token_id or 0)
-    generate_kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams)
+    vanilla, features, batches, generate_kwargs = prepare_generation(model, tokenizer, texts, references,
+                                                                     max_source_length, options)
+    max_new_tokens, num_beams, repeats = options.max_new_tokens, options.num_beams, options.repeats
     references = list(references)
 
     def generate_full_depth():
@@ -296,11 +277,7 @@ def evaluate_dat(
         flops["full_depth"] = generate_flops(model, batches, **generate_kwargs)
     pad_id = tokenizer.pad_token_id
     report: dict[str, Any] = {
-        "num_samples": len(texts),
-        "batch_size": batch_size,
-        "num_beams": num_beams,
-        "max_source_length": max_source_length,
-        "max_new_tokens": max_new_tokens,
+        **generation_header(texts, max_source_length, options),
         "exit_prediction": model.config.exit_prediction,
         "confidence_thresholds": (model.config.confidence_thresholds
                                   if model.config.exit_prediction == "confidence" else None),
@@ -335,7 +312,7 @@ def evaluate_dat(
         "examples": [{"prediction": p, "full_depth": f, "reference": r}
                      for p, f, r in list(zip(adaptive_text, full_text, references))[:5]],
     }
-    if measure_wallclock:
+    if options.measure_wallclock:
         announce(f"timing generate on {len(texts):,} texts: adaptive, full depth and vanilla BART, {repeats} "
                  "interleaved repeats")
         timing = compare_wallclock(
@@ -351,4 +328,4 @@ def evaluate_dat(
             v / a for v, a in zip(samples["vanilla"], samples["adaptive"]))
         report["generate_seconds"] = timing.median_s
         report["wallclock_repeats"] = repeats
-    return report
+    return DepthAdaptiveReport(**report)

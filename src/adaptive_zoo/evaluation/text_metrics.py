@@ -45,7 +45,7 @@ def metric_path(name: str) -> str:
 
 @lru_cache(maxsize=None)
 def _load(name: str):
-    import evaluate
+    import evaluate  # lazy: heavy to import, and only generation scores (ROUGE, BLEU) need it
 
     # keep_in_memory: no Arrow cache files on disk for every compute() call.
     return evaluate.load(metric_path(name), keep_in_memory=True)

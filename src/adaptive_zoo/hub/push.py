@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from huggingface_hub import CommitOperationAdd, HfApi
+
 from .folder import check_hub_folder
 
 __all__ = ["HubUnreachableError", "iter_upload_files", "push_folder"]
@@ -72,8 +74,6 @@ def push_folder(
     ``token`` defaults to the logged-in token / ``HF_TOKEN``; ``endpoint`` to ``HF_ENDPOINT``. A Hub that cannot be
     reached at all raises :class:`HubUnreachableError` naming the endpoint.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-
     folder = Path(folder)
     check_hub_folder(folder)
     files = iter_upload_files(folder)

@@ -9,13 +9,16 @@
    with gradients routed so the weights see CE + gamma * L_CP and eta/theta see CE + phi * L_LENGTH; eta/theta get
    their own parameter group (own learning rate, no weight decay), lambda grows every epoch
    (`SoftRemovalScheduleCallback`) and eta stays in (0, 1] (`ClampAdaptiveParametersCallback`).
+
+The operating point (the phase-3 checkpoint and the scale of its learned eta) is chosen on validation afterwards,
+by `adaptive_zoo.evaluation.operating_points.choose_eta_scale`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,7 +32,18 @@ from transformers import (
     TrainerState,
 )
 
+from ..data import tokenize_classification
+from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from ..progress import announce, attach_progress, steps
+from ..settings import (
+    RecipeSettings,
+    non_negative_float,
+    number,
+    one_of,
+    positive_float,
+    positive_int,
+    setting,
+)
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
@@ -118,11 +132,11 @@ def extract_saliency(
     totals: list[torch.Tensor] | None = None
     announce(f"phase 2/3 (saliency, gradient x input): {len(checkpoints)} checkpoints x {len(features):,} training "
              f"examples = {len(checkpoints) * len(features):,} forward+backward passes")
-    for number, checkpoint in enumerate(checkpoints, start=1):
+    for index, checkpoint in enumerate(checkpoints, start=1):
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
         per_example = []
         for start in steps(range(0, len(features), batch_size),
-                           f"phase 2/3 (saliency), checkpoint {number}/{len(checkpoints)}, batches of {batch_size}"):
+                           f"phase 2/3 (saliency), checkpoint {index}/{len(checkpoints)}, batches of {batch_size}"):
             batch = collator([features[i] for i in range(start, min(start + batch_size, len(features)))])
             labels = batch.pop("labels")
             saliency = token_saliency(model, batch, labels)  # (B, T)
@@ -195,7 +209,7 @@ class SoftRemovalScheduleCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, model=None, **kwargs):
         epoch = int(round(state.epoch or 0))
-        model.soft_removal_lambda = model.config.lambda_init * model.config.lambda_growth**epoch
+        model.soft_removal_lambda = model.config.lambda_at_epoch(epoch)
 
 
 class ClampAdaptiveParametersCallback(TrainerCallback):
@@ -246,54 +260,15 @@ class AdapLeRTrainer(Trainer):
         return self.optimizer
 
 
-def check_eta_scales(scales: Sequence[float]) -> tuple[float, ...]:
-    """One or more factors in (0, 1] for the learned η (scaling it up would leave η's range); as floats."""
-    scales = tuple(float(scale) for scale in scales)
-    if not scales or any(not 0.0 < scale <= 1.0 for scale in scales):
-        raise ValueError(f"`eta_scales` must be one or more factors in (0, 1], got {scales}.")
-    return scales
+def eta_scale(value) -> float:
+    """One factor in (0, 1] for the learned η (scaling it up would leave η's range)."""
+    scale = number(value)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"must be factors in (0, 1], got {value}")
+    return scale
 
 
 # -- presets (appendix D, Tables 3 and 4) ----------------------------------------------------------------------
-
-
-@dataclass
-class AdapLeRTrainingArguments:
-    """Everything the three phases take. `ADAPLER_PRESETS` holds the paper's per-dataset values."""
-
-    output_dir: str
-    num_train_epochs: float = 3.0
-    """Phase 1 (fine-tuning) epochs; every epoch is checkpointed so the 3 best can be averaged in phase 2."""
-    learning_rate: float = 2e-5
-    adaptive_epochs: float = 3.0
-    """Phase 3 epochs; lambda grows once per epoch, so this also sets how hard the final removal is."""
-    adaptive_learning_rate: float = 3e-5
-    """Phase 3 learning rate of the weights (the paper uses 3e-5 for the length-reduction training)."""
-    eta_theta_learning_rate: float = 1e-2
-    """Phase 3 learning rate of eta and theta, in their own parameter group (not given in the paper)."""
-    contribution_predictor_learning_rate: float | None = 1e-3
-    """Phase 3 learning rate of the contribution predictors (None: `adaptive_learning_rate`, as in the paper's
-    code). The predictors start from random weights; at 3e-5 they need the many thousand steps of the paper's
-    datasets to move from their near-uniform start, which the few hundred steps of a small dataset do not give
-    (BENCHMARKS.md: on 1000 BBC articles their KL to the saliency targets stayed within 3% of a uniform guess)."""
-    batch_size: int = 16
-    max_length: int = 128
-    gamma: float = 5e-3
-    phi: float = 5e-4
-    lambda_init: float = 10.0
-    lambda_growth: float = 10.0
-    saliency_checkpoints: int = 3
-    eta_scales: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)
-    """Factors in (0, 1] the learned η may be scaled by when the operating point is chosen on validation
-    (`choose_operating_point`); (1.0,) keeps the paper's learned η."""
-    phase3_init: str = "finetuned"
-    """Phase 3 starts from the best phase-1 checkpoint ("finetuned") or from the base model ("pretrained")."""
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        # Checked before hours of training, not after.
-        self.eta_scales = check_eta_scales(self.eta_scales)
 
 
 def _preset(epochs, lr, max_length, batch_size, gamma, phi, lambda_init, lambda_growth, adaptive_epochs=None):
@@ -316,10 +291,57 @@ ADAPLER_PRESETS: dict[str, dict] = {
 }
 
 
+@dataclass
+class AdapLeRTrainingArguments(RecipeSettings):
+    """Everything the three phases take. `ADAPLER_PRESETS` holds the paper's per-dataset values (Tables 3-4)."""
+
+    num_train_epochs: float = setting(3.0, help="Phase 1 (fine-tuning) epochs; every epoch is checkpointed so the 3 "
+                                      "best can be averaged in phase 2.", metavar="E", check=positive_float)
+    learning_rate: float = setting(2e-5, help="Phase 1 learning rate.", metavar="LR", check=positive_float)
+    preset: str | None = setting(None, help="The paper's hyperparameters for a dataset (Tables 3-4): "
+                                 + ", ".join(ADAPLER_PRESETS) + "; explicit flags override it.",
+                                 check=one_of(*ADAPLER_PRESETS), default_text="none")
+    adaptive_epochs: float = setting(3.0, help="Phase 3 epochs; lambda grows once per epoch, so this also sets how "
+                                     "hard the final removal is.", metavar="E", check=positive_float)
+    adaptive_learning_rate: float = setting(3e-5, help="Phase 3 learning rate of the weights (the paper's 3e-5).",
+                                            metavar="LR", check=positive_float)
+    eta_theta_learning_rate: float = setting(1e-2, help="Phase 3 learning rate of eta and theta, in their own "
+                                             "parameter group (not given in the paper).", metavar="LR",
+                                             check=positive_float)
+    contribution_predictor_learning_rate: float | None = setting(
+        1e-3, help="Phase 3 learning rate of the contribution predictors (None: --adaptive-learning-rate, as in the "
+        "paper's code). They start from random weights; at 3e-5 they need the many thousand steps of the paper's "
+        "datasets to move from their near-uniform start (BENCHMARKS.md).", metavar="LR", check=positive_float)
+    gamma: float = setting(5e-3, symbol="γ", help="Weight of the contribution-predictor loss, eq. 5.",
+                           check=non_negative_float)
+    phi: float = setting(5e-4, symbol="ϕ", help="Weight of the length loss, eq. 8.", check=non_negative_float)
+    lambda_init: float = setting(10.0, symbol="λ₀", help="Initial lambda of the soft removal.", check=positive_float)
+    lambda_growth: float = setting(10.0, help="lambda = init * growth ** epoch.", check=positive_float)
+    saliency_checkpoints: int = setting(3, help="Phase 2 averages the saliencies of this many best phase-1 "
+                                        "checkpoints.", check=positive_int, flag=False)
+    eta_scales: tuple[float, ...] = setting((1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7), symbol="η", many=True,
+                                            check=eta_scale, help="Factors in (0, 1] the learned eta may be scaled "
+                                            "by when the operating point is chosen on validation; 1.0 alone keeps "
+                                            "the paper's learned eta.")
+    phase3_init: str = setting("finetuned", help="Phase 3 starts from the best phase-1 checkpoint (finetuned) or from "
+                               "the base model (pretrained).", check=one_of("finetuned", "pretrained"), flag=False)
+    reuse_phases_from: str | None = setting(None, help="Output folder of an earlier run on the same data: reuse its "
+                                            "phase-1 checkpoints and saliencies, run phase 3 only.",
+                                            default_text="run all three phases")
+    keep_checkpoints: bool = setting(False, help="Keep the Trainer checkpoints in OUTPUT_DIR-training after a "
+                                     "successful run; without it, only the checkpoints' optimizer states are "
+                                     "removed: their weights and the saliencies stay for --reuse-phases-from.")
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **given):
+        """The paper's values for `preset` where a field is not `given`."""
+        if preset is not None and preset not in ADAPLER_PRESETS:
+            raise ValueError(f"Unknown AdapLeR preset {preset!r}; known: {', '.join(sorted(ADAPLER_PRESETS))}.")
+        return cls(preset=preset, **{**(ADAPLER_PRESETS[preset] if preset else {}), **given})
+
+
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):
     """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
-    from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
-
     config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
     return from_pretrained_with_new_parts(
         AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
@@ -376,99 +398,55 @@ def train_length_reduction(model, tokenizer, train_with_saliency: Dataset, valid
     return trainer, output
 
 
+@dataclass
+class AdapLeRPhases:
+    """What the three phases leave for choosing the operating point."""
+
+    phase3: AdapLeRTrainer
+    phase3_checkpoints: list[Path]
+    """Every evaluated phase-3 checkpoint, in training order (the operating point is chosen among them)."""
+    saliency_checkpoints: list[Path]
+    """The best phase-1 checkpoints, best first: the saliencies' sources; the first is the fine-tuned model."""
+    phase1_dir: Path
+    phase1_accuracy: float
+    """Phase 1's best validation accuracy: what the accuracy budget is counted from."""
+
+    def record(self) -> dict:
+        return {"phase1_validation_accuracy": self.phase1_accuracy,
+                "saliency_checkpoints": [c.name for c in self.saliency_checkpoints],
+                "phases_1_2_from": str(self.phase1_dir.parent)}
+
+
+def train_adapler(base_model: str, label_names: list[str], tokenizer, dataset: DatasetDict,
+                  args: AdapLeRTrainingArguments) -> AdapLeRPhases:
+    """AdapLeR's three phases: fine-tune (every epoch kept), saliency from the best checkpoints, adaptive
+    length-reduction training from the best one. With `args.reuse_phases_from` (the output folder of an earlier
+    run on the same data) phases 1-2 are read from its checkpoints and stored saliencies; a saliency file that does
+    not match this run's training data is an error."""
+    encoded = tokenize_classification(dataset, tokenizer, args.max_length)
+    if args.reuse_phases_from is None:
+        phase1, phase1_dir = finetune_backbone(base_model, label_names, tokenizer, encoded, args)
+        phase1_state = phase1.state
+    else:
+        phase1_dir = trainer_work_dir(args.reuse_phases_from) / "phase1"
+        phase1_state = finished_run_state(phase1_dir)
+    checkpoints = best_checkpoints(phase1_state, phase1_dir, k=args.saliency_checkpoints)
+    phase1_accuracy = max(e["eval_accuracy"] for e in phase1_state.log_history if "eval_accuracy" in e)
+    if args.reuse_phases_from is None:
+        saliency = extract_saliency(checkpoints, encoded["train"], tokenizer)
+        train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(args.output_dir) / "saliency")
+    else:
+        train_with_saliency = load_saliency(trainer_work_dir(args.reuse_phases_from) / "saliency", encoded["train"])
+
+    init = str(checkpoints[0]) if args.phase3_init == "finetuned" else base_model
+    model = build_adapler(init, label_names, gamma=args.gamma, phi=args.phi, lambda_init=args.lambda_init,
+                          lambda_growth=args.lambda_growth)
+    phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
+    return AdapLeRPhases(phase3=phase3, phase3_checkpoints=epoch_checkpoints(phase3.state, phase3_dir),
+                         saliency_checkpoints=checkpoints, phase1_dir=phase1_dir, phase1_accuracy=phase1_accuracy)
+
+
 def epoch_checkpoints(state: TrainerState, output_dir: str | os.PathLike) -> list[Path]:
     """Every evaluated checkpoint of a run, in training order."""
     steps = [entry["step"] for entry in state.log_history if "eval_accuracy" in entry]
     return [Path(output_dir) / f"checkpoint-{step}" for step in steps if (Path(output_dir) / f"checkpoint-{step}").is_dir()]
-
-
-def scale_eta_(model, scale: float) -> None:
-    """Multiply every layer's η by `scale` in (0, 1] in place: a lower removal threshold δ = η / n, so fewer
-    tokens removed. η stays in (0, 1]."""
-    check_eta_scales((scale,))
-    with torch.no_grad():
-        model.eta.mul_(scale)
-
-
-def measure_eta_scales(model, batches, gold: torch.Tensor, vanilla_flops: float,
-                       eta_scales: Sequence[float]) -> list[dict]:
-    """Accuracy, executed-FLOPs speed-up and kept tokens of an AdapLeR model (eval mode, real removal) with its
-    current η scaled by each of `eta_scales`, on padded `batches` with labels `gold`. η is restored afterwards."""
-    from ..evaluation.classification import predict_with_flops
-
-    check_eta_scales(eta_scales)
-    learned_eta = model.eta.detach().clone()
-    measured = []
-    try:
-        for scale in eta_scales:
-            with torch.no_grad():
-                model.eta.copy_(learned_eta)
-            scale_eta_(model, scale)
-            result = predict_with_flops(model, batches)
-            measured.append({
-                "eta_scale": scale,
-                "accuracy": float((result.labels == gold).float().mean()),
-                "flops_speedup": vanilla_flops / result.flops,
-                "mean_kept_tokens_per_layer": result.kept_tokens.float().mean(dim=0).tolist(),
-            })
-    finally:
-        with torch.no_grad():
-            model.eta.copy_(learned_eta)
-    return measured
-
-
-def best_within_budget(measured: list[dict], reference_accuracy: float, accuracy_budget: float) -> int:
-    """The index of the point with the largest FLOPs speed-up whose accuracy is within `accuracy_budget` points of
-    `reference_accuracy`; the most accurate point if none is. Marks each point's `chosen`."""
-    floor = reference_accuracy - accuracy_budget / 100.0
-    allowed = [i for i, m in enumerate(measured) if m["accuracy"] >= floor - 1e-12]
-    if allowed:
-        best = max(allowed, key=lambda i: measured[i]["flops_speedup"])
-    else:
-        best = max(range(len(measured)), key=lambda i: measured[i]["accuracy"])
-    for index, entry in enumerate(measured):
-        entry["chosen"] = index == best
-    return best
-
-
-def choose_operating_point(
-    checkpoints: Sequence[Path],
-    tokenizer: PreTrainedTokenizerBase,
-    validation: Dataset,
-    *,
-    reference_accuracy: float,
-    accuracy_budget: float,
-    max_length: int,
-    eta_scales: Sequence[float] = (1.0,),
-    batch_size: int = 32,
-) -> tuple[Path, float, list[dict]]:
-    """The phase-3 checkpoint, and the factor its learned η is scaled by, with the largest executed-FLOPs speed-up
-    (with real token removal) whose validation accuracy is within `accuracy_budget` points of
-    `reference_accuracy` (phase 1's best); the most accurate point if none is.
-
-    The paper keeps the learned η (`eta_scales=(1.0,)`). Scaling it down trades speed for accuracy without
-    retraining: with a well-fitted contribution predictor, η = 1 at every layer can remove more than the budget
-    allows, and φ only moves η through training. Returns the checkpoint, the scale and every point measured.
-    """
-    from ..evaluation.classification import encode_examples, predict_with_flops, vanilla_counterpart
-    from ..evaluation.measure import pad_batch
-    from ..models.adapler import AdapLeRBertForSequenceClassification
-
-    check_eta_scales(eta_scales)
-    features = encode_examples(tokenizer, validation["text"], max_length)
-    batches = [pad_batch(features[i : i + batch_size], tokenizer.pad_token_id or 0)
-               for i in range(0, len(features), batch_size)]
-    gold = torch.as_tensor(validation["label"])
-    measured, vanilla_flops = [], None
-    points = [(checkpoint, scale) for checkpoint in checkpoints for scale in eta_scales]
-    announce(f"choosing the operating point on validation: {len(checkpoints)} phase-3 checkpoints x "
-             f"{len(eta_scales)} eta scales = {len(points)} points, each {len(features):,} texts (accuracy + FLOPs)")
-    for checkpoint in steps(checkpoints, f"operating points ({len(eta_scales)} per checkpoint)"):
-        model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
-        if vanilla_flops is None:
-            vanilla_flops = predict_with_flops(vanilla_counterpart(model), batches).flops
-        measured += [{"checkpoint": checkpoint.name, **point}
-                     for point in measure_eta_scales(model, batches, gold, vanilla_flops, eta_scales)]
-    best = best_within_budget(measured, reference_accuracy, accuracy_budget)
-    checkpoint_named = {checkpoint.name: checkpoint for checkpoint in checkpoints}
-    return checkpoint_named[measured[best]["checkpoint"]], measured[best]["eta_scale"], measured

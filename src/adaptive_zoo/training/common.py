@@ -1,88 +1,27 @@
-"""What every classification trainer of the zoo shares: tokenization with clear input checks, Trainer
-arguments that work on CPU and under torchrun, the accuracy metric, and parameter freezing."""
+"""What every trainer of the zoo shares: Trainer arguments that work on CPU and under torchrun, the accuracy
+metric, parameter freezing, loading checkpoints that lack the adaptive parts, and checkpoint clean-up.
+(Tokenization and its input checks live in `adaptive_zoo.data.text`.)"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import DatasetDict
-from transformers import AutoConfig, BertConfig, EvalPrediction, PreTrainedTokenizerBase, TrainingArguments
+from transformers import AutoConfig, BertConfig, EvalPrediction, TrainingArguments
+from transformers.utils import logging as transformers_logging
 
 from ..progress import announce, bars_enabled
+from ..settings import RecipeSettings, one_of, positive_int, setting
+from .warm_start import CROSS_ATTENTION_INITS
 
 logger = logging.getLogger(__name__)
-
-
-def check_texts(texts: Iterable[str], where: str) -> None:
-    """Refuse empty texts early: a model cannot say anything about them, and silently scoring [CLS][SEP]
-    hides a data problem."""
-    for index, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{where}: text #{index} is empty ({text!r}); remove or fill empty rows first.")
-
-
-def check_token_content(texts: Iterable[str], input_ids: Iterable[Iterable[int]], tokenizer, where: str) -> None:
-    """Refuse texts that tokenize to special tokens only ([CLS] [UNK] [SEP] for an emoji-only text): the same rule
-    the saved classifiers apply in their forward (`check_inputs_have_content`), so the CLI, the Python API and
-    `pipeline(...)` treat such input alike, here with the row's index in the data."""
-    special = set(tokenizer.all_special_ids)
-    for index, (text, ids) in enumerate(zip(texts, input_ids)):
-        ids = [int(i) for i in ids]
-        if set(ids) <= special:
-            raise ValueError(
-                f"{where}: text #{index} ({text!r}) holds only special tokens "
-                f"({' '.join(tokenizer.convert_ids_to_tokens(ids))}): an empty, whitespace-only or unreadable (e.g. "
-                "emoji-only) text, which the model cannot classify; remove such texts or replace them with text the "
-                "tokenizer knows."
-            )
-
-
-def label_names_of(dataset: DatasetDict) -> list[str]:
-    feature = dataset["train"].features["label"]
-    if not hasattr(feature, "names"):
-        raise ValueError("The dataset's `label` column must be a ClassLabel (class names known).")
-    return list(feature.names)
-
-
-def check_label_count(dataset: DatasetDict, num_labels: int) -> None:
-    """A model with k outputs must see a dataset with k classes, and every label must be one of them."""
-    names = label_names_of(dataset)
-    if len(names) != num_labels:
-        raise ValueError(
-            f"The model has {num_labels} labels but the dataset has {len(names)} classes ({names}). "
-            "Train a model for this dataset, or pass the dataset it was trained on."
-        )
-    for split, data in dataset.items():
-        labels = np.asarray(data["label"])
-        if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
-            raise ValueError(f"Split {split!r} has labels outside [0, {num_labels}).")
-
-
-def tokenize_classification(
-    dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int
-) -> DatasetDict:
-    """Tokenize `text` with truncation to `max_length` (over-long texts are cut, not an error); padding is
-    left to the collator so that batches pad to their own longest row."""
-    model_max = getattr(tokenizer, "model_max_length", None)
-    if model_max is not None and model_max < 10**6 and max_length > model_max:
-        raise ValueError(f"max_length={max_length} exceeds the tokenizer's model_max_length={model_max}.")
-    for split, data in dataset.items():
-        check_texts(data["text"], f"split {split!r}")
-
-    def encode(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
-
-    keep = {"label"}
-    remove = [c for c in dataset["train"].column_names if c not in keep]
-    encoded = dataset.map(encode, batched=True, remove_columns=remove, desc="Tokenizing")
-    for split, data in encoded.items():
-        check_token_content(dataset[split]["text"], data["input_ids"], tokenizer, f"split {split!r}")
-    return encoded
 
 
 def accuracy_metric(prediction: EvalPrediction) -> dict[str, float]:
@@ -141,8 +80,6 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
     another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
     report is shown as well."""
-    from transformers.utils import logging as transformers_logging
-
     new_prefixes = tuple(new_prefixes)
     report_logger = transformers_logging.get_logger("transformers.modeling_utils")
     verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
@@ -167,6 +104,24 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     return model
 
 
+def adaptive_model_from(model_class, config, source: torch.nn.Module, new_prefixes: Iterable[str], explanation: str):
+    """`model_class(config)` with every weight of the in-memory model `source` (one whose parameter names the
+    adaptive model shares, e.g. a BART warm-started from BERT), without a round trip through disk. Weights only the
+    adaptive model has must start with `new_prefixes` (they are explained in one line, `explanation`); anything
+    else missing or unexpected is an error. The source's generation config comes along."""
+    model = model_class(config)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    unexplained = [key for key in missing if not key.startswith(tuple(new_prefixes))]
+    if unexplained or unexpected:
+        raise ValueError(f"{type(source).__name__} does not match {model_class.__name__}: missing "
+                         f"{unexplained or 'nothing'}, unexpected {list(unexpected) or 'nothing'}.")
+    if missing:
+        announce(f"{model_class.__name__}: {explanation}")
+    if getattr(source, "generation_config", None) is not None:
+        model.generation_config = copy.deepcopy(source.generation_config)
+    return model
+
+
 #: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).
 RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_*.pth")
 
@@ -182,8 +137,6 @@ def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: b
     optimizer states, warm starts), or with `keep_weights` only the resume-only files of every checkpoint
     (`RESUME_ONLY_FILES`), keeping weights, trainer states and anything else a later run reads (AdapLeR's
     `--reuse-phases-from`). Returns the bytes freed."""
-    import shutil
-
     work_dir = trainer_work_dir(output_dir)
     if not work_dir.is_dir():
         return 0
@@ -201,7 +154,7 @@ def remove_trainer_checkpoints(output_dir: str | os.PathLike, *, keep_weights: b
 
 
 # Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
-NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map",
+NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map", "dtype",
                      "id2label", "label2id", "num_labels"}
 
 
@@ -223,3 +176,16 @@ def adaptive_config_from_base(base_model: str, config_class, label_names: list[s
         id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
     )
+
+
+@dataclass
+class Seq2SeqSettings(RecipeSettings):
+    """Fields of every run that trains a BART (HashEE-BART, the Depth-Adaptive Transformer)."""
+
+    max_target_length: int = setting(32, help="Summary tokens in training (EOS included), and new tokens when "
+                                     "generating (summarization).", check=positive_int)
+    num_beams: int = setting(1, help="Beams when generating for measurement (summarization).", check=positive_int)
+    cross_attention_init: str | None = setting(
+        None, help="Warm start of the BART from BERT (summarization): self_attention (each decoder layer's "
+        "cross-attention starts as a copy of its BERT self-attention) or fresh (random, as bert2bert).",
+        check=one_of(*CROSS_ATTENTION_INITS), default_text="self_attention")

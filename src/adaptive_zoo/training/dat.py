@@ -1,7 +1,7 @@
-"""Depth-Adaptive Transformer training: build the model from a BART checkpoint, fine-tune it with the stock
-`Seq2SeqTrainer` (the model computes the aligned or mixed loss and the exit loss itself when given labels), and
-tune the confidence thresholds T_n on validation data by random search under a compute budget (as in the paper:
-thresholds sampled uniformly, the best validation score kept).
+"""Depth-Adaptive Transformer training: build the model from a BART checkpoint and fine-tune it with the stock
+`Seq2SeqTrainer` (the model computes the aligned or mixed loss and the exit loss itself when given labels). The
+confidence thresholds T_n are tuned on validation afterwards, by the paper's random search under a compute budget
+(`adaptive_zoo.evaluation.operating_points.choose_confidence_thresholds`).
 
 No pretrained BART ships here: start from a BART warm-started from a BERT checkpoint
 (`training.warm_start.bart_from_bert`), save it, and `build_dat(folder, ...)`: every BART weight loads by name and
@@ -10,46 +10,40 @@ the exit predictor starts fresh.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import torch
+from torch import nn
 from transformers import (
     AutoConfig,
     BartConfig,
     DataCollatorForSeq2Seq,
     PreTrainedConfig,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
 )
 
 from ..models.dat import DepthAdaptiveTransformer, DepthAdaptiveTransformerConfig
-from ..progress import ProgressLine, announce, attach_progress
-from .common import check_texts, from_pretrained_with_new_parts, training_arguments
+from ..progress import attach_progress
+from ..settings import integer, number, positive_float, positive_int, setting
+from .common import (
+    NOT_CONFIG_FIELDS,
+    Seq2SeqSettings,
+    adaptive_model_from,
+    from_pretrained_with_new_parts,
+    training_arguments,
+)
 
 __all__ = [
     "DATTrainingArguments",
-    "THRESHOLD_METRICS",
-    "ThresholdSearchResult",
-    "ThresholdTrial",
     "build_dat",
-    "choose_confidence_thresholds",
     "dat_config_from_bart",
     "finetune_dat",
-    "fixed_exit_thresholds",
-    "generation_evaluator",
     "keep_lowest_encoder_layers",
-    "sample_thresholds",
-    "score_function",
-    "tune_confidence_thresholds",
 ]
-
-# Bookkeeping keys of a saved config that are not model fields (and must not override the new model type).
-NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_name_or_path", "auto_map", "dtype"}
 
 
 # -- building ---------------------------------------------------------------------------------------------------
@@ -72,16 +66,17 @@ def dat_config_from_bart(bart: str | os.PathLike | PreTrainedConfig, **overrides
     return DepthAdaptiveTransformerConfig(**{**fields, **overrides})
 
 
-def build_dat(bart: str | os.PathLike, **overrides) -> DepthAdaptiveTransformer:
-    """A `DepthAdaptiveTransformer` loaded from a BART checkpoint folder or Hub id: every BART weight (embeddings,
-    encoder, decoder blocks, the tied output projection) loads by name; the exit predictor is new. The checkpoint's
-    generation config (decoder start, EOS, ...) comes along."""
-    config = dat_config_from_bart(bart, **overrides)
-    return from_pretrained_with_new_parts(
-        DepthAdaptiveTransformer, bart, ("exit_predictor.",),
-        f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder",
-        config=config,
-    )
+def build_dat(bart: str | os.PathLike | PreTrainedModel, **overrides) -> DepthAdaptiveTransformer:
+    """A `DepthAdaptiveTransformer` from a BART: a checkpoint folder or Hub id, or a model in memory (a BART
+    warm-started from BERT). Every BART weight (embeddings, encoder, decoder blocks, the tied output projection)
+    loads by name; the exit predictor is new. The BART's generation config (decoder start, EOS, ...) comes
+    along."""
+    config = dat_config_from_bart(bart.config if isinstance(bart, PreTrainedModel) else bart, **overrides)
+    explanation = f"new weights, as expected: the {config.exit_prediction} exit predictor, trained with the decoder"
+    if isinstance(bart, PreTrainedModel):
+        return adaptive_model_from(DepthAdaptiveTransformer, config, bart, ("exit_predictor.",), explanation)
+    return from_pretrained_with_new_parts(DepthAdaptiveTransformer, bart, ("exit_predictor.",), explanation,
+                                          config=config)
 
 
 def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None):
@@ -90,8 +85,6 @@ def keep_lowest_encoder_layers(bart, report=None, num_layers: int | None = None)
     to choose between than encoder layers. `report` (the `WarmStartReport`) is updated to match: the removed
     layers' weights are no longer listed as pretrained or fresh, and a note says what was kept. In place;
     returns `bart`."""
-    from torch import nn
-
     total = bart.config.encoder_layers
     if num_layers is None or num_layers == total:
         return bart
@@ -150,301 +143,37 @@ def finetune_dat(
 
 
 @dataclass
-class DATTrainingArguments:
-    """Everything a Depth-Adaptive Transformer run takes (`adaptive_zoo.recipes.train_dat_recipe`): the paper's
-    model fields, the shape and initialisation of the BART, the threshold search and fine-tuning settings."""
+class DATTrainingArguments(Seq2SeqSettings):
+    """What training a Depth-Adaptive Transformer takes: the paper's model fields (checked by the model's config),
+    the shape and initialisation of the BART, and fine-tuning settings."""
 
-    output_dir: str
-    exit_prediction: str = "multinomial"
-    oracle: str = "likelihood"
-    oracle_sigma: float = 1.0
-    oracle_depth_penalty: float = 0.0
-    exit_loss_weight: float = 1.0
-    """alpha in L = L_dec + alpha L_exit."""
-    training_regime: str = "aligned"
-    num_mixed_samples: int = 6
-    decoder_layers: int | None = None
-    """N, the decoder blocks (each an exit); None: as many as the BERT base model has layers (at most that)."""
-    encoder_layers: int | None = None
-    """Keep only the lowest k BERT layers in the encoder (decoder-heavy models); None: all of them."""
-    from_scratch: bool = False
-    """A randomly initialised BART of the same shape instead of the warm start from BERT."""
-    cross_attention_init: str = "self_attention"
-    """How the warm start's cross-attention starts (`bart_from_bert`): "self_attention" (a copy of the same BERT
-    layer's self-attention) or "fresh" (random, as bert2bert)."""
-    compute_budget: float | None = None
-    """`exit_prediction="confidence"`: the largest average exit allowed when tuning the thresholds on validation,
-    as a fraction of N (None: `DEFAULT_COMPUTE_BUDGET`)."""
-    threshold_trials: int | None = None
-    """Random threshold settings evaluated on validation (None: `DEFAULT_THRESHOLD_TRIALS`), on top of full depth
-    and "always exit at block 1"."""
-    threshold_metric: str = "rouge1"
-    """What the threshold search maximises: rouge1, rouge2, rougeL or bleu."""
-    num_train_epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 256
-    """Source tokens."""
-    max_target_length: int = 32
-    """Target tokens in training (EOS included), and new tokens when generating."""
-    num_beams: int = 1
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
-
-    DEFAULT_COMPUTE_BUDGET = 0.5
-    DEFAULT_THRESHOLD_TRIALS = 100
+    num_train_epochs: float = setting(3.0, help="Fine-tuning epochs.", metavar="E", check=positive_float)
+    max_length: int = setting(256, help="Source tokens: longer texts are truncated. Saved as the tokenizer's "
+                              "model_max_length, so pipelines truncate to it too.", metavar="L", check=positive_int)
+    exit_prediction: str = setting("multinomial", help="sequence, multinomial, geometric, or confidence (thresholds "
+                                   "tuned on validation).")
+    oracle: str = setting("likelihood", help="What learned exits are trained towards: likelihood or correctness.")
+    oracle_sigma: float = setting(1.0, symbol="σ", help="sigma > 0 of the token oracles' smoothing.", check=number)
+    oracle_depth_penalty: float = setting(0.0, symbol="λ", help="lambda >= 0: larger values make the oracle (and the "
+                                          "predictor) exit earlier.", check=number)
+    exit_loss_weight: float = setting(1.0, symbol="α", help="alpha in L = L_dec + alpha L_exit.", check=number)
+    training_regime: str = setting("aligned", help="aligned or mixed.")
+    num_mixed_samples: int = setting(6, symbol="M", help="M, sampled exit sequences in the mixed regime.",
+                                     check=integer)
+    decoder_layers: int | None = setting(None, symbol="N", help="N decoder blocks, >= 2 and at most the base model's "
+                                         "layers.", check=integer, default_text="all of them")
+    encoder_layers: int | None = setting(None, help="Keep only the base model's lowest K layers in the encoder, for "
+                                         "a decoder-heavy model.", check=integer, default_text="all of them")
+    from_scratch: bool = setting(False, help="A randomly initialised BART of the same shape instead of the warm "
+                                 "start from BERT.")
 
     def __post_init__(self):
-        confidence = self.exit_prediction == "confidence"
-        if not confidence and (self.compute_budget is not None or self.threshold_trials is not None):
-            raise ValueError(
-                "--compute-budget and --threshold-trials tune the thresholds of --exit-prediction confidence; "
-                f"this run uses {self.exit_prediction!r}, whose exits are learned."
-            )
-        if self.compute_budget is not None and not 0 < self.compute_budget <= 1:
-            raise ValueError(
-                "compute_budget (the largest average exit, as a fraction of the decoder's N blocks) must lie in "
-                f"(0, 1]; got {self.compute_budget}."
-            )
-        if self.threshold_trials is not None and (isinstance(self.threshold_trials, bool) or self.threshold_trials < 0):
-            raise ValueError(f"threshold_trials must be >= 0; got {self.threshold_trials}.")
-        if self.threshold_metric not in THRESHOLD_METRICS:
-            raise ValueError(f"threshold_metric must be one of {sorted(THRESHOLD_METRICS)}; got {self.threshold_metric!r}.")
+        super().__post_init__()
         if self.max_target_length < 2:
             raise ValueError(f"max_target_length must be >= 2 (a token and the EOS); got {self.max_target_length}.")
-
-    @property
-    def resolved_compute_budget(self) -> float:
-        return self.DEFAULT_COMPUTE_BUDGET if self.compute_budget is None else float(self.compute_budget)
-
-    @property
-    def resolved_threshold_trials(self) -> int:
-        return self.DEFAULT_THRESHOLD_TRIALS if self.threshold_trials is None else int(self.threshold_trials)
 
     def model_overrides(self) -> dict[str, Any]:
         """The paper's config fields, for `dat_config_from_bart` / `build_dat`."""
         return dict(exit_prediction=self.exit_prediction, oracle=self.oracle, oracle_sigma=self.oracle_sigma,
                     oracle_depth_penalty=self.oracle_depth_penalty, exit_loss_weight=self.exit_loss_weight,
                     training_regime=self.training_regime, num_mixed_samples=self.num_mixed_samples)
-
-
-# -- confidence thresholds ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ThresholdTrial:
-    """One evaluated setting of the confidence thresholds."""
-
-    thresholds: list[float]
-    """T_1 .. T_{N-1}."""
-    score: float
-    """The validation score (higher is better), e.g. ROUGE-L or BLEU of the generations."""
-    average_exit: float
-    """The mean exit block of the generated tokens (the paper's AE), the compute the setting costs."""
-    within_budget: bool
-
-
-@dataclass
-class ThresholdSearchResult:
-    """What `tune_confidence_thresholds` found: the best trial within the budget (`None` if no trial met it) and
-    every trial, in the order they were evaluated."""
-
-    best: ThresholdTrial | None
-    trials: list[ThresholdTrial] = field(default_factory=list)
-    budget: float | None = None
-
-    @property
-    def best_thresholds(self) -> list[float] | None:
-        return None if self.best is None else list(self.best.thresholds)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def sample_thresholds(generator: torch.Generator, num_exits: int) -> list[float]:
-    """T_1 .. T_{N-1} drawn independently and uniformly in [0, 1] (the paper's random search)."""
-    return [float(t) for t in torch.rand(num_exits - 1, generator=generator, dtype=torch.float64)]
-
-
-def _as_score_and_exit(result) -> tuple[float, float]:
-    if isinstance(result, Mapping):
-        return float(result["score"]), float(result["average_exit"])
-    score, average_exit = result
-    return float(score), float(average_exit)
-
-
-def fixed_exit_thresholds(exit_block: int, num_exits: int) -> list[float]:
-    """The confidence thresholds T_1 .. T_{N-1} under which every token exits at block `exit_block` (1-based):
-    T_m = 1 below it (a probability is never strictly above 1, so nobody exits there and that block's output
-    distribution is not even computed) and T_m = 0 from it on (every probability is above 0). These are the
-    paper's fixed-exit baselines: the same aligned decoder cut at a fixed depth n."""
-    if isinstance(num_exits, bool) or not isinstance(num_exits, int) or num_exits < 2:
-        raise ValueError(f"num_exits (N, the number of decoder blocks) must be an integer >= 2; got {num_exits!r}.")
-    if isinstance(exit_block, bool) or not isinstance(exit_block, int) or not 1 <= exit_block <= num_exits:
-        raise ValueError(f"exit_block must be an integer between 1 and {num_exits}; got {exit_block!r}.")
-    return [1.0 if block < exit_block else 0.0 for block in range(1, num_exits)]
-
-
-def tune_confidence_thresholds(
-    evaluate: Callable[[list[float]], Any],
-    num_exits: int,
-    *,
-    budget: float | None = None,
-    num_trials: int = 100,
-    seed: int = 0,
-    candidates: Sequence[Sequence[float]] = (),
-) -> ThresholdSearchResult:
-    """Random search for the confidence thresholds T_1 .. T_{N-1} that maximise a validation score under a compute
-    budget (the paper samples 10K settings uniformly on the validation set and keeps the best BLEU).
-
-    Args:
-        evaluate: called with one setting (a list of N-1 floats); returns `(score, average_exit)` or a mapping
-            with those keys: e.g. ROUGE of the model's generations with those thresholds and their mean exit block
-            (see `generation_evaluator`). Higher scores are better.
-        num_exits: N, the number of decoder blocks.
-        budget: the largest average exit allowed (in blocks, 1 .. N); `None`: no constraint.
-        num_trials: how many random settings to evaluate (on top of `candidates`).
-        seed: seeds the sampling, so a search is reproducible.
-        candidates: settings to evaluate first (e.g. `[[1.0] * (N - 1)]`, full depth, as a reference).
-
-    Returns the best trial within the budget (ties: the cheaper one, then the earlier one) and every trial.
-    """
-    if isinstance(num_exits, bool) or not isinstance(num_exits, int) or num_exits < 2:
-        raise ValueError(f"num_exits (N, the number of decoder blocks) must be an integer >= 2; got {num_exits!r}.")
-    if budget is not None and not 1 <= budget:
-        raise ValueError(f"budget (the largest average exit allowed) must be >= 1 block; got {budget}.")
-    if num_trials < 0:
-        raise ValueError(f"num_trials must be >= 0; got {num_trials}.")
-    settings = [[float(t) for t in c] for c in candidates]
-    for setting in settings:
-        if len(setting) != num_exits - 1 or not all(0 <= t <= 1 for t in setting):
-            raise ValueError(f"each candidate needs {num_exits - 1} thresholds in [0, 1]; got {setting}.")
-    generator = torch.Generator().manual_seed(seed)
-    settings += [sample_thresholds(generator, num_exits) for _ in range(num_trials)]
-    if not settings:
-        raise ValueError("Nothing to evaluate: pass num_trials > 0 or some candidates.")
-
-    trials, best = [], None
-    for thresholds in settings:
-        score, average_exit = _as_score_and_exit(evaluate(list(thresholds)))
-        within = budget is None or average_exit <= budget
-        trial = ThresholdTrial(thresholds=thresholds, score=score, average_exit=average_exit, within_budget=within)
-        trials.append(trial)
-        if within and not math.isnan(score) and (
-            best is None or (score, -average_exit) > (best.score, -best.average_exit)
-        ):
-            best = trial
-    return ThresholdSearchResult(best=best, trials=trials, budget=budget)
-
-
-def generation_evaluator(
-    model: DepthAdaptiveTransformer,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    references: Sequence[str],
-    metric: Callable[[list[str], list[str]], float],
-    *,
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    **generate_kwargs,
-) -> Callable[[list[float]], dict[str, float]]:
-    """An `evaluate` callback for `tune_confidence_thresholds`: with the given thresholds set on the model (and
-    restored after), generate for `sources`, score the decoded texts against `references` with
-    `metric(predictions, references)` (e.g. `lambda p, r: rouge_scores(p, r)["rougeL"]`), and return
-    `{"score": ..., "average_exit": ...}`, AE being the mean exit block over every generated token."""
-    check_texts(sources, "threshold tuning sources")
-    if len(sources) != len(references):
-        raise ValueError(f"Got {len(sources)} sources but {len(references)} references.")
-    if model.config.exit_prediction != "confidence":
-        raise ValueError(
-            "Threshold tuning is for `exit_prediction='confidence'`; this model uses "
-            f"{model.config.exit_prediction!r}. Set `model.config.exit_prediction = 'confidence'` first."
-        )
-    batches = [
-        tokenizer(list(sources[i : i + batch_size]), truncation=True, max_length=max_source_length, padding=True,
-                  return_tensors="pt", return_token_type_ids=False)
-        for i in range(0, len(sources), batch_size)
-    ]
-
-    def evaluate(thresholds: list[float]) -> dict[str, float]:
-        saved = model.config.confidence_thresholds
-        model.config.confidence_thresholds = list(thresholds)
-        model.eval()
-        predictions, exit_total, exit_count = [], 0, 0
-        try:
-            for batch in batches:
-                batch = {k: v.to(model.device) for k, v in batch.items()}
-                out = model.generate_with_exits(**batch, **generate_kwargs)
-                predictions += [t.strip() for t in tokenizer.batch_decode(out.sequences, skip_special_tokens=True)]
-                exit_total += int(out.exit_layers.sum())
-                exit_count += int((out.exit_layers > 0).sum())
-        finally:
-            model.config.confidence_thresholds = saved
-        return {"score": float(metric(predictions, list(references))),
-                "average_exit": exit_total / max(exit_count, 1)}
-
-    return evaluate
-
-
-THRESHOLD_METRICS = ("rouge1", "rouge2", "rougeL", "bleu")
-
-
-def score_function(metric: str) -> Callable[[list[str], list[str]], float]:
-    """`metric(predictions, references)` for a name in `THRESHOLD_METRICS` (0-100, higher is better)."""
-    from ..evaluation.text_metrics import bleu_score, rouge_scores
-
-    if metric not in THRESHOLD_METRICS:
-        raise ValueError(f"metric must be one of {THRESHOLD_METRICS}; got {metric!r}.")
-    if metric == "bleu":
-        return lambda predictions, references: bleu_score(predictions, references)
-    return lambda predictions, references: rouge_scores(predictions, references, rouge_types=[metric])[metric]
-
-
-def choose_confidence_thresholds(
-    model: DepthAdaptiveTransformer,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    references: Sequence[str],
-    *,
-    budget_fraction: float,
-    num_trials: int = 100,
-    seed: int = 0,
-    metric: str = "rouge1",
-    batch_size: int = 16,
-    max_source_length: int = 256,
-    **generate_kwargs,
-) -> ThresholdSearchResult:
-    """The paper's threshold tuning on validation data: random settings of T_1 .. T_{N-1} (plus every fixed exit
-    1 .. N: full depth, the reference, and "every token exits at block 1", which always meets the budget, among
-    them; so the search never does worse than the best fixed depth within budget), each scored by `metric` on
-    the model's generations for `sources`; the best one whose average exit is at most `budget_fraction` * N
-    blocks wins. The model's thresholds are left as they were: set `result.best_thresholds` yourself."""
-    num_exits = model.config.num_exits
-    if not 0 < budget_fraction <= 1:
-        raise ValueError(f"budget_fraction must lie in (0, 1]; got {budget_fraction}.")
-    budget = budget_fraction * num_exits
-    if budget < 1:
-        raise ValueError(
-            f"A compute budget of {budget_fraction} x {num_exits} blocks = {budget:.3g} is below 1 block, which every "
-            f"token runs; use at least {1 / num_exits:.3g}."
-        )
-    evaluate = generation_evaluator(model, tokenizer, sources, references, score_function(metric),
-                                    batch_size=batch_size, max_source_length=max_source_length, **generate_kwargs)
-    # full depth first (the reference), then block 1, then the other fixed exits
-    order = [num_exits, 1, *range(2, num_exits)]
-    candidates = [fixed_exit_thresholds(exit_block, num_exits) for exit_block in order]
-    total = len(candidates) + num_trials
-    announce(f"threshold search on validation: {total} settings ({len(candidates)} fixed exits + {num_trials} "
-             f"random) x {len(sources):,} texts, generation and {metric} each; budget: average exit <= {budget:.2f} of "
-             f"{num_exits} blocks")
-    line, done = ProgressLine("threshold search", total), 0
-
-    def evaluate_with_progress(thresholds: list[float]) -> dict[str, float]:
-        nonlocal done
-        result = evaluate(thresholds)
-        done += 1
-        line.update(done)
-        return result
-
-    return tune_confidence_thresholds(evaluate_with_progress, num_exits, budget=budget, num_trials=num_trials,
-                                      seed=seed, candidates=candidates)

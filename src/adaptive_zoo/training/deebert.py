@@ -12,7 +12,7 @@ at once; see `DeeBertForSequenceClassification`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,35 +20,33 @@ from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
+from ..data.text import tokenize_classification
 from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from ..progress import attach_progress
+from ..settings import RecipeSettings, one_of, positive_float, setting
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
     from_pretrained_with_new_parts,
     set_trainable,
-    tokenize_classification,
     trainer_work_dir,
     training_arguments,
 )
 
 
 @dataclass
-class DeeBertTrainingArguments:
-    """What `adaptive-zoo train deebert` takes; defaults train MiniLM on bbc_news in minutes on 2 CPU cores."""
+class DeeBertTrainingArguments(RecipeSettings):
+    """What DeeBERT's two stages take; defaults train MiniLM on bbc_news in minutes on 2 CPU cores."""
 
-    output_dir: str
-    num_train_epochs: float = 2.0
-    """Stage 1 (backbone + final classifier) epochs."""
-    off_ramp_epochs: float = 2.0
-    """Stage 2 (off-ramps only, backbone frozen) epochs."""
-    learning_rate: float = 5e-5
-    off_ramp_learning_rate: float = 1e-3
-    """Stage 2 trains only small heads on frozen features, so it takes a larger step."""
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
+    num_train_epochs: float = setting(2.0, help="Stage 1 (backbone + final classifier) epochs.", metavar="E",
+                                      check=positive_float)
+    off_ramp_epochs: float = setting(2.0, help="Stage 2 (off-ramps only, backbone frozen) epochs.", metavar="E",
+                                     check=positive_float)
+    off_ramp_learning_rate: float = setting(1e-3, help="Stage 2 learning rate: it trains only small heads on frozen "
+                                            "features, so it takes a larger step.", metavar="LR",
+                                            check=positive_float)
+    off_ramp_pooling: str = setting("auto", help="Off-ramp input: [CLS] (the paper) or the token mean; auto = the "
+                                    "backbone's own pooling (mean for MiniLM).", check=one_of("auto", "cls", "mean"))
 
 
 class FinalClassifierTrainer(Trainer):

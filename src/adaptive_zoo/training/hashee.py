@@ -11,13 +11,13 @@ No pretrained BART ships here, so summarization starts from a BART warm-started 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from datasets import DatasetDict
 from transformers import (
+    AutoModel,
     AutoModelForSequenceClassification,
     BartForConditionalGeneration,
     DataCollatorForSeq2Seq,
@@ -29,43 +29,50 @@ from transformers import (
     Trainer,
 )
 
-from ..hashing import HashTable, build_hash_table, load_hash_table
+from ..hashing import HASH_FUNCTIONS, HashTable, build_hash_table, load_hash_table
+from ..models.hashee import (
+    HashEEBartConfig,
+    HashEEBartForConditionalGeneration,
+    HashEEBertConfig,
+    HashEEBertForSequenceClassification,
+)
 from ..progress import attach_progress
+from ..settings import positive_float, positive_int, setting
 from .common import (
+    NOT_CONFIG_FIELDS,
+    Seq2SeqSettings,
     accuracy_metric,
     adaptive_config_from_base,
-    check_texts,
+    adaptive_model_from,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
 )
 
 
+def known_hash_function(name: str) -> str:
+    if name not in HASH_FUNCTIONS:
+        raise ValueError(f"Unknown hash function {name!r}; known: {', '.join(HASH_FUNCTIONS)}.")
+    return name
+
+
 @dataclass
-class HashEETrainingArguments:
+class HashEETrainingArguments(Seq2SeqSettings):
     """Everything a HashEE fine-tuning run takes (classification or summarization)."""
 
-    output_dir: str
-    hash_function: str = "frequency"
-    """Which hash builds the token -> exit layer table (the paper's main choice is the frequency hash)."""
-    num_buckets: int | None = None
-    """B; None means one bucket per encoder layer (the paper's main setting)."""
-    hash_table: str | None = None
-    """A prebuilt table file (`adaptive-zoo hash build`) instead of building one from the training data."""
-    num_train_epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    """Classification input length, or the summarization source length."""
-    max_target_length: int = 32
-    num_beams: int = 1
-    """Beams for generation at evaluation time."""
-    cross_attention_init: str | None = None
-    """Summarization only: how the warm-started BART's cross-attention starts (`bart_from_bert`): "self_attention"
-    (a copy of the same BERT layer's self-attention) or "fresh" (random, as bert2bert); None: `bart_from_bert`'s
-    default ("self_attention")."""
-    seed: int = 42
-    trainer_overrides: dict = field(default_factory=dict)
+    num_train_epochs: float = setting(3.0, help="Fine-tuning epochs, token exits on.", metavar="E",
+                                      check=positive_float)
+    max_length: int = setting(128, help="Input tokens (summarization: source tokens): longer texts are truncated. "
+                              "Saved as the tokenizer's model_max_length, so pipelines truncate to it too.",
+                              metavar="L", check=positive_int)
+    hash_function: str = setting("frequency", help="Which hash builds the token -> exit layer table (the paper's "
+                                 "main choice is the frequency hash).", check=known_hash_function)
+    num_buckets: int | None = setting(None, symbol="B", help="The number of distinct exit layers.",
+                                      check=positive_int, default_text="one per encoder layer")
+    hash_table: str | None = setting(None, help="A table file from `adaptive-zoo hash build`.",
+                                     default_text="built from the training split")
+    train_vanilla: bool = setting(False, help="Also fine-tune the backbone the same way without exits (the paper's "
+                                  "baseline).")
 
 
 def table_for(
@@ -94,8 +101,6 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
     """The base model's input embedding matrix where the hash needs it (the clustered hash), else None."""
     if hash_function != "clustered":
         return None
-    from transformers import AutoModel
-
     return AutoModel.from_pretrained(base_model).get_input_embeddings().weight.detach()
 
 
@@ -105,8 +110,6 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
 def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int]):
     """A HashEE-BERT classifier from a BERT checkpoint (pretrained or fine-tuned), with `table` attached
     (`special_token_ids` keep the table's layer under the per-occurrence random hash)."""
-    from ..models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
-
     config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
                                        hash_function=table.hash_function)
     model = from_pretrained_with_new_parts(
@@ -149,37 +152,13 @@ def finetune_classifier(model: PreTrainedModel, tokenizer, encoded: DatasetDict,
 # -- summarization ----------------------------------------------------------------------------------------------
 
 
-def tokenize_seq2seq(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_source_length: int,
-                     max_target_length: int) -> DatasetDict:
-    """Sources as encoder inputs ([CLS] ... [SEP], no token types: BART has none); targets as labels that end
-    with [SEP] (the EOS) and do not start with [CLS], which is the decoder start token the model prepends."""
-    for split, data in dataset.items():
-        check_texts(data["text"], f"split {split!r} (source)")
-        check_texts(data["summary"], f"split {split!r} (summary)")
-    eos = tokenizer.sep_token_id
-
-    def encode(batch):
-        features = tokenizer(batch["text"], truncation=True, max_length=max_source_length,
-                             return_token_type_ids=False)
-        targets = tokenizer(batch["summary"], add_special_tokens=False, truncation=True,
-                            max_length=max_target_length - 1)
-        features["labels"] = [ids + [eos] for ids in targets["input_ids"]]
-        return features
-
-    return dataset.map(encode, batched=True, remove_columns=dataset["train"].column_names)
-
-
-def build_hashee_bart(bart_folder: str | Path, table: HashTable, special_token_ids: list[int]):
-    """HashEE-BART from a BART checkpoint (every weight name matches), with `table` attached."""
-    from ..models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
-
-    base = BartForConditionalGeneration.from_pretrained(bart_folder).config.to_dict()
-    for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "auto_map"):
-        base.pop(key, None)
+def build_hashee_bart(bart: BartForConditionalGeneration, table: HashTable, special_token_ids: list[int]):
+    """HashEE-BART from a BART in memory (every weight name matches), with `table` attached."""
+    base = {k: v for k, v in bart.config.to_dict().items() if k not in NOT_CONFIG_FIELDS}
     config = HashEEBartConfig(**base, num_buckets=table.num_buckets, hash_function=table.hash_function)
-    model = from_pretrained_with_new_parts(
-        HashEEBartForConditionalGeneration, bart_folder, ("model.encoder.hash_table",),
-        "new weights, as expected: the hash table (filled from the table built for this run)", config=config,
+    model = adaptive_model_from(
+        HashEEBartForConditionalGeneration, config, bart, ("model.encoder.hash_table",),
+        "new weights, as expected: the hash table (filled from the table built for this run)",
     )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model

@@ -36,6 +36,23 @@ def check_theta(value: list[float | int] | None) -> None:
         raise ValueError(f"every `theta` (the paper's θ^ℓ, the [CLS] amplification of eq. 7) must be > 0; got {bad}.")
 
 
+# Copied from adaptive_zoo.models.deebert.configuration_deebert.check_encoder_classifier
+def check_encoder_classifier(config, method: str, reason: str) -> None:
+    """Part of a config's validation: `method` (its name, in messages) is a single-label classifier on an encoder,
+    with two classes at least; `reason` says why it needs a softmax over classes."""
+    if config.problem_type not in (None, "single_label_classification"):
+        raise ValueError(
+            f"{method} {reason}, so it supports only `problem_type='single_label_classification'`; "
+            f"got {config.problem_type!r}."
+        )
+    if config.num_labels < 2:
+        raise ValueError(f"{method} {reason}, so it needs `num_labels >= 2`; got {config.num_labels}.")
+    if config.is_decoder or config.add_cross_attention:
+        raise ValueError(
+            f"{method} is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False."
+        )
+
+
 @strict
 class AdapLeRConfig(BertConfig):
     r"""
@@ -44,7 +61,17 @@ class AdapLeRConfig(BertConfig):
     Every BERT field of [`BertConfig`] applies unchanged, so any BERT checkpoint loads into it; the fields below
     are AdapLeR's own. Symbols follow the paper (section 3, appendices B and D).
 
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token removal the logits are those of its
+    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` removes no token whatever `inference_mode` says, as
+            `inference_mode="off"` does (which keeps working), in eval and in training mode: the logits equal those
+            of a `BertForSequenceClassification` with the same weights (the model of `vanilla_model_type`), and a
+            training step trains a plain BERT classifier (cross-entropy only) and marks the operating point stale.
+            Must be a bool; anything else is refused when the config is built or the field is set.
         contribution_predictor_hidden_size (`int`, *optional*, defaults to 64):
             Width of each CP's MLP: `Linear(hidden_size, width) -> GELU -> Linear(width, 1)`, then a softmax over
             the tokens present in the row gives the estimated contributions S̃^ℓ (section 3.1). Must be > 0.
@@ -97,9 +124,13 @@ class AdapLeRConfig(BertConfig):
     ```"""
 
     model_type = "adapler"
+    # The transformers model this one adapts: same weight names, and its outputs without token removal.
+    vanilla_model_type = "bert"
     # Removal statistics and loss terms stay out of `Trainer.predict`'s predictions (scripts `argmax` them).
     keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     contribution_predictor_hidden_size: int = 64
     eta: list[float | int] | None = validated_field(check_eta, default=None)
     theta: list[float | int] | None = validated_field(check_theta, default=None)
@@ -138,15 +169,7 @@ class AdapLeRConfig(BertConfig):
             raise ValueError(f"`gamma` (the paper's γ, weight of L_CP) must be >= 0; got {self.gamma}.")
         if not self.phi >= 0:
             raise ValueError(f"`phi` (the paper's φ, weight of L_LENGTH) must be >= 0; got {self.phi}.")
-        if self.problem_type not in (None, "single_label_classification"):
-            raise ValueError(
-                "AdapLeR trains with cross-entropy, so it supports only "
-                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
-            )
-        if self.num_labels < 2:
-            raise ValueError(f"AdapLeR is a classifier (cross-entropy): `num_labels` must be >= 2; got {self.num_labels}.")
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("AdapLeR is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+        check_encoder_classifier(self, "AdapLeR", "trains with the cross-entropy of a softmax over classes")
 
 
 __all__ = ["AdapLeRConfig"]

@@ -14,7 +14,8 @@ row; [CLS] (position 0) is always kept.
   leaner path: a boolean index drops its tokens, with the same scores and thresholds.
 - Training (and `inference_mode="mask"`): soft removal (eq. 4). Every token stays; a non-positive additive
   attention mask M accumulates m^-(S̃^ℓ) layer after layer, sharpening as λ grows each epoch.
-- `inference_mode="off"`: nothing is removed; the logits equal `BertForSequenceClassification`'s.
+- `inference_mode="off"`, or the zoo's common off switch `adaptive=False` (whatever the mode): nothing is removed;
+  the logits equal `BertForSequenceClassification`'s.
 
 Standard switches: `output_hidden_states` returns every token's states in the input's positions, a removed
 token's carried forward unchanged from the last layer it entered; `output_attentions` needs `inference_mode` "off"
@@ -25,7 +26,7 @@ side than in float32, so the kept tokens (and the logits) can differ from float3
 
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus
 `contribution_predictors.*`, `eta` and `theta`, so any BERT classifier checkpoint loads; a checkpoint of another
-family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -50,10 +51,6 @@ from .configuration_adapler import AdapLeRConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into AdapLeR by name.
-# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "adapler")
 
 # The attention implementations AdapLeR is tested with (soft removal adds a float mask to the scores); others
 # (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
@@ -121,8 +118,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive = False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -277,8 +274,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -304,24 +301,33 @@ def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-class AdapLeRPreTrainedModel(BertPreTrainedModel):
-    config_class = AdapLeRConfig
-    config: AdapLeRConfig
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class AdapLeRPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
+    config_class = AdapLeRConfig
+    config: AdapLeRConfig
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -333,6 +339,7 @@ class AdapLeRPreTrainedModel(BertPreTrainedModel):
             init.copy_(module.theta, theta)
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_inputs_have_content
 def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                               special_token_ids: list[int] | None) -> None:
     """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
@@ -353,6 +360,57 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
             "whitespace-only or unreadable (e.g. emoji-only) text, which the model cannot classify. Remove such texts "
             "or replace them with text the tokenizer knows."
         )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.checked_input_shape
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_classifier_inputs
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.init_bert_classifier
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.add_auto_map
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
 
 
 def initial_eta_theta(config: AdapLeRConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -386,15 +444,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
 
     def __init__(self, config: AdapLeRConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = BertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_classifier(self, config, BertModel(config))
         # CP_ℓ scores the input of layer ℓ (0-based); CP_0 reads the embeddings.
         self.contribution_predictors = nn.ModuleList(
             AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers)
@@ -404,7 +454,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         self.theta = nn.Parameter(theta)  # (L,) θ^ℓ
         # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). Not saved: a plain attribute.
         self.soft_removal_lambda: float = float(config.lambda_init)
-        config.auto_map = {**BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BACKBONE_AUTO_MAP)
 
         self.post_init()
 
@@ -435,7 +485,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         """Before a training step: keep η, θ in bounds whatever the optimiser did, refuse what would silently train
         a stale adaptive model, and flag the operating point when the backbone trains without it."""
         self.clamp_adaptive_parameters_()
-        if self.config.inference_mode == "off":
+        if self.config.inference_mode == "off" or not self.config.adaptive:
             self.config.operating_point_stale = True
         elif labels is not None and saliency is None:
             raise ValueError(
@@ -481,18 +531,9 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         from S̃ detached, so it reaches only η and θ (θ through θ_d, eq. 14); the CP targets use θ detached,
         so `cp_loss` does not train θ directly. Put `adaptive_parameters()` in their own param group.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        if sequence_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The input has {sequence_length} tokens but the model has only {self.config.max_position_embeddings} "
-                "positions: tokenize with `truncation=True` (for a pipeline: `classifier(texts, truncation=True)`), "
-                "which cuts to the saved tokenizer's `model_max_length`, the length the model was trained at."
-            )
-        check_inputs_have_content(input_ids, attention_mask, getattr(self.config, "special_token_ids", None))
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+        batch_size, sequence_length = check_classifier_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, labels
+        )
         if saliency is not None and tuple(saliency.shape) != (batch_size, sequence_length):
             raise ValueError(
                 f"`saliency` must have the shape of `input_ids`, {(batch_size, sequence_length)} (one score per "
@@ -505,7 +546,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             )
         if self.training and torch.is_grad_enabled():
             self._check_training_step(labels, saliency)
-        mode = self.config.inference_mode
+        mode = self.config.inference_mode if self.config.adaptive else "off"  # `adaptive=False`: "off", whatever mode
         soft = mode != "off" and (self.training or mode == "mask")
         hard = mode == "remove" and not self.training
         if hard and self.config.operating_point_stale:
@@ -519,7 +560,8 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
                 "AdapLeR's token removal keeps the tokens each input's contribution scores select, which a traced or "
                 "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the full-depth "
                 "model, without removal and exactly BertForSequenceClassification: set "
-                "`model.config.inference_mode = 'off'` first. Real removal runs in eager mode and under torch.compile."
+                "`model.config.inference_mode = 'off'` (or `model.config.adaptive = False`) first. Real removal runs "
+                "in eager mode and under torch.compile."
             )
 
         hidden_states = self.bert.embeddings(

@@ -1,43 +1,8 @@
-from . import modeling_dat
-from .configuration_dat import DepthAdaptiveTransformerConfig
-from .modeling_dat import (
-    DepthAdaptiveCache,
-    DepthAdaptiveExitPredictor,
-    DepthAdaptiveGenerateOutput,
-    DepthAdaptiveSeq2SeqLMOutput,
-    DepthAdaptiveTransformer,
-    DepthAdaptiveTransformerPreTrainedModel,
-    aligned_decoder_loss,
-    exit_correctness,
-    exit_cross_entropy,
-    exit_log_likelihoods,
-    generated_token_mask,
-    geometric_exit_log_probs,
-    mixed_decoder_loss,
-    oracle_exits,
-    sequence_oracle_exits,
-    smooth_over_positions,
-    token_oracle_exits,
-)
+"""The Depth-Adaptive Transformer, a self-contained Hub-code folder. The package exports the names its configuration
+and modeling files list in their `__all__`, and the two modules."""
 
-__all__ = [
-    "DepthAdaptiveCache",
-    "DepthAdaptiveExitPredictor",
-    "DepthAdaptiveGenerateOutput",
-    "DepthAdaptiveSeq2SeqLMOutput",
-    "DepthAdaptiveTransformer",
-    "DepthAdaptiveTransformerConfig",
-    "DepthAdaptiveTransformerPreTrainedModel",
-    "aligned_decoder_loss",
-    "exit_correctness",
-    "exit_cross_entropy",
-    "exit_log_likelihoods",
-    "generated_token_mask",
-    "geometric_exit_log_probs",
-    "mixed_decoder_loss",
-    "modeling_dat",
-    "oracle_exits",
-    "sequence_oracle_exits",
-    "smooth_over_positions",
-    "token_oracle_exits",
-]
+from . import configuration_dat, modeling_dat
+from .configuration_dat import *  # noqa: F403
+from .modeling_dat import *  # noqa: F403
+
+__all__ = [*configuration_dat.__all__, *modeling_dat.__all__]

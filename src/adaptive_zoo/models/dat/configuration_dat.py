@@ -92,7 +92,17 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     paper's own. Blocks and exits are numbered n = 1 .. N; exit n reads the output of block n through the
     model's one output projection (tied to the embeddings, as BART's).
 
+    The class attribute `vanilla_model_type` (`"bart"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and at full depth the logits and `generate()` outputs are those of its
+    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` decodes at full depth whatever `adaptive_depth`,
+            `exit_prediction` or `confidence_thresholds` say, as `adaptive_depth=False` does (which keeps working):
+            the logits and `generate()` outputs equal those of a `BartForConditionalGeneration` with the same
+            weights (the model of `vanilla_model_type`). Training is unchanged: every regime trains every exit.
+            Must be a bool; anything else is refused when the config is built or the field is set.
         adaptive_depth (`bool`, *optional*, defaults to `True`):
             `False` means "never exit early": every token runs all N blocks, the model computes exactly what a
             `BartForConditionalGeneration` with the same weights computes (logits and `generate`), and the exit
@@ -171,11 +181,15 @@ class DepthAdaptiveTransformerConfig(BartConfig):
     ```"""
 
     model_type = "depth_adaptive_transformer"
+    # The transformers model this one adapts: same weight names, and its outputs at full depth.
+    vanilla_model_type = "bart"
     # Exit information and loss terms stay out of `Trainer.predict`'s predictions (scripts decode the logits).
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "exit_layers", "exit_probabilities",
                                    "halting_probabilities", "exit_logits", "oracle_exit_layers", "decoder_loss",
                                    "exit_loss"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     adaptive_depth: bool = True  # type-checked on assignment by `@strict`
     exit_prediction: str = validated_field(check_exit_prediction, default="multinomial")
     oracle: str = validated_field(check_oracle, default="likelihood")

@@ -15,9 +15,9 @@ search reorders together with the keys and values. Queries, feed-forward and cro
 still-active tokens only, packed per row, so batched decoding with per-row exits gives the outputs of
 decoding one row at a time.
 
-With `config.adaptive_depth = False` the model computes exactly what `BartForConditionalGeneration` computes
-with the same weights (weight names are BART's, plus `exit_predictor.*`); a checkpoint of another family is refused
-by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
+With `config.adaptive_depth = False`, or the zoo's common off switch `config.adaptive = False`, the model computes
+exactly what `BartForConditionalGeneration` computes with the same weights (weight names are BART's, plus
+`exit_predictor.*`); a checkpoint of another family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
 
 Standard switches: adaptive decoding (eval mode, `adaptive_depth=True`) refuses `torch.compile` (inductor changed
 its logits and exits) and tracing or exporting (a static graph would freeze the example's exits); both work on the
@@ -54,10 +54,6 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_dat import DepthAdaptiveTransformerConfig
 
 IGNORE_INDEX = -100
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into the DAT by name.
-# `from_pretrained` refuses any other: a T5 or mBART checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bart", "depth_adaptive_transformer")
 
 # The attention implementations adaptive decoding is tested with; others (flex_attention, flash_attention_*, Hub
 # kernels) are refused when the model is built, loaded or switched with `set_attn_implementation`.
@@ -143,8 +139,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive = False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -473,24 +469,33 @@ def output_flags(config, output_hidden_states, output_attentions) -> tuple[bool,
     return flags[0], flags[1]
 
 
-class DepthAdaptiveTransformerPreTrainedModel(BartPreTrainedModel):
-    config_class = DepthAdaptiveTransformerConfig
-    config: DepthAdaptiveTransformerConfig
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel.from_pretrained
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class DepthAdaptiveTransformerPreTrainedModel(StandardSwitchesMixin, BartPreTrainedModel):
+    config_class = DepthAdaptiveTransformerConfig
+    config: DepthAdaptiveTransformerConfig
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -618,19 +623,22 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         kwargs.pop("return_dict", None)
         if kwargs:
             raise TypeError(f"DepthAdaptiveTransformer.forward got unexpected arguments: {sorted(kwargs)}.")
-        adaptive = self.config.adaptive_depth and not output_exit_logits and not self.training
+        depth_adaptive = self.config.adaptive and self.config.adaptive_depth  # either off switch: BART's depth
+        adaptive = depth_adaptive and not output_exit_logits and not self.training
         capture = graph_capture() if adaptive else None
         if capture == "export":
             refuse_in_graph_capture(
                 "The Depth-Adaptive Transformer's exits depend on each token's states, which a traced or exported "
                 "graph cannot keep: it would freeze the example's exits. Export the full-depth model, which is "
-                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` first."
+                "exactly BartForConditionalGeneration: set `model.config.adaptive_depth = False` (or "
+                "`model.config.adaptive = False`) first."
             )
         if capture == "compile":
             refuse_in_graph_capture(
                 "torch.compile does not give the eager results on the Depth-Adaptive Transformer's adaptive decoding "
                 "(inductor changed logits and exits on a tiny model), so it is refused. Decode adaptively without "
-                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False`."
+                "torch.compile, or compile the full-depth model: set `model.config.adaptive_depth = False` (or "
+                "`model.config.adaptive = False`)."
             )
 
         source = input_ids if input_ids is not None else inputs_embeds
@@ -660,7 +668,7 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         thresholded = self.config.exit_prediction == "confidence" and self.config.confidence_thresholds is not None
         if self.training and torch.is_grad_enabled() and thresholded:
             self.config.operating_point_stale = True  # T_n were tuned for the weights this step is about to change
-        if (not self.training and thresholded and self.config.adaptive_depth and not output_exit_logits
+        if (not self.training and thresholded and depth_adaptive and not output_exit_logits
                 and self.config.operating_point_stale):
             warn_stale_operating_point(self, "confidence thresholds T_n", "adaptive_depth=False")
         if self.training:

@@ -1,17 +1,8 @@
-from .configuration_deebert import DeeBertConfig
-from .modeling_deebert import (
-    DeeBertForSequenceClassification,
-    DeeBertModel,
-    DeeBertPreTrainedModel,
-    DeeBertSequenceClassifierOutput,
-    prediction_entropy,
-)
+"""DeeBERT, a self-contained Hub-code folder. The package exports the names its configuration and modeling files list
+in their `__all__`, and the two modules."""
 
-__all__ = [
-    "DeeBertConfig",
-    "DeeBertForSequenceClassification",
-    "DeeBertModel",
-    "DeeBertPreTrainedModel",
-    "DeeBertSequenceClassifierOutput",
-    "prediction_entropy",
-]
+from . import configuration_deebert, modeling_deebert
+from .configuration_deebert import *  # noqa: F403
+from .modeling_deebert import *  # noqa: F403
+
+__all__ = [*configuration_deebert.__all__, *modeling_deebert.__all__]

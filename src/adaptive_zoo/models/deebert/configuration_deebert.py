@@ -18,6 +18,22 @@ def check_entropy_threshold(value: float | int | None) -> None:
         )
 
 
+def check_encoder_classifier(config, method: str, reason: str) -> None:
+    """Part of a config's validation: `method` (its name, in messages) is a single-label classifier on an encoder,
+    with two classes at least; `reason` says why it needs a softmax over classes."""
+    if config.problem_type not in (None, "single_label_classification"):
+        raise ValueError(
+            f"{method} {reason}, so it supports only `problem_type='single_label_classification'`; "
+            f"got {config.problem_type!r}."
+        )
+    if config.num_labels < 2:
+        raise ValueError(f"{method} {reason}, so it needs `num_labels >= 2`; got {config.num_labels}.")
+    if config.is_decoder or config.add_cross_attention:
+        raise ValueError(
+            f"{method} is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False."
+        )
+
+
 @strict
 class DeeBertConfig(BertConfig):
     r"""
@@ -25,7 +41,17 @@ class DeeBertConfig(BertConfig):
     every layer and entropy-based early exit. Every BERT field of [`BertConfig`] applies unchanged, so any BERT
     checkpoint loads into it; the fields below are DeeBERT's own.
 
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and at full depth the logits are those of its `BertForSequenceClassification`
+    with the same weights (built from this config by `AutoConfig.for_model(vanilla_model_type, ...)`).
+
     Args:
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` turns early exit off whatever `entropy_threshold`
+            says, as `entropy_threshold=None` does (which keeps working): every sample runs every layer, and the
+            logits equal those of a `BertForSequenceClassification` with the same weights (the model of
+            `vanilla_model_type`). Training is unchanged: the joint objective over every classifier. Must be a
+            bool; anything else is refused when the config is built or the field is set.
         entropy_threshold (`float`, *optional*, defaults to `None`):
             The paper's exit threshold *S*. At inference a sample leaves the network at the first layer whose
             off-ramp has a prediction entropy (natural log, in nats) strictly below *S*; a sample that never
@@ -58,9 +84,13 @@ class DeeBertConfig(BertConfig):
     ```"""
 
     model_type = "deebert"
+    # The transformers model this one adapts: same weight names, and its outputs at full depth.
+    vanilla_model_type = "bert"
     # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
     keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
 
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
     entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
     off_ramp_pooling: str = "cls"
     off_ramp_dropout: float | int | None = None
@@ -72,15 +102,7 @@ class DeeBertConfig(BertConfig):
             raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
         if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
             raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
-        if self.problem_type not in (None, "single_label_classification"):
-            raise ValueError(
-                "DeeBERT exits on the entropy of a softmax over classes, so it supports only "
-                f"`problem_type='single_label_classification'`; got {self.problem_type!r}."
-            )
-        if self.num_labels < 2:
-            raise ValueError(f"DeeBERT needs `num_labels >= 2` (entropy of a class distribution); got {self.num_labels}.")
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("DeeBERT is an encoder-only classifier: `is_decoder` and `add_cross_attention` must be False.")
+        check_encoder_classifier(self, "DeeBERT", "exits on the entropy of a softmax over classes")
 
 
 __all__ = ["DeeBertConfig"]

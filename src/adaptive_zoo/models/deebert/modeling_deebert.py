@@ -8,12 +8,13 @@ leave the batch: every deeper layer runs on the rows still in flight only, so th
 
 Weight names equal `BertForSequenceClassification`'s (`bert.*`, `classifier.*`), plus `off_ramps.*`, so any
 BERT classifier checkpoint loads, and the last off-ramp is the model's own pooler and classifier. A checkpoint of
-another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `SUPPORTED_CHECKPOINT_MODEL_TYPES`.
+another family (RoBERTa, DistilBERT, ...) is refused by `from_pretrained`: see `StandardSwitchesMixin`.
 
 Standard switches: `output_hidden_states` returns every row's states, an exited row's carried forward unchanged
 from its exit layer; `output_attentions` needs full depth and eager attention; `torch.compile` gives the eager
 outputs; tracing or exporting (`torch.export`, `torch.onnx.export`, `torch.jit.trace`) is refused while early exit
-is on, since a static graph would freeze the example's exits: export with `entropy_threshold=None`.
+is on, since a static graph would freeze the example's exits: export with `entropy_threshold=None` (or with the
+zoo's common off switch, `adaptive=False`).
 
 This file is Hub code: it imports only torch, transformers and its sibling configuration, so that
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
@@ -37,10 +38,6 @@ from .configuration_deebert import DeeBertConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeBertModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load into DeeBERT by name.
-# `from_pretrained` refuses any other: a RoBERTa or DistilBERT checkpoint would load misplaced or random weights.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = ("bert", "deebert")
 
 # The attention implementations DeeBERT is tested with; others (flex_attention, flash_attention_*, Hub kernels)
 # are refused when the model is built, loaded or switched with `set_attn_implementation`.
@@ -112,6 +109,53 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
         )
 
 
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
+
+
 class DeeBertOffRampPooler(nn.Module):
     """Dense + tanh over one vector per row, named like `BertPooler` so it can start from BERT's pooler."""
 
@@ -154,8 +198,8 @@ def warn_stale_operating_point(model: nn.Module, operating_point: str, full_dept
     warnings.warn(
         f"This {type(model).__name__} was trained after its operating point ({operating_point}) was chosen "
         "(`config.operating_point_stale=True`): its accuracy and speed-up are unknown. Re-tune it on validation "
-        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` to run at "
-        "full depth.",
+        f"data with `adaptive-zoo calibrate FOLDER --dataset DATA`, or set `config.{full_depth_setting}` (or "
+        "`config.adaptive = False`) to run at full depth.",
         UserWarning,
         stacklevel=3,
     )
@@ -242,8 +286,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -268,22 +312,32 @@ def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
             handle.remove()
 
 
-class DeeBertPreTrainedModel(BertPreTrainedModel):
-    config_class = DeeBertConfig
-    config: DeeBertConfig
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
+
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
     _supports_flex_attn = False
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        check_checkpoint_model_type(cls, pretrained_model_name_or_path, SUPPORTED_CHECKPOINT_MODEL_TYPES, kwargs)
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
+        check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class DeeBertPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
+    config_class = DeeBertConfig
+    config: DeeBertConfig
 
 
 class DeeBertModel(DeeBertPreTrainedModel, BertModel):
@@ -308,18 +362,10 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
 
     def __init__(self, config: DeeBertConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = BertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        init_bert_classifier(self, config, BertModel(config))
         # Off-ramps after layers 1 .. L-1; after layer L the model's own pooler and classifier decide.
         self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
-        config.auto_map = {**BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BACKBONE_AUTO_MAP)
 
         self.post_init()
 
@@ -362,22 +408,11 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
             Also return every layer's attention weights: full depth and eager attention only (else a ValueError).
 
-        Early exit happens only in eval mode with `config.entropy_threshold` set; in training every sample runs
-        every layer so that every off-ramp sees every sample.
+        Early exit happens only in eval mode with `config.entropy_threshold` set and `config.adaptive` True; in
+        training every sample runs every layer so that every off-ramp sees every sample.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        if sequence_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"The input has {sequence_length} tokens but the model has only {self.config.max_position_embeddings} "
-                "positions: tokenize with `truncation=True` (for a pipeline: `classifier(texts, truncation=True)`), "
-                "which cuts to the saved tokenizer's `model_max_length`, the length the model was trained at."
-            )
-        check_inputs_have_content(input_ids, attention_mask, getattr(self.config, "special_token_ids", None))
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
-        threshold = None if self.training else self.config.entropy_threshold
+        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
+        threshold = None if self.training or not self.config.adaptive else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
             self.config.operating_point_stale = True  # S was chosen for the weights this step is about to change
@@ -391,8 +426,8 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             refuse_in_graph_capture(
                 "DeeBERT's early exit depends on each input's off-ramp entropies, which a traced or exported graph "
                 "cannot keep: it would freeze the example batch's exits. Export the full-depth model, which is exactly "
-                "BertForSequenceClassification: set `model.config.entropy_threshold = None` first. The adaptive "
-                "model runs in eager mode and under torch.compile."
+                "BertForSequenceClassification: set `model.config.entropy_threshold = None` (or "
+                "`model.config.adaptive = False`) first. The adaptive model runs in eager mode and under torch.compile."
             )
         with recording_attentions(
             [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []

@@ -1,38 +1,8 @@
-from .configuration_hashee import HASH_FUNCTIONS, HashEEBartConfig, HashEEBertConfig, bucket_exit_layers
-from .modeling_hashee import (
-    HashEEBartEncoder,
-    HashEEBartForConditionalGeneration,
-    HashEEBartModel,
-    HashEEBartPreTrainedModel,
-    HashEEBertEncoder,
-    HashEEBertForSequenceClassification,
-    HashEEBertModel,
-    HashEEBertModelOutput,
-    HashEEBertPreTrainedModel,
-    HashEEEncoderOutput,
-    HashEESeq2SeqLMOutput,
-    HashEESeq2SeqModelOutput,
-    HashEESequenceClassifierOutput,
-    run_layers_with_token_exits,
-)
+"""HashEE (BERT and BART), a self-contained Hub-code folder. The package exports the names its configuration and
+modeling files list in their `__all__`, and the two modules."""
 
-__all__ = [
-    "HASH_FUNCTIONS",
-    "HashEEBartConfig",
-    "HashEEBartEncoder",
-    "HashEEBartForConditionalGeneration",
-    "HashEEBartModel",
-    "HashEEBartPreTrainedModel",
-    "HashEEBertConfig",
-    "HashEEBertEncoder",
-    "HashEEBertForSequenceClassification",
-    "HashEEBertModel",
-    "HashEEBertModelOutput",
-    "HashEEBertPreTrainedModel",
-    "HashEEEncoderOutput",
-    "HashEESeq2SeqLMOutput",
-    "HashEESeq2SeqModelOutput",
-    "HashEESequenceClassifierOutput",
-    "bucket_exit_layers",
-    "run_layers_with_token_exits",
-]
+from . import configuration_hashee, modeling_hashee
+from .configuration_hashee import *  # noqa: F403
+from .modeling_hashee import *  # noqa: F403
+
+__all__ = [*configuration_hashee.__all__, *modeling_hashee.__all__]

@@ -5,6 +5,8 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict, validated_field
 from transformers import BartConfig, BertConfig
 
@@ -61,8 +63,30 @@ def check_special_token_ids(value: list[int] | None) -> None:
         raise ValueError(f"`special_token_ids` must be non-negative token ids; got {bad} in {value}.")
 
 
+# Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
+# with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
+@dataclass(repr=False, eq=False)
 class HashEEConfigMixin:
-    """What the BERT and BART configurations of HashEE share: the bucket layout and validation."""
+    """What the BERT and BART configurations of HashEE share: their fields (documented in `HASHEE_ARGS_DOC`), the
+    bucket layout and its validation."""
+
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
+    num_buckets: int | None = validated_field(check_num_buckets, default=None)
+    hash_function: str = validated_field(check_hash_function, default="frequency")
+    token_early_exit: bool = True  # type-checked on assignment by `@strict`
+    inconsistent_seed: int = 0
+    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.num_buckets is None:  # the paper's default: one bucket per layer
+            self.num_buckets = self.num_hidden_layers
+
+    @property
+    def token_exits(self) -> bool:
+        """Whether tokens exit early: `adaptive` and `token_early_exit` both True."""
+        return self.adaptive and self.token_early_exit
 
     @property
     def exit_layers(self) -> list[int]:
@@ -80,12 +104,14 @@ class HashEEConfigMixin:
                     f"`special_token_ids` must be ids below `vocab_size` ({self.vocab_size}); got {too_large}."
                 )
 
-    def resolve_num_buckets(self) -> None:
-        if self.num_buckets is None:  # the paper's default: one bucket per layer
-            self.num_buckets = self.num_hidden_layers
-
 
 HASHEE_ARGS_DOC = r"""
+        adaptive (`bool`, *optional*, defaults to `True`):
+            The off switch every model of the zoo has. `False` makes every token run every encoder layer whatever
+            `token_early_exit` says, as `token_early_exit=False` does (which keeps working), in training as in
+            inference: the model computes exactly what the vanilla transformers model of `vanilla_model_type`
+            computes with the same weights, and needs no hash table. Must be a bool; anything else is refused when
+            the config is built or the field is set.
         num_buckets (`int`, *optional*, defaults to `None`):
             The paper's *B*, the number of buckets (exit layers) tokens are hashed into, in `[1, L]` with *L* the
             number of encoder layers. Bucket b exits after layer `1 + floor(L * b / B)` (appendix A.3; see
@@ -115,21 +141,32 @@ HASHEE_ARGS_DOC = r"""
 """
 
 
+
+def hashee_config_doc(summary: str, config_class: str, model_class: str, arguments: str, exit_layers: str) -> str:
+    """The docstring of a HashEE configuration: `summary`, the fields (`HASHEE_ARGS_DOC`), and an example that
+    builds a `config_class` with `arguments`, a `model_class` from it, and shows its bucket `exit_layers`."""
+    return f"""{summary}
+
+    Args:{HASHEE_ARGS_DOC}
+    Example:
+
+    ```python
+    >>> from adaptive_zoo.models.hashee import {config_class}, {model_class}
+
+    >>> config = {config_class}({arguments})
+    >>> model = {model_class}(config)
+    >>> config.exit_layers
+    {exit_layers}
+    ```"""
+
+
 @strict
 class HashEEBertConfig(HashEEConfigMixin, BertConfig):
     model_type = "hashee_bert"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bert"
     # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
-
-    num_buckets: int | None = validated_field(check_num_buckets, default=None)
-    hash_function: str = validated_field(check_hash_function, default="frequency")
-    token_early_exit: bool = True  # type-checked on assignment by `@strict`
-    inconsistent_seed: int = 0
-    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.resolve_num_buckets()
 
     def validate_encoder_only(self):
         """Part of `@strict` validation: runs at construction."""
@@ -137,7 +174,7 @@ class HashEEBertConfig(HashEEConfigMixin, BertConfig):
             raise ValueError("HashEE-BERT is an encoder: `is_decoder` and `add_cross_attention` must be False.")
 
 
-HashEEBertConfig.__doc__ = (
+HashEEBertConfig.__doc__ = hashee_config_doc(
     r"""
     Configuration of a [`HashEEBertForSequenceClassification`] (and its backbone [`HashEEBertModel`]): a BERT
     encoder in which every token leaves the network at a fixed layer looked up in a hash table (token id -> exit
@@ -145,40 +182,26 @@ HashEEBertConfig.__doc__ = (
     loads into it; the fields below are HashEE's own. The table itself is not a config field but a buffer of the
     model (`bert.encoder.hash_table`), saved with the weights.
 
-    Args:"""
-    + HASHEE_ARGS_DOC
-    + r"""
-    Example:
-
-    ```python
-    >>> from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
-
-    >>> config = HashEEBertConfig(num_labels=2, num_hidden_layers=6, num_buckets=6)
-    >>> model = HashEEBertForSequenceClassification(config)
-    >>> config.exit_layers
-    [1, 2, 3, 4, 5, 6]
-    ```"""
+    The class attribute `vanilla_model_type` (`"bert"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token exits the logits are those of its
+    `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).""",
+    "HashEEBertConfig",
+    "HashEEBertForSequenceClassification",
+    arguments="num_labels=2, num_hidden_layers=6, num_buckets=6",
+    exit_layers="[1, 2, 3, 4, 5, 6]",
 )
 
 
 @strict
 class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     model_type = "hashee_bart"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bart"
     # The cache and the encoder's per-token exit layers stay out of `Trainer.predict`'s predictions.
     keys_to_ignore_at_inference = ["cache", "encoder_last_hidden_state", "encoder_token_exit_layers"]
 
-    num_buckets: int | None = validated_field(check_num_buckets, default=None)
-    hash_function: str = validated_field(check_hash_function, default="frequency")
-    token_early_exit: bool = True  # type-checked on assignment by `@strict`
-    inconsistent_seed: int = 0
-    special_token_ids: list[int] | None = validated_field(check_special_token_ids, default=None)
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self.resolve_num_buckets()
-
-
-HashEEBartConfig.__doc__ = (
+HashEEBartConfig.__doc__ = hashee_config_doc(
     r"""
     Configuration of a [`HashEEBartForConditionalGeneration`] (and its base [`HashEEBartModel`]): a BART whose
     *encoder* lets every token leave at a fixed layer looked up in a hash table (token id -> exit layer); the
@@ -186,19 +209,13 @@ HashEEBartConfig.__doc__ = (
     Models"). Every field of [`BartConfig`] applies unchanged, so any BART checkpoint loads into it; *L* below is
     `encoder_layers`. The table is a buffer of the model (`model.encoder.hash_table`), saved with the weights.
 
-    Args:"""
-    + HASHEE_ARGS_DOC
-    + r"""
-    Example:
-
-    ```python
-    >>> from adaptive_zoo.models.hashee import HashEEBartConfig, HashEEBartForConditionalGeneration
-
-    >>> config = HashEEBartConfig(encoder_layers=6, decoder_layers=6, num_buckets=3)
-    >>> model = HashEEBartForConditionalGeneration(config)
-    >>> config.exit_layers
-    [1, 3, 5]
-    ```"""
+    The class attribute `vanilla_model_type` (`"bart"`) names the vanilla transformers model this one adapts: its
+    checkpoints load here by name, and without token exits the logits and `generate()` outputs are those of its
+    `BartForConditionalGeneration` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).""",
+    "HashEEBartConfig",
+    "HashEEBartForConditionalGeneration",
+    arguments="encoder_layers=6, decoder_layers=6, num_buckets=3",
+    exit_layers="[1, 3, 5]",
 )
 
 

@@ -26,8 +26,9 @@ Two models:
   `BartForConditionalGeneration`'s plus `model.encoder.hash_table`.
 
 So any BERT / BART checkpoint loads, with only the table reported missing (it then holds zeros: "no table"); a
-checkpoint of another family is refused by `from_pretrained` (see `SUPPORTED_CHECKPOINT_MODEL_TYPES`).
-With `config.token_early_exit = False` the stock layers run and the outputs equal the vanilla model's.
+checkpoint of another family is refused by `from_pretrained` (see `StandardSwitchesMixin`).
+With `config.token_early_exit = False`, or the zoo's common off switch `config.adaptive = False`, the stock layers
+run and the outputs equal the vanilla model's.
 
 Standard switches: `output_hidden_states` returns every token's states, an exited token's carried forward unchanged
 from its exit layer; `output_attentions` needs `token_early_exit=False` and eager attention; gradient checkpointing
@@ -89,13 +90,6 @@ from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
 # `save_pretrained` writes only the saved class's own Auto entry; these let `AutoModel` load the base models.
 BERT_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBertModel"}
 BART_BASE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBartModel"}
-
-# The checkpoint families (`model_type` in a checkpoint's config.json) whose weights load by name into each HashEE
-# model. `from_pretrained` refuses any other: a RoBERTa, DistilBERT or T5 checkpoint would load misplaced or random.
-SUPPORTED_CHECKPOINT_MODEL_TYPES = {
-    HashEEBertConfig.model_type: ("bert", "hashee_bert"),
-    HashEEBartConfig.model_type: ("bart", "hashee_bart"),
-}
 
 # Attention implementations whose masks the token-exit path builds for queries shorter than keys; others
 # (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
@@ -278,8 +272,8 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
     if adaptive:
         raise ValueError(
             f"{model_class.__name__} returns attention weights only at full depth: with early exit, the rows or "
-            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` for attentions, or use "
-            "`output_hidden_states=True`, which the adaptive path supports."
+            f"tokens that left have no attention at later layers. Set `{full_depth_setting}` (or `config.adaptive = "
+            "False`) for attentions, or use `output_hidden_states=True`, which the adaptive path supports."
         )
     if config._attn_implementation != "eager":
         raise ValueError(
@@ -403,28 +397,44 @@ def key_padding_mask(config, query_states: torch.Tensor, present: torch.Tensor, 
     )
 
 
+def token_subset_attention(
+    attention: nn.Module,
+    projections: tuple[nn.Linear, nn.Linear, nn.Linear],
+    head_shape: tuple[int, int],
+    eager_attention_forward: Callable,
+    dropout: float,
+    query_states: torch.Tensor,
+    states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Self-attention of the M query tokens over all T' tokens (eqs. 1-2), through the model's attention
+    implementation, before the output projection: (B, M, H), (B, T', H) -> (B, M, nh * hd). `attention` is the
+    layer's attention module, `projections` its query, key and value projections, `head_shape` (nh, hd)."""
+    query_projection, key_projection, value_projection = projections
+    batch_size, num_queries, _ = query_states.shape
+    shape = (batch_size, -1, *head_shape)
+    query = query_projection(query_states).view(shape).transpose(1, 2)  # (B, nh, M, hd)
+    key = key_projection(states).view(shape).transpose(1, 2)  # (B, nh, T', hd)
+    value = value_projection(states).view(shape).transpose(1, 2)  # (B, nh, T', hd)
+    attention_function = attention_interface(attention.config, eager_attention_forward)
+    context, _ = attention_function(
+        attention, query, key, value, attention_mask, dropout=dropout, scaling=attention.scaling
+    )  # (B, M, nh, hd)
+    return context.reshape(batch_size, num_queries, -1)  # (B, M, nh * hd)
+
+
 def bert_layer_step(
     layer: BertLayer, query_states: torch.Tensor, states: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """One `BertLayer` (eqs. 1-4) with its own submodules: queries, attention output, FFN and layer norms for the
     M query tokens only; keys and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.attention.self
-    batch_size, num_queries, _ = query_states.shape
-    head_shape = (batch_size, -1, attention.num_attention_heads, attention.attention_head_size)
-    query = attention.query(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hs)
-    key = attention.key(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    value = attention.value(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hs)
-    attention_function = attention_interface(attention.config, bert_eager_attention_forward)
-    context, _ = attention_function(
-        attention,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=attention.dropout.p if attention.training else 0.0,
-        scaling=attention.scaling,
-    )  # (B, M, nh, hs)
-    context = context.reshape(batch_size, num_queries, -1)  # (B, M, H)
+    dropout = attention.dropout.p if attention.training else 0.0
+    context = token_subset_attention(
+        attention, (attention.query, attention.key, attention.value),
+        (attention.num_attention_heads, attention.attention_head_size), bert_eager_attention_forward, dropout,
+        query_states, states, attention_mask,
+    )  # (B, M, H)
     attention_output = layer.attention.output(context, query_states)  # (B, M, H): dense, dropout, LN(+ residual)
     return layer.feed_forward_chunk(attention_output)  # (B, M, H): intermediate, output, LN(+ residual)
 
@@ -435,22 +445,12 @@ def bart_layer_step(
     """One `BartEncoderLayer` (eqs. 1-4, post-LN as in BART) with its own submodules, for the M query tokens; keys
     and values from all T' tokens. (B, M, H), (B, T', H) -> (B, M, H)."""
     attention = layer.self_attn
-    batch_size, num_queries, _ = query_states.shape
-    head_shape = (batch_size, -1, attention.num_heads, attention.head_dim)
-    query = attention.q_proj(query_states).view(head_shape).transpose(1, 2)  # (B, nh, M, hd)
-    key = attention.k_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    value = attention.v_proj(states).view(head_shape).transpose(1, 2)  # (B, nh, T', hd)
-    attention_function = attention_interface(attention.config, bart_eager_attention_forward)
-    context, _ = attention_function(
-        attention,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=attention.dropout if attention.training else 0.0,
-        scaling=attention.scaling,
-    )  # (B, M, nh, hd)
-    attended = attention.out_proj(context.reshape(batch_size, num_queries, -1))  # (B, M, H)
+    dropout = attention.dropout if attention.training else 0.0
+    context = token_subset_attention(
+        attention, (attention.q_proj, attention.k_proj, attention.v_proj), (attention.num_heads, attention.head_dim),
+        bart_eager_attention_forward, dropout, query_states, states, attention_mask,
+    )  # (B, M, H)
+    attended = attention.out_proj(context)  # (B, M, H)
     attended = nn.functional.dropout(attended, p=layer.dropout, training=layer.training)
     hidden_states = layer.self_attn_layer_norm(query_states + attended)  # (B, M, H)
 
@@ -479,14 +479,8 @@ def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None
         )
 
 
-def check_sequence_length(config, sequence_length: int) -> None:
-    if sequence_length > config.max_position_embeddings:
-        raise ValueError(
-            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
-            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
-            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
-        )
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_inputs_have_content
 def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
                               special_token_ids: list[int] | None) -> None:
     """Refuse input rows made only of special tokens ([CLS], [SEP], [PAD], [UNK], ...): an empty, whitespace-only
@@ -509,6 +503,57 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
         )
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.checked_input_shape
+def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
+    """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
+    more tokens than the model has positions."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+    batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+    if sequence_length > config.max_position_embeddings:
+        raise ValueError(
+            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
+            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
+            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+        )
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_classifier_inputs
+def check_classifier_inputs(
+    config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[int, int]:
+    """A sequence classifier's input checks: `checked_input_shape`, `check_inputs_have_content` (with the config's
+    `special_token_ids`, if any) and one label per row. Returns (batch_size, sequence_length)."""
+    batch_size, sequence_length = checked_input_shape(config, input_ids, inputs_embeds)
+    check_inputs_have_content(input_ids, attention_mask, getattr(config, "special_token_ids", None))
+    if labels is not None and labels.shape[0] != batch_size:
+        raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
+    return batch_size, sequence_length
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.init_bert_classifier
+def init_bert_classifier(model: nn.Module, config, bert: nn.Module) -> None:
+    """Give `model` the modules of a `BertForSequenceClassification` under its names (`bert`, `dropout`,
+    `classifier`), so that BERT classifier checkpoints load by name; `bert` is the backbone to use."""
+    model.num_labels = config.num_labels
+    model.config = config
+    model.bert = bert
+    classifier_dropout = (
+        config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    )
+    model.dropout = nn.Dropout(classifier_dropout)
+    model.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.add_auto_map
+def add_auto_map(config, entries: dict[str, str]) -> None:
+    """Add `entries` to `config.auto_map`, keeping those it has: `save_pretrained` writes only the saved class's own
+    Auto entry, and these let the other Auto classes load the saved folder too."""
+    config.auto_map = {**entries, **(getattr(config, "auto_map", None) or {})}
+
+
 def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device: torch.device) -> torch.Tensor:
     """(B, T) bool, True on real tokens."""
     if attention_mask is None:
@@ -518,7 +563,7 @@ def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device:
 
 class HashTableMixin:
     """The token -> exit-layer table of a HashEE encoder (a persistent buffer `hash_table` of vocabulary size,
-    saved in `model.safetensors`), and the exit layers it gives a batch."""
+    saved in `model.safetensors`), the exit layers it gives a batch, and the encoder's layers run with them."""
 
     def init_hash_table(self, config) -> None:
         # 0 = "no exit layer": the value a checkpoint without a table leaves (see `_init_weights`).
@@ -553,8 +598,12 @@ class HashTableMixin:
         if special_token_ids is not None:
             self.config.special_token_ids = sorted({int(i) for i in special_token_ids})
 
-    def token_exit_layers(self, input_ids: torch.Tensor | None, present: torch.Tensor) -> torch.Tensor:
-        """The exit layer of every token, (B, T) long, 0 at padding."""
+    def token_exit_layers(
+        self, input_ids: torch.Tensor | None, present: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The exit layer of every token, (B, T) long, 0 at padding, once the token-exit path's inputs are checked
+        (`check_token_exit_inputs`)."""
+        check_token_exit_inputs(self.config, attention_mask)
         if input_ids is None:
             raise ValueError(
                 "HashEE looks up each token's exit layer by its id: pass `input_ids` (not `inputs_embeds`), or set "
@@ -587,6 +636,20 @@ class HashTableMixin:
             exit_layers = self.random_exit_layers(input_ids, exit_layers)
         return exit_layers.masked_fill(~present, 0)
 
+    def run_encoder_layers(
+        self, layers: nn.ModuleList, layer_step: Callable, hidden_states: torch.Tensor, exit_layers: torch.Tensor,
+        output_hidden_states: bool, skip_layer: Callable[[], bool] | None = None,
+    ) -> HashEEEncoderOutput:
+        """The encoder's layers on its embeddings `hidden_states` with the tokens' `exit_layers` (see the function
+        `run_layers_with_token_exits`), each layer computed by `layer_step`."""
+        hidden_states, all_states = run_layers_with_token_exits(
+            layers, layer_step, hidden_states, exit_layers, partial(key_padding_mask, self.config),
+            output_hidden_states=output_hidden_states, skip_layer=skip_layer,
+        )
+        return HashEEEncoderOutput(
+            last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+        )
+
     @torch.no_grad()
     def resize_hash_table(self, vocab_size: int) -> None:
         """Follow `resize_token_embeddings`: new ids run every layer (the exit the table builder gives ids it never
@@ -613,8 +676,12 @@ class HashTableMixin:
         return draws
 
 
-class HashEEPreTrainedMixin:
-    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they refuse or extend."""
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
+class StandardSwitchesMixin:
+    """The loading switches every model of the zoo checks, for a `PreTrainedModel` subclass whose `config_class`
+    declares `vanilla_model_type`: `from_pretrained` refuses a checkpoint of another family, and an attention
+    implementation outside `SUPPORTED_ATTENTION_IMPLEMENTATIONS` is refused when the model is built, loaded or
+    switched with `set_attn_implementation`."""
 
     # transformers' own refusal of these implementations; `_check_and_adjust_attn_implementation` refuses the rest
     _supports_flash_attn = False
@@ -622,15 +689,26 @@ class HashEEPreTrainedMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, refusing other families' checkpoints (SUPPORTED_CHECKPOINT_MODEL_TYPES)."""
-        supported = SUPPORTED_CHECKPOINT_MODEL_TYPES[cls.config_class.model_type]
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose `model_type` is neither the config's
+        `vanilla_model_type` nor its `model_type`: another family's weights would load misplaced or not at all."""
+        supported = (cls.config_class.vanilla_model_type, cls.config_class.model_type)
         check_checkpoint_model_type(cls, pretrained_model_name_or_path, supported, kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
-    # Copied from adaptive_zoo.models.deebert.modeling_deebert.DeeBertPreTrainedModel._check_and_adjust_attn_implementation
     def _check_and_adjust_attn_implementation(self, attn_implementation, is_init_check=False, allow_all_kernels=False):
         check_attention_implementation(type(self), attn_implementation, SUPPORTED_ATTENTION_IMPLEMENTATIONS)
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
+
+
+class HashEEPreTrainedMixin(StandardSwitchesMixin):
+    """What the BERT and BART pre-trained classes of HashEE share: the standard switches they check or extend, and
+    the hash table's initialisation."""
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, HashTableMixin):
+            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
 
     def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""
@@ -639,6 +717,24 @@ class HashEEPreTrainedMixin:
             if isinstance(module, HashTableMixin):
                 module.resize_hash_table(embeddings.num_embeddings)
         return embeddings
+
+
+class HashTableHolderMixin:
+    """The models around a HashEE encoder (the base models and their heads): the encoder's hash table, reached
+    through them."""
+
+    def hash_encoder(self) -> HashTableMixin:
+        """The encoder that holds the table."""
+        return next(module for module in self.modules() if isinstance(module, HashTableMixin))
+
+    @property
+    def hash_table(self) -> torch.Tensor:
+        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
+        return self.hash_encoder().hash_table
+
+    def set_hash_table(self, table, special_token_ids=None) -> None:
+        """See [`HashTableMixin.set_hash_table`]."""
+        self.hash_encoder().set_hash_table(table, special_token_ids)
 
 
 # -- BERT -----------------------------------------------------------------------------------------------------
@@ -664,9 +760,9 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
         present = padding_mask(attention_mask, hidden_states.shape[:2], hidden_states.device)  # (B, T)
         if output_attentions:
             check_attentions_available(
-                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+                type(self), self.config, self.config.token_exits, "config.token_early_exit = False"
             )
-        if not self.config.token_early_exit:  # the stock layers: exactly `BertModel`
+        if not self.config.token_exits:  # the stock layers: exactly `BertModel`
             layer_mask = create_bidirectional_mask(
                 config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
             )
@@ -686,31 +782,18 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
                 token_exit_layers=exit_layers,
             )
 
-        check_token_exit_inputs(self.config, attention_mask)
-        exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
-        hidden_states, all_states = run_layers_with_token_exits(
-            self.layer,
-            bert_layer_step,
-            hidden_states,
-            exit_layers,
-            partial(key_padding_mask, self.config),
-            output_hidden_states=output_hidden_states,
+        exit_layers = self.token_exit_layers(input_ids, present, attention_mask)  # (B, T)
+        return self.run_encoder_layers(
+            self.layer, bert_layer_step, hidden_states, exit_layers, output_hidden_states
         )
-        return HashEEEncoderOutput(last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers)
 
 
 class HashEEBertPreTrainedModel(HashEEPreTrainedMixin, BertPreTrainedModel):
     config_class = HashEEBertConfig
     config: HashEEBertConfig
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, HashEEBertEncoder):
-            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
 
-
-class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
+class HashEEBertModel(HashTableHolderMixin, HashEEBertPreTrainedModel, BertModel):
     """The BERT backbone of HashEE (what `AutoModel` loads): embeddings, a token-exit encoder, the pooler."""
 
     def __init__(self, config: HashEEBertConfig, add_pooling_layer: bool = True):
@@ -722,10 +805,6 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
         self.encoder = HashEEBertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.encoder.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     def forward(
@@ -739,9 +818,7 @@ class HashEEBertModel(HashEEBertPreTrainedModel, BertModel):
         output_attentions: bool | None = None,
         **kwargs,
     ) -> HashEEBertModelOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        check_sequence_length(self.config, (input_ids if input_ids is not None else inputs_embeds).shape[1])
+        checked_input_shape(self.config, input_ids, inputs_embeds)
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         embedding_output = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
@@ -781,34 +858,17 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
     return BCEWithLogitsLoss()(logits, labels)
 
 
-class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
+class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTrainedModel):
     # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
     # the loss by the gradient-accumulation steps.
     accepts_loss_kwargs = False
 
     def __init__(self, config: HashEEBertConfig):
         super().__init__(config)
-        self.num_labels = config.num_labels
-        self.config = config
-
-        self.bert = HashEEBertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        config.auto_map = {**BERT_BACKBONE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        init_bert_classifier(self, config, HashEEBertModel(config))
+        add_auto_map(config, BERT_BACKBONE_AUTO_MAP)
 
         self.post_init()
-
-    @property
-    def hash_table(self) -> torch.Tensor:
-        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
-        return self.bert.encoder.hash_table
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.bert.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     def forward(
@@ -829,14 +889,9 @@ class HashEEBertForSequenceClassification(HashEEBertPreTrainedModel):
             `BertForSequenceClassification`.
 
         Tokens exit at their hash-table layer in training as in inference (the paper trains with the same hash),
-        unless `config.token_early_exit` is False.
+        unless `config.token_early_exit` or `config.adaptive` is False.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
-        batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-        if labels is not None and labels.shape[0] != batch_size:
-            raise ValueError(f"Got {labels.shape[0]} labels for a batch of {batch_size} inputs.")
-        check_inputs_have_content(input_ids, attention_mask, self.config.special_token_ids)
+        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
 
         outputs = self.bert(
             input_ids,
@@ -871,12 +926,6 @@ class HashEEBartPreTrainedModel(HashEEPreTrainedMixin, BartPreTrainedModel):
     config_class = HashEEBartConfig
     config: HashEEBartConfig
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, HashEEBartEncoder):
-            init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
-
 
 class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
     """`BartEncoder` with token-level early exit; holds the hash table (`model.encoder.hash_table`)."""
@@ -895,18 +944,16 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> HashEEEncoderOutput:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        checked_input_shape(self.config, input_ids, inputs_embeds)
         reference = input_ids if input_ids is not None else inputs_embeds
-        check_sequence_length(self.config, reference.shape[1])
         present = padding_mask(attention_mask, reference.shape[:2], reference.device)  # (B, T)
         output_hidden_states, output_attentions = output_flags(self.config, output_hidden_states, output_attentions)
         if output_attentions:
             check_attentions_available(
-                type(self), self.config, self.config.token_early_exit, "config.token_early_exit = False"
+                type(self), self.config, self.config.token_exits, "config.token_early_exit = False"
             )
 
-        if not self.config.token_early_exit:  # the stock encoder: exactly `BartEncoder`
+        if not self.config.token_exits:  # the stock encoder: exactly `BartEncoder`
             outputs = super().forward(
                 input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, return_dict=True,
                 output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs,
@@ -918,24 +965,14 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
                 token_exit_layers=present.long() * self.config.num_hidden_layers,  # (B, T)
             )
         else:
-            check_token_exit_inputs(self.config, attention_mask)
-            exit_layers = self.token_exit_layers(input_ids, present)  # (B, T)
+            exit_layers = self.token_exit_layers(input_ids, present, attention_mask)  # (B, T)
             if inputs_embeds is None:
                 inputs_embeds = self.embed_tokens(input_ids)  # (B, T, H)
             hidden_states = inputs_embeds + self.embed_positions(inputs_embeds[:, :, -1]).to(inputs_embeds.device)
             hidden_states = self.layernorm_embedding(hidden_states)  # (B, T, H)
             hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
-            hidden_states, all_states = run_layers_with_token_exits(
-                self.layers,
-                bart_layer_step,
-                hidden_states,
-                exit_layers,
-                partial(key_padding_mask, self.config),
-                output_hidden_states=output_hidden_states,
-                skip_layer=self.layer_dropped,
-            )
-            result = HashEEEncoderOutput(
-                last_hidden_state=hidden_states, hidden_states=all_states, token_exit_layers=exit_layers
+            result = self.run_encoder_layers(
+                self.layers, bart_layer_step, hidden_states, exit_layers, output_hidden_states, self.layer_dropped
             )
         return result if return_dict is not False else result.to_tuple()
 
@@ -944,15 +981,29 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
         return self.training and self.layerdrop > 0.0 and bool(torch.rand([]) < self.layerdrop)
 
 
-def encode_unless_given(
-    encoder: HashEEBartEncoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-) -> BaseModelOutput | tuple:
-    if encoder_outputs is not None:
-        return encoder_outputs
-    return encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+class HashEEBartForwardMixin(HashTableHolderMixin):
+    """What the BART models around a HashEE encoder share: their `forward` runs the encoder first (unless
+    `encoder_outputs` are given), then the parent BART class's `forward` on its outputs, so that the source tokens'
+    exit layers come back with the parent's outputs."""
+
+    def forward_with_token_exits(
+        self, output_class: type[ModelOutput], input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+        **decoder_inputs,
+    ) -> ModelOutput:
+        """`output_class`: the parent's output fields plus `encoder_token_exit_layers`. `kwargs` go to the encoder and
+        to the parent's forward; `decoder_inputs` (the decoder's inputs, the cache, `labels`) to the parent's only."""
+        if encoder_outputs is None:
+            encoder_outputs = self.hash_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            )
+        outputs = super().forward(
+            input_ids=input_ids, attention_mask=attention_mask, encoder_outputs=encoder_outputs, return_dict=True,
+            **decoder_inputs, **kwargs,
+        )
+        return output_class(**outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None))
 
 
-class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
+class HashEEBartModel(HashEEBartForwardMixin, HashEEBartPreTrainedModel, BartModel):
     """A `BartModel` whose encoder exits tokens early (what `AutoModel` loads)."""
 
     def __init__(self, config: HashEEBartConfig):
@@ -965,10 +1016,6 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         self.encoder = HashEEBartEncoder(config)
         self.decoder = BartDecoder(config)
         self.post_init()
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.encoder.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -985,27 +1032,16 @@ class HashEEBartModel(HashEEBartPreTrainedModel, BartModel):
         use_cache: bool | None = None,
         **kwargs,
     ) -> HashEESeq2SeqModelOutput:
-        encoder_outputs = encode_unless_given(
-            self.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-        )
-        outputs = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=cache,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            return_dict=True,
-            **kwargs,
-        )
-        return HashEESeq2SeqModelOutput(
-            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        return self.forward_with_token_exits(
+            HashEESeq2SeqModelOutput, input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+            decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask, cache=cache,
+            decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
         )
 
 
-class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForConditionalGeneration):
+class HashEEBartForConditionalGeneration(
+    HashEEBartForwardMixin, HashEEBartPreTrainedModel, BartForConditionalGeneration
+):
     """`BartForConditionalGeneration` with HashEE's token-exit encoder; `generate()` works as for BART (the
     encoder runs once, so its saving applies to the source side)."""
 
@@ -1018,17 +1054,8 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
         self.model = HashEEBartModel(config)
         self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
-        config.auto_map = {**BART_BASE_AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
+        add_auto_map(config, BART_BASE_AUTO_MAP)
         self.post_init()
-
-    @property
-    def hash_table(self) -> torch.Tensor:
-        """The token -> exit-layer table (vocab_size,), all zeros when none is attached."""
-        return self.model.encoder.hash_table
-
-    def set_hash_table(self, table, special_token_ids=None) -> None:
-        """See [`HashTableMixin.set_hash_table`]."""
-        self.model.set_hash_table(table, special_token_ids)
 
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
@@ -1055,24 +1082,10 @@ class HashEEBartForConditionalGeneration(HashEEBartPreTrainedModel, BartForCondi
             reference = input_ids if input_ids is not None else inputs_embeds
             if reference is not None and labels.shape[0] != reference.shape[0]:
                 raise ValueError(f"Got labels for {labels.shape[0]} targets for a batch of {reference.shape[0]} inputs.")
-        encoder_outputs = encode_unless_given(
-            self.model.encoder, encoder_outputs, input_ids, attention_mask, inputs_embeds, kwargs
-        )
-        outputs = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=cache,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            labels=labels,
-            use_cache=use_cache,
-            return_dict=True,
-            **kwargs,
-        )
-        return HashEESeq2SeqLMOutput(
-            **outputs, encoder_token_exit_layers=getattr(encoder_outputs, "token_exit_layers", None)
+        return self.forward_with_token_exits(
+            HashEESeq2SeqLMOutput, input_ids, attention_mask, encoder_outputs, inputs_embeds, kwargs,
+            decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_attention_mask, cache=cache,
+            decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache,
         )
 
 

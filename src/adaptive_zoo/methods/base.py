@@ -1,0 +1,173 @@
+"""What the zoo knows about a method, in one place, and the registry of methods.
+
+A method module (`methods/deebert.py`, ...) subclasses `Method`, fills in its class attributes (model families,
+settings class, default dataset, card template, tags) and overrides the hooks the recipe pipeline
+(`adaptive_zoo.recipes.run_recipe`) calls, then registers itself with `@register_method`, which also registers
+its configs and models with the transformers Auto classes. The command line, the evaluator, the calibrator and
+the summary all look a method up here: nothing else lists the methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..data import TaskData
+from ..evaluation.reports import EvaluationOptions, EvaluationReport
+from ..settings import RecipeSettings
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One config class and the model class behind each Auto class. The first model class listed is the one
+    whose `save_pretrained` writes the folder; every entry goes into the saved config's `auto_map`."""
+
+    config_class: type[PretrainedConfig]
+    auto_models: Mapping[type, type[PreTrainedModel]]
+
+    @property
+    def model_type(self) -> str:
+        return self.config_class.model_type
+
+    def register(self) -> None:
+        """Natively (no trust_remote_code needed with the package installed) and for `save_pretrained`'s code copy
+        (so saved folders load anywhere with trust_remote_code)."""
+        AutoConfig.register(self.model_type, self.config_class, exist_ok=True)
+        self.config_class.register_for_auto_class()
+        for auto_class, model_class in self.auto_models.items():
+            auto_class.register(self.config_class, model_class, exist_ok=True)
+            model_class.register_for_auto_class(auto_class.__name__)
+
+
+@dataclass
+class RecipeRun:
+    """The state one recipe run passes from hook to hook."""
+
+    settings: RecipeSettings
+    dataset: str
+    task: TaskData
+    base_path: str
+    base_config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerBase | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    """Written to adaptive_zoo_results.json beside the test report."""
+    card: dict[str, Any] = field(default_factory=dict)
+    """Values the method's model card template reads."""
+    tags: list[str] = field(default_factory=list)
+    task_tag: str = "text-classification"
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    """What a hook leaves for a later one (a sweep to plot, a hash table to save)."""
+
+    @property
+    def output_dir(self) -> str:
+        return self.settings.output_dir
+
+
+class Method:
+    """One input-adaptive method. Class attributes describe it; the hooks run in the order of
+    `adaptive_zoo.recipes.run_recipe`: settings -> check -> tokenizer -> build -> train -> choose the operating
+    point -> measure -> folder files -> (fresh-process load check)."""
+
+    name: ClassVar[str]
+    """`adaptive-zoo train <name>`, the model card template `model_cards/<name>.md`."""
+    title: ClassVar[str]
+    """The paper, e.g. "DeeBERT (Xin et al., 2020)"."""
+    description: ClassVar[str]
+    """What `train <name>` does, for --help."""
+    families: ClassVar[tuple[ModelFamily, ...]]
+    settings_class: ClassVar[type[RecipeSettings]]
+    default_dataset: ClassVar[str] = "bbc_news"
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    """The dataset kinds it trains on: "classification", "seq2seq"."""
+    nothing_to_calibrate: ClassVar[str | None] = None
+    """Why `adaptive-zoo calibrate` has nothing to tune for this method's models, where that is so."""
+    keeps_checkpoint_weights: ClassVar[bool] = False
+    """After a successful run, keep the checkpoints' weights (only their optimizer states go)."""
+
+    # -- what it is ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def auto_class_name(config: PretrainedConfig) -> str:
+        """The Auto class a saved model of this config loads with."""
+        return "AutoModelForSeq2SeqLM" if config.is_encoder_decoder else "AutoModelForSequenceClassification"
+
+    @classmethod
+    def model_types(cls) -> tuple[str, ...]:
+        return tuple(family.model_type for family in cls.families)
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.description.split(":")[0] + "."
+
+    # -- the recipe hooks ------------------------------------------------------------------------------------
+
+    def make_settings(self, **given: Any) -> RecipeSettings:
+        """The run's settings from the values given (flags a user did not give are absent)."""
+        return self.settings_class(**given)
+
+    def check(self, run: RecipeRun) -> None:
+        """Everything that can be refused before any training: called once the data and base model are known."""
+        positions = getattr(run.base_config, "max_position_embeddings", None)
+        if positions is not None and run.settings.max_length > positions:
+            raise ValueError(f"max_length={run.settings.max_length} exceeds the base model's {positions} positions.")
+
+    def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
+        raise NotImplementedError
+
+    def build(self, run: RecipeRun) -> PreTrainedModel:
+        """The adaptive model, warm-started from the base model, before training."""
+        raise NotImplementedError
+
+    def train(self, run: RecipeRun, model: PreTrainedModel) -> PreTrainedModel | None:
+        """Train; return the trained model on the main process, None on the others (they stop here)."""
+        raise NotImplementedError
+
+    def choose_operating_point(self, run: RecipeRun, model: PreTrainedModel) -> PreTrainedModel:
+        """Tune the operating point on validation (main process only); may return another checkpoint."""
+        return model
+
+    def measure(self, run: RecipeRun, model: PreTrainedModel) -> EvaluationReport:
+        """The test report."""
+        raise NotImplementedError
+
+    def add_files(self, run: RecipeRun, model: PreTrainedModel, folder: Path) -> None:
+        """Files beside the weights (plots, artifacts) in the folder being written."""
+
+    # -- outside training --------------------------------------------------------------------------------------
+
+    def evaluate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, split: Any, *,
+                 max_length: int, options: EvaluationOptions) -> EvaluationReport:
+        """`adaptive-zoo evaluate` on a saved model of this method."""
+        raise NotImplementedError
+
+    def calibrate(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, settings: Any,
+                  max_length: int) -> dict[str, Any]:
+        """`adaptive-zoo calibrate`: re-tune the operating point on `settings`' data and return what was measured."""
+        raise NotImplementedError
+
+
+METHODS: dict[str, Method] = {}
+"""Every registered method, by name, in registration order."""
+
+
+def register_method(method_class: type[Method]) -> type[Method]:
+    """Class decorator: one call per method registers it, and its model families with the Auto classes."""
+    if method_class.name in METHODS:
+        raise ValueError(f"A method named {method_class.name!r} is already registered.")
+    for family in method_class.families:
+        family.register()
+    METHODS[method_class.name] = method_class()
+    return method_class
+
+
+def method_for_model_type(model_type: str) -> Method:
+    """The method whose model families include `model_type` (a saved folder's `config.model_type`)."""
+    for method in METHODS.values():
+        if model_type in method.model_types():
+            return method
+    known = ", ".join(t for method in METHODS.values() for t in method.model_types())
+    raise ValueError(f"{model_type!r} is not an adaptive-zoo model type (known: {known}).")

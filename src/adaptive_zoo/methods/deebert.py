@@ -1,0 +1,88 @@
+"""DeeBERT (Xin et al., 2020): an off-ramp classifier after every layer; an input exits at the first off-ramp
+whose prediction entropy is below the threshold S, chosen on validation within an accuracy budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoModel, AutoModelForSequenceClassification
+
+from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
+from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
+from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
+from .base import ModelFamily, RecipeRun, register_method
+from .tasks import ClassifierMethod, accuracy_budget_setting
+
+SWEEP_IMAGE = "threshold_sweep.png"
+OFF_RAMP_POOLING_TEXT = {
+    "cls": "the [CLS] state, as in the paper.",
+    "mean": "the mean of the token states (`off_ramp_pooling=\"mean\"`): the backbone was pretrained with mean "
+    "pooling, and its early-layer [CLS] state is nearly the same for every input. The final classifier is "
+    "BERT's own [CLS] pooler.",
+}
+
+
+@dataclass
+class DeeBertSettings(DeeBertTrainingArguments):
+    """`adaptive-zoo train deebert`: the two training stages, then S chosen on validation."""
+
+    accuracy_budget: float = accuracy_budget_setting("full depth (chooses the entropy threshold S)")
+
+
+@register_method
+class DeeBert(ClassifierMethod):
+    name = "deebert"
+    title = "DeeBERT (Xin et al., 2020)"
+    description = (
+        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier, stage 2 trains an "
+        "off-ramp after every layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
+        "accuracy and speed-ups against vanilla BERT are measured on test."
+    )
+    families = (ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
+                                            AutoModel: DeeBertModel}),)
+    settings_class = DeeBertSettings
+
+    def build(self, run: RecipeRun):
+        pooling = run.settings.off_ramp_pooling
+        return build_deebert(run.base_path, run.task.label_names,
+                             **({} if pooling == "auto" else {"off_ramp_pooling": pooling}))
+
+    def train(self, run: RecipeRun, model):
+        model, stage_metrics = train_deebert(model, run.tokenizer, run.task.dataset, run.settings)
+        run.record["training"] = {**run.settings.to_dict(), **stage_metrics}
+        return model if stage_metrics.pop("is_main_process") else None
+
+    def choose_operating_point(self, run: RecipeRun, model):
+        settings, validation = run.settings, run.task.dataset["validation"]
+        sweep = sweep_entropy_thresholds(
+            model, run.tokenizer, validation["text"], validation["label"], accuracy_budget=settings.accuracy_budget,
+            batch_size=settings.eval_batch_size, max_length=settings.max_length,
+        )
+        model.config.entropy_threshold = sweep.chosen_threshold
+        run.record["validation_sweep"] = sweep.to_dict()
+        run.artifacts["sweep"] = sweep
+        run.card.update(
+            sweep_image=SWEEP_IMAGE, accuracy_budget=settings.accuracy_budget,
+            full_depth_accuracy=sweep.full_depth_accuracy,
+            threshold_text=("off (never exit)" if sweep.chosen_threshold is None
+                            else f"{sweep.chosen_threshold:.4g} nats"),
+            off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
+            pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model",
+        )
+        run.tags.append("early-exit")
+        return model
+
+    def add_files(self, run: RecipeRun, model, folder: Path) -> None:
+        plot_threshold_sweep(run.artifacts["sweep"], folder / SWEEP_IMAGE)
+
+    def calibrate(self, model, tokenizer, settings, max_length: int) -> dict[str, Any]:
+        split = self.calibration_split(model, settings)
+        sweep = sweep_entropy_thresholds(model, tokenizer, split["text"], split["label"],
+                                         accuracy_budget=settings.accuracy_budget, batch_size=settings.batch_size,
+                                         max_length=max_length)
+        model.config.entropy_threshold = sweep.chosen_threshold
+        chosen = sweep.points[sweep.chosen_index] if sweep.chosen_index is not None else None
+        return {"operating_point": {"entropy_threshold": sweep.chosen_threshold},
+                "full_depth_accuracy": sweep.full_depth_accuracy, "chosen": chosen, "sweep": sweep.to_dict()}

@@ -36,8 +36,9 @@ class DeeBert(ClassifierMethod):
     name = "deebert"
     title = "DeeBERT (Xin et al., 2020)"
     description = (
-        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier, stage 2 trains an "
-        "off-ramp after every layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
+        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier (skipped when "
+        "--base-model is a classifier already fine-tuned on the dataset's labels), stage 2 trains an off-ramp after every "
+        "layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
         "accuracy and speed-ups against vanilla BERT are measured on test."
     )
     families = (ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
@@ -46,11 +47,12 @@ class DeeBert(ClassifierMethod):
 
     def build(self, run: RecipeRun):
         pooling = run.settings.off_ramp_pooling
-        return build_deebert(run.base_path, run.task.label_names,
+        return build_deebert(run.base_path, run.task.label_names, fine_tuned=run.base_is_classifier,
                              **({} if pooling == "auto" else {"off_ramp_pooling": pooling}))
 
     def train(self, run: RecipeRun, model):
-        model, stage_metrics = train_deebert(model, run.tokenizer, run.task.dataset, run.settings)
+        model, stage_metrics = train_deebert(model, run.tokenizer, run.task.dataset, run.settings,
+                                             fine_tuned=run.base_is_classifier)
         run.record["training"] = {**run.settings.to_dict(), **stage_metrics}
         return model if stage_metrics.pop("is_main_process") else None
 
@@ -69,7 +71,11 @@ class DeeBert(ClassifierMethod):
             threshold_text=("off (never exit)" if sweep.chosen_threshold is None
                             else f"{sweep.chosen_threshold:.4g} nats"),
             off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
-            pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model",
+            pretrained_note=(f"the embeddings, encoder layers, pooler and final classifier come from the fine-tuned "
+                             f"classifier `{run.settings.base_model}` (stage 1 was not run again)"
+                             if run.base_is_classifier else
+                             "the embeddings, encoder layers and pooler come from the pretrained base model"),
+            stage1_from=run.settings.base_model if run.base_is_classifier else None,
         )
         run.tags.append("early-exit")
         return model

@@ -91,7 +91,8 @@ class HashEE(ClassifierMethod):
                               vocab_size=run.base_config.vocab_size,
                               embeddings=input_embeddings_for(settings.hash_function, run.base_path))
             run.artifacts["table"] = table
-            return build_hashee_bert(run.base_path, run.task.label_names, table, tokenizer.all_special_ids)
+            return build_hashee_bert(run.base_path, run.task.label_names, table, tokenizer.all_special_ids,
+                                     fine_tuned=run.base_is_classifier)
         options = {} if settings.cross_attention_init is None else {"cross_attention_init": settings.cross_attention_init}
         bart, _ = seq2seq_base(run, **options)
         table = table_for(settings, tokenizer, train, num_layers=bart.config.encoder_layers,

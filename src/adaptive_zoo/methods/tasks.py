@@ -3,6 +3,7 @@ and by `adaptive-zoo evaluate`, and where a calibration split comes from."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -11,7 +12,6 @@ from transformers import AutoTokenizer, BartForConditionalGeneration, PreTrained
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
 from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
-from ..progress import announce
 from ..settings import non_negative_float, setting
 from ..training.warm_start import WarmStartReport, bart_from_bert
 from .base import Method, RecipeRun
@@ -21,6 +21,7 @@ BERT_BASE = {"bert": "BERT: a BertModel checkpoint such as 'minilm', or a fine-t
 BART_BASE = {"bart": "BART: a BartModel or BartForConditionalGeneration checkpoint, used as it is with its own "
              "tokenizer"}
 BERT_TO_BART = {"bert": "BERT: a BertModel checkpoint such as 'minilm', warm-started into a BART (bert2bert)"}
+logger = logging.getLogger(__name__)
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
@@ -52,8 +53,8 @@ def check_classifier_labels(run: RecipeRun) -> None:
             f"({head}); dataset {run.dataset!r} has {len(names)} classes ({names}). Its head cannot be kept: pass a "
             "classifier fine-tuned on this dataset's classes, or the plain encoder it started from.")
     if all(GENERIC_LABEL.match(name) for name in head):
-        announce(f"the base model's classifier names its labels {head}: only their count could be checked; they are "
-                 f"taken to be the dataset's {names}, in this order")
+        logger.warning("The base model's classifier names its labels %s: only their count could be checked; they are "
+                       "taken to be the dataset's %s, in this order.", head, names)
         return
     if head != names:
         order = " (the same names in another order)" if sorted(head) == sorted(names) else ""

@@ -410,20 +410,56 @@ class AdapLeRPhases:
     phase1_dir: Path
     phase1_accuracy: float
     """Phase 1's best validation accuracy: what the accuracy budget is counted from."""
+    phase1_from_base: bool = False
+    """Phase 1 was not run: the base model is a classifier fine-tuned on the task, and stands for it."""
 
     def record(self) -> dict:
+        if self.phase1_from_base:
+            return {"phase1_validation_accuracy": self.phase1_accuracy,
+                    "saliency_checkpoints": [str(c) for c in self.saliency_checkpoints],
+                    "phase1_from_fine_tuned_base": str(self.phase1_dir)}
         return {"phase1_validation_accuracy": self.phase1_accuracy,
                 "saliency_checkpoints": [c.name for c in self.saliency_checkpoints],
                 "phases_1_2_from": str(self.phase1_dir.parent)}
 
 
+def fine_tuned_accuracy(model_path: str | os.PathLike, tokenizer, encoded: DatasetDict,
+                        args: AdapLeRTrainingArguments) -> float:
+    """Validation accuracy of a classifier fine-tuned on the task: what phase 1 would have reported for it."""
+    model = AutoModelForSequenceClassification.from_pretrained(model_path)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(trainer_work_dir(args.output_dir) / "phase1-base", per_device_eval_batch_size=32,
+                                seed=args.seed, **args.trainer_overrides),
+        eval_dataset=encoded["validation"], data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer, compute_metrics=accuracy_metric,
+    )
+    return float(trainer.evaluate()["eval_accuracy"])
+
+
 def train_adapler(base_model: str, label_names: list[str], tokenizer, dataset: DatasetDict,
-                  args: AdapLeRTrainingArguments) -> AdapLeRPhases:
+                  args: AdapLeRTrainingArguments, *, fine_tuned: bool = False) -> AdapLeRPhases:
     """AdapLeR's three phases: fine-tune (every epoch kept), saliency from the best checkpoints, adaptive
     length-reduction training from the best one. With `args.reuse_phases_from` (the output folder of an earlier
     run on the same data) phases 1-2 are read from its checkpoints and stored saliencies; a saliency file that does
-    not match this run's training data is an error."""
+    not match this run's training data is an error. With `fine_tuned` (`base_model` is a classifier fine-tuned on
+    these labels) that checkpoint is phase 1's result: the saliencies come from it, and phase 3 starts from it."""
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
+    if fine_tuned:
+        if args.reuse_phases_from is not None:
+            raise ValueError("--reuse-phases-from reads phases 1-2 of an earlier run; a fine-tuned classifier as "
+                             "--base-model already stands for phase 1: give one or the other.")
+        announce("phase 1/3 skipped: the base model is already a fine-tuned classifier; saliencies come from it")
+        base = Path(base_model)
+        accuracy = fine_tuned_accuracy(base_model, tokenizer, encoded, args)
+        saliency = extract_saliency([base], encoded["train"], tokenizer)
+        train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(args.output_dir) / "saliency")
+        model = build_adapler(base_model, label_names, gamma=args.gamma, phi=args.phi, lambda_init=args.lambda_init,
+                              lambda_growth=args.lambda_growth)
+        phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
+        return AdapLeRPhases(phase3=phase3, phase3_checkpoints=epoch_checkpoints(phase3.state, phase3_dir),
+                             saliency_checkpoints=[base], phase1_dir=base, phase1_accuracy=accuracy,
+                             phase1_from_base=True)
     if args.reuse_phases_from is None:
         phase1, phase1_dir = finetune_backbone(base_model, label_names, tokenizer, encoded, args)
         phase1_state = phase1.state

@@ -73,13 +73,14 @@ class _DropLoadReport(logging.Filter):
 
 
 def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_prefixes: Iterable[str],
-                                   explanation: str, **kwargs):
+                                   explanation: str, *, strict_new_parts: bool = False, **kwargs):
     """`model_class.from_pretrained(path, **kwargs)` for a checkpoint that lacks the parts the adaptive model adds
     (off-ramps, contribution predictors, an exit predictor, a fresh classifier). transformers reports those as a
     table of MISSING rows, alarming for weights that are new by design; here they are explained in one line of
     ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
-    another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
-    report is shown as well."""
+    another shape are still reported, one line each; with `strict_new_parts` (a checkpoint whose parts are all
+    meant to be kept, such as a fine-tuned classifier's head) they are an error instead. With INFO logging on
+    (`adaptive-zoo -v`), transformers' own report is shown as well."""
     new_prefixes = tuple(new_prefixes)
     report_logger = transformers_logging.get_logger("transformers.modeling_utils")
     verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
@@ -96,6 +97,9 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     if any(key.startswith(new_prefixes) for key in missing):
         announce(f"{type(model).__name__}: {explanation}")
     unexplained = sorted(key for key in missing if not key.startswith(new_prefixes))
+    if strict_new_parts and (unexplained or info.get("mismatched_keys")):
+        raise ValueError(f"{path} does not hold every weight {type(model).__name__} keeps from it: missing "
+                         f"{unexplained or 'nothing'}, another shape {info.get('mismatched_keys') or 'nothing'}.")
     if unexplained:
         logger.warning("Weights missing from %s, newly initialised: %s", path, ", ".join(unexplained))
     if info.get("mismatched_keys"):

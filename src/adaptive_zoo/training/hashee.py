@@ -107,16 +107,20 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
 # -- classification ---------------------------------------------------------------------------------------------
 
 
-def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int]):
+def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int], *,
+                      fine_tuned: bool = False):
     """A HashEE-BERT classifier from a BERT checkpoint (pretrained or fine-tuned), with `table` attached
-    (`special_token_ids` keep the table's layer under the per-occurrence random hash)."""
+    (`special_token_ids` keep the table's layer under the per-occurrence random hash). With `fine_tuned` the
+    checkpoint is a classifier fine-tuned on these labels, whose head is kept (its absence is an error)."""
     config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
                                        hash_function=table.hash_function)
+    head = ("the fine-tuned classifier's head is kept" if fine_tuned else
+            f"the classifier ({len(label_names)} labels), trained with the token exits on")
     model = from_pretrained_with_new_parts(
-        HashEEBertForSequenceClassification, base_model, ("classifier.", "bert.encoder.hash_table"),
-        f"new weights, as expected: the classifier ({len(label_names)} labels), trained with the token exits on, and "
-        "the hash table (filled from the table built for this run)",
-        config=config,
+        HashEEBertForSequenceClassification, base_model,
+        ("bert.encoder.hash_table",) if fine_tuned else ("classifier.", "bert.encoder.hash_table"),
+        f"new weights, as expected: the hash table (filled from the table built for this run); {head}",
+        config=config, strict_new_parts=fine_tuned,
     )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model

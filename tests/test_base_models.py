@@ -186,3 +186,34 @@ def test_bert_remains_the_offline_default_of_the_seq2seq_methods(tmp_path, tiny_
     config = json.loads((folder / "config.json").read_text())
     assert config["decoder_layers"] == tiny_bert_config()["num_hidden_layers"]
     assert config["decoder_start_token_id"] == AutoTokenizer.from_pretrained(tiny_bert_dir).cls_token_id
+
+
+# -- RoBERTa -----------------------------------------------------------------------------------------------------------
+
+
+def test_deebert_trains_from_a_roberta_checkpoint(tmp_path, tiny_csv):
+    from tiny import save_tiny_roberta
+
+    base = save_tiny_roberta(tmp_path / "roberta")
+    folder = tmp_path / "deeroberta"
+    assert main(["train", "deebert", "--dataset", str(tiny_csv), "--text-column", "sentence", "--label-column",
+                 "category", "--output-dir", str(folder), "--base-model", str(base), "--off-ramp-epochs", "1",
+                 *CLASSIFIER_ARGS]) == 0
+    check_hub_folder(folder, require_tokenizer=True)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "deeroberta" and config["auto_map"]["AutoModel"].endswith("DeeRobertaModel")
+    record = json.loads((folder / "adaptive_zoo_results.json").read_text())
+    assert record["fresh_process_load"] and record["test"]["flops_speedup"] >= 1.0
+    assert "vanilla `RobertaForSequenceClassification`" in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["adapler", "hashee"])
+def test_methods_without_a_roberta_family_refuse_it_by_name(method, tmp_path, tiny_csv, capsys):
+    from tiny import save_tiny_roberta
+
+    base = save_tiny_roberta(tmp_path / "roberta")
+    assert main(["train", method, "--dataset", str(tiny_csv), "--text-column", "sentence", "--label-column",
+                 "category", "--output-dir", str(tmp_path / "out"), "--base-model", str(base),
+                 *CLASSIFIER_ARGS]) == 2
+    error = capsys.readouterr().err
+    assert "'roberta' model" in error and "Supported base-model families for this run: bert" in error

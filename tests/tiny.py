@@ -27,6 +27,30 @@ def tiny_bert_config(**overrides) -> dict:
                 max_position_embeddings=64, **overrides)
 
 
+def tiny_roberta_config(**overrides) -> dict:
+    """The tiny BERT's shape as a RoBERTa: the WordPiece tokenizer's [PAD] (id 0) is the padding index, so positions
+    start at 1 and 65 rows give the tokenizer's 64 tokens; one token type, as RoBERTa has."""
+    return {**tiny_bert_config(), "max_position_embeddings": 65, "pad_token_id": 0, "bos_token_id": 2,
+            "eos_token_id": 3, "type_vocab_size": 1, **overrides}
+
+
+def save_tiny_roberta(folder: Path, seed: int = 0, num_labels: int | None = None, label_names=None) -> Path:
+    """A randomly initialised tiny RoBERTa (a RobertaModel, or with `label_names` a RobertaForSequenceClassification)
+    with the tiny WordPiece tokenizer: stands in for a pretrained (or fine-tuned) RoBERTa."""
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaModel
+
+    torch.manual_seed(seed)
+    if label_names is None:
+        RobertaModel(RobertaConfig(**tiny_roberta_config())).save_pretrained(folder)
+    else:
+        config = RobertaConfig(**tiny_roberta_config(), num_labels=len(label_names),
+                               id2label=dict(enumerate(label_names)),
+                               label2id={name: i for i, name in enumerate(label_names)})
+        RobertaForSequenceClassification(config).save_pretrained(folder)
+    save_tiny_tokenizer(folder)
+    return folder
+
+
 def save_tiny_tokenizer(folder: Path) -> BertTokenizerFast:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedModel, set_seed
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+)
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import TaskData, load_task_data, select_first
@@ -112,6 +116,13 @@ def write_hub_folder(method: Method, run: RecipeRun, model: PreTrainedModel, rep
         check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
 
 
+def vanilla_class_name(config) -> str:
+    """The transformers class the adaptive model equals at full depth, e.g. `RobertaForSequenceClassification`."""
+    mapping = (MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES if config.is_encoder_decoder
+               else MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+    return mapping.get(config.vanilla_model_type, config.vanilla_model_type)
+
+
 def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: EvaluationReport, model_name: str):
     settings = run.settings
     return render_model_card(
@@ -136,6 +147,9 @@ def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: 
                                    "OUTPUT_DIR"),
         training=settings.to_dict(),
         fresh_load=run.record.get("fresh_process_load", {}),
+        vanilla_class=vanilla_class_name(model.config),
+        backbone_name={"bert": "BERT", "roberta": "RoBERTa", "bart": "BART"}.get(model.config.vanilla_model_type,
+                                                                                 model.config.vanilla_model_type),
         **run.card,
     )
 

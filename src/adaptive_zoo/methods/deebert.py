@@ -10,10 +10,17 @@ from typing import Any
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
-from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
+from ..models.deebert import (
+    DeeBertConfig,
+    DeeBertForSequenceClassification,
+    DeeBertModel,
+    DeeRobertaConfig,
+    DeeRobertaForSequenceClassification,
+    DeeRobertaModel,
+)
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod, accuracy_budget_setting
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
 
 SWEEP_IMAGE = "threshold_sweep.png"
 OFF_RAMP_POOLING_TEXT = {
@@ -41,8 +48,13 @@ class DeeBert(ClassifierMethod):
         "layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
         "accuracy and speed-ups against vanilla BERT are measured on test."
     )
-    families = (ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
-                                            AutoModel: DeeBertModel}),)
+    families = (
+        ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
+                                    AutoModel: DeeBertModel}),
+        ModelFamily(DeeRobertaConfig, {AutoModelForSequenceClassification: DeeRobertaForSequenceClassification,
+                                       AutoModel: DeeRobertaModel}),
+    )
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = DeeBertSettings
 
     def build(self, run: RecipeRun):

@@ -18,6 +18,8 @@ from .base import Method, RecipeRun
 
 BERT_BASE = {"bert": "BERT: a BertModel checkpoint such as 'minilm', or a fine-tuned BertForSequenceClassification, "
              "whose head and labels are kept"}
+ROBERTA_BASE = {"roberta": "RoBERTa: a RobertaModel checkpoint, or a fine-tuned RobertaForSequenceClassification, "
+                "whose head and labels are kept"}
 BART_BASE = {"bart": "BART: a BartModel or BartForConditionalGeneration checkpoint, used as it is with its own "
              "tokenizer"}
 BERT_TO_BART = {"bert": "BERT: a BertModel checkpoint such as 'minilm', warm-started into a BART (bert2bert)"}

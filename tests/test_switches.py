@@ -22,11 +22,13 @@ import pytest
 import torch
 from test_adapler import AdapLeRModelTester, first_layer_ratios
 from test_dat import DATModelTester
-from test_deebert import DeeBertModelTester
+from test_deebert import DeeBertModelTester, DeeRobertaModelTester
 from test_hashee import HashEEBartModelTester, HashEEBertModelTester
 from tiny import TEXTS, tiny_bert_config
 from transformers import (
     AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
     DistilBertConfig,
     DistilBertForSequenceClassification,
     MBartConfig,
@@ -43,6 +45,7 @@ from adaptive_zoo.methods import METHODS
 
 ZOO = {
     "deebert": DeeBertModelTester(),
+    "deeroberta": DeeRobertaModelTester(),
     "adapler": AdapLeRModelTester(),
     "hashee_bert": HashEEBertModelTester(),
     "hashee_bart": HashEEBartModelTester(),
@@ -55,6 +58,7 @@ ZOO = {
 # carried forward) or "refuses"; the off switch is what the refusals point to.
 SWITCHES = {
     "deebert": dict(compile="works", export="refuses", hidden_states="works", off="entropy_threshold = None"),
+    "deeroberta": dict(compile="works", export="refuses", hidden_states="works", off="entropy_threshold = None"),
     "adapler": dict(compile="works", export="refuses", hidden_states="works", off="inference_mode = 'off'"),
     "hashee_bert": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
     "hashee_bart": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
@@ -121,7 +125,7 @@ def encoder_states(family, outputs):
 def carried_positions(family, outputs, inputs, layer):
     """(B, T) bool: the real tokens that layer `layer` (1-based) did not compute, whose state is carried forward."""
     real = inputs["attention_mask"].bool()
-    if family == "deebert":
+    if family in ("deebert", "deeroberta"):
         return (outputs.exit_layers < layer)[:, None] & real
     if family == "adapler":
         return ~outputs.kept_masks[layer - 1] & real
@@ -163,7 +167,9 @@ def test_unsupported_attention_implementation_is_refused_where_it_is_chosen(fami
 def save_foreign(kind, folder):
     """A tiny checkpoint of another family, with the tiny vocabulary."""
     torch.manual_seed(0)
-    if kind == "roberta":
+    if kind == "bert":
+        model = BertForSequenceClassification(BertConfig(**tiny_bert_config(), num_labels=3))
+    elif kind == "roberta":
         model = RobertaForSequenceClassification(RobertaConfig(**tiny_bert_config(), num_labels=3, pad_token_id=0))
     elif kind == "distilbert":
         model = DistilBertForSequenceClassification(
@@ -183,6 +189,7 @@ def save_foreign(kind, folder):
 
 
 FOREIGN = [(family, kind) for family in BERT_BASED for kind in ("roberta", "distilbert")] + [
+    ("deeroberta", "bert"), ("deeroberta", "distilbert")] + [
     (family, kind) for family in SEQ2SEQ for kind in ("t5", "mbart")
 ]
 

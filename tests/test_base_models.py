@@ -217,3 +217,20 @@ def test_methods_without_a_roberta_family_refuse_it_by_name(method, tmp_path, ti
                  *CLASSIFIER_ARGS]) == 2
     error = capsys.readouterr().err
     assert "'roberta' model" in error and "Supported base-model families for this run: bert" in error
+
+
+def test_readme_lists_the_base_families_each_method_accepts():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from adaptive_zoo.methods import METHODS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Bring your own checkpoint")[1].split("\n## ")[0]
+    names = {"bert": "BERT", "roberta": "RoBERTa", "bart": "BART"}
+    for name, method in METHODS.items():
+        rows = "\n".join(line for line in section.splitlines() if f"`train {name}`" in line)
+        for task in method.tasks:
+            run = SimpleNamespace(task=SimpleNamespace(task=task))
+            for family in method.accepted_base_families(run):
+                assert names[family] in rows, f"README does not list {family} for {name}"

@@ -23,7 +23,7 @@ import torch
 from test_adapler import AdapLeRModelTester, first_layer_ratios
 from test_dat import DATModelTester
 from test_deebert import DeeBertModelTester, DeeRobertaModelTester
-from test_hashee import HashEEBartModelTester, HashEEBertModelTester
+from test_hashee import HashEEBartModelTester, HashEEBertModelTester, HashEERobertaModelTester
 from tiny import TEXTS, tiny_bert_config
 from transformers import (
     AutoTokenizer,
@@ -48,6 +48,7 @@ ZOO = {
     "deeroberta": DeeRobertaModelTester(),
     "adapler": AdapLeRModelTester(),
     "hashee_bert": HashEEBertModelTester(),
+    "hashee_roberta": HashEERobertaModelTester(),
     "hashee_bart": HashEEBartModelTester(),
     "depth_adaptive_transformer": DATModelTester(),
 }
@@ -61,6 +62,7 @@ SWITCHES = {
     "deeroberta": dict(compile="works", export="refuses", hidden_states="works", off="entropy_threshold = None"),
     "adapler": dict(compile="works", export="refuses", hidden_states="works", off="inference_mode = 'off'"),
     "hashee_bert": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
+    "hashee_roberta": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
     "hashee_bart": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
     "depth_adaptive_transformer": dict(
         compile="refuses", export="refuses", hidden_states="refuses", off="adaptive_depth = False"
@@ -189,7 +191,8 @@ def save_foreign(kind, folder):
 
 
 FOREIGN = [(family, kind) for family in BERT_BASED for kind in ("roberta", "distilbert")] + [
-    ("deeroberta", "bert"), ("deeroberta", "distilbert")] + [
+    ("deeroberta", "bert"), ("deeroberta", "distilbert"), ("hashee_roberta", "bert"),
+    ("hashee_roberta", "distilbert")] + [
     (family, kind) for family in SEQ2SEQ for kind in ("t5", "mbart")
 ]
 

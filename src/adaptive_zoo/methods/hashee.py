@@ -22,6 +22,9 @@ from ..models.hashee import (
     HashEEBertConfig,
     HashEEBertForSequenceClassification,
     HashEEBertModel,
+    HashEERobertaConfig,
+    HashEERobertaForSequenceClassification,
+    HashEERobertaModel,
 )
 from ..training.hashee import (
     HashEETrainingArguments,
@@ -38,6 +41,7 @@ from .tasks import (
     BART_BASE,
     BERT_BASE,
     BERT_TO_BART,
+    ROBERTA_BASE,
     ClassifierMethod,
     check_seq2seq_base,
     generation_arguments,
@@ -59,6 +63,8 @@ class HashEE(ClassifierMethod):
     families = (
         ModelFamily(HashEEBertConfig, {AutoModelForSequenceClassification: HashEEBertForSequenceClassification,
                                        AutoModel: HashEEBertModel}),
+        ModelFamily(HashEERobertaConfig, {AutoModelForSequenceClassification: HashEERobertaForSequenceClassification,
+                                          AutoModel: HashEERobertaModel}),
         ModelFamily(HashEEBartConfig, {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration,
                                        AutoModel: HashEEBartModel}),
     )
@@ -71,7 +77,7 @@ class HashEE(ClassifierMethod):
         return run.task.task == "seq2seq"
 
     def accepted_base_families(self, run: RecipeRun):
-        return {**BART_BASE, **BERT_TO_BART} if self._seq2seq(run) else BERT_BASE
+        return {**BART_BASE, **BERT_TO_BART} if self._seq2seq(run) else {**BERT_BASE, **ROBERTA_BASE}
 
     def check(self, run: RecipeRun) -> None:
         super().check(run)

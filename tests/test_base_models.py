@@ -15,6 +15,7 @@ from tiny import (
     save_tiny_bart,
     save_tiny_tokenizer,
     tiny_bert_config,
+    tiny_roberta_config,
     write_tiny_summarization_csv,
 )
 from transformers import (
@@ -194,6 +195,7 @@ def test_bert_remains_the_offline_default_of_the_seq2seq_methods(tmp_path, tiny_
 @pytest.mark.parametrize(("method", "model_type", "extra"), [
     ("deebert", "deeroberta", ["--off-ramp-epochs", "1"]),
     ("hashee", "hashee_roberta", []),
+    ("adapler", "adapler_roberta", ["--adaptive-epochs", "1", "--eta-scales", "1.0"]),
 ])
 def test_classifier_methods_train_from_a_roberta_checkpoint(method, model_type, extra, tmp_path, tiny_csv):
     from tiny import save_tiny_roberta
@@ -210,16 +212,18 @@ def test_classifier_methods_train_from_a_roberta_checkpoint(method, model_type, 
     assert "vanilla `RobertaForSequenceClassification`" in (folder / "README.md").read_text()
 
 
-@pytest.mark.parametrize("method", ["adapler"])
-def test_methods_without_a_roberta_family_refuse_it_by_name(method, tmp_path, tiny_csv, capsys):
-    from tiny import save_tiny_roberta
+@pytest.mark.parametrize("family", ["xlm-roberta", "electra"])
+def test_other_bert_shaped_encoders_are_refused_by_name(family, tmp_path, tiny_csv, capsys):
+    from transformers import AutoConfig, AutoModel
 
-    base = save_tiny_roberta(tmp_path / "roberta")
-    assert main(["train", method, "--dataset", str(tiny_csv), "--text-column", "sentence", "--label-column",
+    base = tmp_path / family
+    AutoModel.from_config(AutoConfig.for_model(family, **tiny_roberta_config())).save_pretrained(base)
+    save_tiny_tokenizer(base)
+    assert main(["train", "deebert", "--dataset", str(tiny_csv), "--text-column", "sentence", "--label-column",
                  "category", "--output-dir", str(tmp_path / "out"), "--base-model", str(base),
                  *CLASSIFIER_ARGS]) == 2
     error = capsys.readouterr().err
-    assert "'roberta' model" in error and "Supported base-model families for this run: bert" in error
+    assert f"'{family}' model" in error and "Supported base-model families for this run: bert" in error
 
 
 def test_readme_lists_the_base_families_each_method_accepts():

@@ -17,11 +17,18 @@ from ..evaluation.classification import (
 )
 from ..evaluation.measure import pad_batch
 from ..evaluation.operating_points import best_within_budget, choose_eta_scale, measure_eta_scales, scale_eta_
-from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
+from ..models.adapler import (
+    AdapLeRBertForSequenceClassification,
+    AdapLeRConfig,
+    AdapLeRModel,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
+    AdapLeRRobertaModel,
+)
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod, accuracy_budget_setting
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
 
 
 @dataclass
@@ -41,8 +48,13 @@ class AdapLeR(ClassifierMethod):
         "checkpoints, phase 3 trains the contribution predictors with soft token removal; the operating point is "
         "chosen on validation within --accuracy-budget."
     )
-    families = (ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
-                                            AutoModel: AdapLeRModel}),)
+    families = (
+        ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
+                                    AutoModel: AdapLeRModel}),
+        ModelFamily(AdapLeRRobertaConfig, {AutoModelForSequenceClassification: AdapLeRRobertaForSequenceClassification,
+                                           AutoModel: AdapLeRRobertaModel}),
+    )
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = AdapLeRSettings
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     PreTrainedTokenizerBase,
@@ -33,7 +34,12 @@ from transformers import (
 )
 
 from ..data import tokenize_classification
-from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+from ..models.adapler import (
+    AdapLeRBertForSequenceClassification,
+    AdapLeRConfig,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
+)
 from ..progress import announce, attach_progress, steps
 from ..settings import (
     RecipeSettings,
@@ -340,11 +346,31 @@ class AdapLeRTrainingArguments(RecipeSettings):
         return cls(preset=preset, **{**(ADAPLER_PRESETS[preset] if preset else {}), **given})
 
 
+#: The AdapLeR family of each base-model type: its config and classifier classes.
+ADAPLER_FAMILIES = {
+    "bert": (AdapLeRConfig, AdapLeRBertForSequenceClassification),
+    "roberta": (AdapLeRRobertaConfig, AdapLeRRobertaForSequenceClassification),
+}
+
+
+def adapler_family(base_model: str):
+    """(config class, model class) of the AdapLeR family that starts from `base_model` (a BERT or RoBERTa checkpoint,
+    pretrained or fine-tuned, or an AdapLeR folder of either family)."""
+    model_type = AutoConfig.from_pretrained(base_model).model_type
+    for vanilla, (config_class, model_class) in ADAPLER_FAMILIES.items():
+        if model_type in (vanilla, config_class.model_type):
+            return config_class, model_class
+    raise ValueError(f"AdapLeR starts from a {' or '.join(ADAPLER_FAMILIES)} checkpoint; {base_model!r} is a "
+                     f"{model_type!r} model.")
+
+
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):
-    """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
-    config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
+    """An AdapLeR classifier warm-started from a BERT or RoBERTa checkpoint (pretrained or fine-tuned); CPs start
+    fresh."""
+    config_class, model_class = adapler_family(base_model)
+    config = adaptive_config_from_base(base_model, config_class, label_names, **config_overrides)
     return from_pretrained_with_new_parts(
-        AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
+        model_class, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
         f"new weights, as expected: AdapLeR's contribution predictors (layers 1..{config.num_hidden_layers}) and "
         "eta/theta, trained in phase 3 (and the classifier, where the checkpoint has none)",
         config=config,

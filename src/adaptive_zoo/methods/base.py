@@ -142,6 +142,8 @@ class Method:
         """Everything that can be refused before any training: called once the data and base model are known."""
         self.check_base_family(run)
         positions = getattr(run.base_config, "max_position_embeddings", None)
+        if positions is not None and run.base_config.model_type == "roberta":
+            positions -= (run.base_config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
         if positions is not None and run.settings.max_length > positions:
             raise ValueError(f"max_length={run.settings.max_length} exceeds the base model's {positions} positions.")
 

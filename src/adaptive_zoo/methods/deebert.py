@@ -27,7 +27,7 @@ OFF_RAMP_POOLING_TEXT = {
     "cls": "the [CLS] state, as in the paper.",
     "mean": "the mean of the token states (`off_ramp_pooling=\"mean\"`): the backbone was pretrained with mean "
     "pooling, and its early-layer [CLS] state is nearly the same for every input. The final classifier is "
-    "BERT's own [CLS] pooler.",
+    "the vanilla classifier's own head over the first token.",
 }
 
 
@@ -88,6 +88,8 @@ class DeeBert(ClassifierMethod):
                              if run.base_is_classifier else
                              "the embeddings, encoder layers and pooler come from the pretrained base model"),
             stage1_from=run.settings.base_model if run.base_is_classifier else None,
+            off_ramp_init_text=("the pretrained pooler" if model.config.vanilla_model_type == "bert" else
+                                "the classifier head's dense layer: RoBERTa's classifier has no pooler"),
         )
         run.tags.append("early-exit")
         return model

@@ -160,17 +160,20 @@ def test_converted_bart_at_full_depth_is_the_vanilla_bart(kind, tiny_bart_dir):
 def test_train_from_a_pretrained_bart_keeps_its_weights_and_tokenizer(method, tmp_path, tiny_bart_dir,
                                                                     summarization_csv):
     folder = tmp_path / method
-    extra = ["--exit-prediction", "multinomial"] if method == "dat" else []
+    # DAT keeps the BART's lowest 2 of 3 decoder layers (`--decoder-layers`), as it keeps BERT's lowest layers.
+    extra = ["--exit-prediction", "multinomial", "--decoder-layers", "2"] if method == "dat" else []
+    decoder_layers = 2 if method == "dat" else 3
     assert main(["train", method, "--dataset", str(summarization_csv), "--output-dir", str(folder),
                  "--base-model", str(tiny_bart_dir), *extra, *ARGS]) == 0
     check_hub_folder(folder, require_tokenizer=True)
     record = json.loads((folder / "adaptive_zoo_results.json").read_text())
     bart = BartForConditionalGeneration.from_pretrained(tiny_bart_dir)
-    assert record["warm_start"] == {"pretrained": sum(p.numel() for p in bart.parameters()), "fresh": 0,
-                                    "base_bart": str(tiny_bart_dir)}
+    kept = sum(p.numel() for name, p in bart.named_parameters()
+               if not name.startswith(tuple(f"model.decoder.layers.{i}." for i in range(decoder_layers, 3))))
+    assert record["warm_start"] == {"pretrained": kept, "fresh": 0, "base_bart": str(tiny_bart_dir)}
     assert record["fresh_process_load"]
     config = json.loads((folder / "config.json").read_text())
-    assert (config["d_model"], config["encoder_layers"], config["decoder_layers"]) == (32, 3, 3)  # not a default BART
+    assert (config["d_model"], config["encoder_layers"], config["decoder_layers"]) == (32, 3, decoder_layers)
     assert (config["pad_token_id"], config["eos_token_id"], config["decoder_start_token_id"]) == (1, 2, 2)
     saved = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     assert saved.get_vocab() == AutoTokenizer.from_pretrained(tiny_bart_dir).get_vocab()

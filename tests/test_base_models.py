@@ -14,7 +14,6 @@ from tiny import (
     TEXTS,
     save_tiny_bart,
     save_tiny_tokenizer,
-    tiny_bert_config,
     tiny_roberta_config,
     write_tiny_summarization_csv,
 )
@@ -156,7 +155,7 @@ def test_converted_bart_at_full_depth_is_the_vanilla_bart(kind, tiny_bart_dir):
 # -- end to end --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["dat", "hashee"])
+@pytest.mark.parametrize("method", ["dat"])  # HashEE-BART takes the same path (`methods.tasks.seq2seq_base`)
 def test_train_from_a_pretrained_bart_keeps_its_weights_and_tokenizer(method, tmp_path, tiny_bart_dir,
                                                                     summarization_csv):
     folder = tmp_path / method
@@ -181,24 +180,13 @@ def test_train_from_a_pretrained_bart_keeps_its_weights_and_tokenizer(method, tm
     assert str(tiny_bart_dir) in card and "pretrained BART checkpoint" in card
 
 
-def test_bert_remains_the_offline_default_of_the_seq2seq_methods(tmp_path, tiny_bert_dir, summarization_csv):
-    """A BERT base still goes through the bert2bert warm start (tiny_bert_config: 4 layers, hidden 32)."""
-    folder = tmp_path / "dat"
-    assert main(["train", "dat", "--dataset", str(summarization_csv), "--output-dir", str(folder),
-                 "--base-model", str(tiny_bert_dir), "--exit-prediction", "multinomial",
-                 *ARGS]) == 0
-    config = json.loads((folder / "config.json").read_text())
-    assert config["decoder_layers"] == tiny_bert_config()["num_hidden_layers"]
-    assert config["decoder_start_token_id"] == AutoTokenizer.from_pretrained(tiny_bert_dir).cls_token_id
-
-
 # -- RoBERTa -----------------------------------------------------------------------------------------------------------
 
 
+# One method end to end; HashEE-RoBERTa and AdapLeR-RoBERTa are built by the same family tables
+# (`training/hashee.py`, `training/adapler.py`) and checked through the shared mixins (fresh-process load included).
 @pytest.mark.parametrize(("method", "model_type", "extra"), [
     ("deebert", "deeroberta", ["--off-ramp-epochs", "1"]),
-    ("hashee", "hashee_roberta", []),
-    ("adapler", "adapler_roberta", ["--adaptive-epochs", "1", "--eta-scales", "1.0"]),
 ])
 def test_classifier_methods_train_from_a_roberta_checkpoint(method, model_type, extra, tmp_path, tiny_csv):
     from tiny import save_tiny_roberta

@@ -113,9 +113,18 @@ def test_hashee_fine_tunes_from_the_classifier_keeping_its_head(tmp_path, fine_t
     assert "its head and label names are kept" in (folder / "README.md").read_text()
 
 
-def test_generic_label_names_are_accepted_by_count_and_said(tmp_path, tiny_csv, caplog):
-    base = save_classifier(tmp_path / "classifier", ["LABEL_0", "LABEL_1", "LABEL_2"])
-    folder = tmp_path / "deebert"
-    assert train("deebert", base, folder, tiny_csv) == 0
+def test_generic_label_names_are_accepted_by_count_and_said(caplog):
+    from types import SimpleNamespace
+
+    from transformers import BertConfig
+
+    from adaptive_zoo.methods.tasks import check_classifier_labels
+
+    config = BertConfig(num_labels=3)  # id2label LABEL_0..LABEL_2, as a classifier saved without names has
+    run = SimpleNamespace(base_config=config, task=SimpleNamespace(label_names=NAMES), dataset="toy",
+                          settings=SimpleNamespace(base_model="classifier"))
+    check_classifier_labels(run)
     assert "only their count could be checked" in caplog.text
-    assert list(json.loads((folder / "config.json").read_text())["id2label"].values()) == NAMES
+    config = BertConfig(num_labels=2)
+    with pytest.raises(ValueError, match="2 labels"):
+        check_classifier_labels(SimpleNamespace(**{**vars(run), "base_config": config}))

@@ -17,11 +17,18 @@ from ..evaluation.classification import (
 )
 from ..evaluation.measure import pad_batch
 from ..evaluation.operating_points import best_within_budget, choose_eta_scale, measure_eta_scales, scale_eta_
-from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
+from ..models.adapler import (
+    AdapLeRBertForSequenceClassification,
+    AdapLeRConfig,
+    AdapLeRModel,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
+    AdapLeRRobertaModel,
+)
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod, accuracy_budget_setting
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
 
 
 @dataclass
@@ -36,12 +43,18 @@ class AdapLeR(ClassifierMethod):
     name = "adapler"
     title = "AdapLeR (Modarressi et al., 2022)"
     description = (
-        "AdapLeR (Modarressi et al., 2022): phase 1 fine-tunes, phase 2 extracts saliencies from the 3 best "
+        "AdapLeR (Modarressi et al., 2022): phase 1 fine-tunes (a --base-model classifier already fine-tuned on the "
+        "dataset's labels stands for it), phase 2 extracts saliencies from the 3 best "
         "checkpoints, phase 3 trains the contribution predictors with soft token removal; the operating point is "
         "chosen on validation within --accuracy-budget."
     )
-    families = (ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
-                                            AutoModel: AdapLeRModel}),)
+    families = (
+        ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
+                                    AutoModel: AdapLeRModel}),
+        ModelFamily(AdapLeRRobertaConfig, {AutoModelForSequenceClassification: AdapLeRRobertaForSequenceClassification,
+                                           AutoModel: AdapLeRRobertaModel}),
+    )
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = AdapLeRSettings
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies
 
@@ -52,12 +65,16 @@ class AdapLeR(ClassifierMethod):
         if run.settings.reuse_phases_from is not None:  # refused before anything else, not after phase 3's setup
             finished_run_state(trainer_work_dir(run.settings.reuse_phases_from) / "phase1")
         super().check(run)
+        if run.base_is_classifier and run.settings.reuse_phases_from is not None:
+            raise ValueError(f"--base-model {run.settings.base_model!r} is a fine-tuned classifier, which stands for "
+                             "phase 1; --reuse-phases-from reads phases 1-2 of an earlier run: give one or the other.")
 
     def build(self, run: RecipeRun) -> None:
         return None  # the adaptive model is built after phase 1, from its best checkpoint (`train_adapler`)
 
     def train(self, run: RecipeRun, model: None):
-        phases = train_adapler(run.base_path, run.task.label_names, run.tokenizer, run.task.dataset, run.settings)
+        phases = train_adapler(run.base_path, run.task.label_names, run.tokenizer, run.task.dataset, run.settings,
+                               fine_tuned=run.base_is_classifier)
         run.artifacts["phases"] = phases
         run.record.update(preset=run.settings.preset, **phases.record())
         return phases.phase3.model if phases.phase3.is_world_process_zero() else None
@@ -89,7 +106,8 @@ class AdapLeR(ClassifierMethod):
         finetuned = AutoModelForSequenceClassification.from_pretrained(finetuned_dir)
         report.finetuned_accuracy = accuracy_of(finetuned, run.tokenizer, test["text"], test["label"],
                                                 batch_size=settings.eval_batch_size, max_length=settings.max_length)
-        report.finetuned_checkpoint = finetuned_dir.name
+        report.finetuned_checkpoint = (f"the fine-tuned base model {run.settings.base_model}"
+                                       if run.artifacts["phases"].phase1_from_base else finetuned_dir.name)
         run.card["kept_text"] = " → ".join(f"{value:.1f}" for value in report.mean_kept_tokens_per_layer)
         return report
 

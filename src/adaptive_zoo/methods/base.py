@@ -66,6 +66,14 @@ class RecipeRun:
     def output_dir(self) -> str:
         return self.settings.output_dir
 
+    @property
+    def base_is_classifier(self) -> bool:
+        """The base model is a fine-tuned sequence classifier: its head and labels are kept, and the training
+        stages it already did are skipped (classification datasets only)."""
+        architectures = getattr(self.base_config, "architectures", None) or []
+        return self.task.task == "classification" and any(
+            name.endswith("ForSequenceClassification") for name in architectures)
+
 
 class Method:
     """One input-adaptive method. Class attributes describe it; the hooks run in the order of
@@ -87,6 +95,8 @@ class Method:
     """Why `adaptive-zoo calibrate` has nothing to tune for this method's models, where that is so."""
     keeps_checkpoint_weights: ClassVar[bool] = False
     """After a successful run, keep the checkpoints' weights (only their optimizer states go)."""
+    base_families: ClassVar[Mapping[str, str]] = {}
+    """The `model_type`s a `--base-model` checkpoint may have, each with the words that name it in a refusal."""
 
     # -- what it is ------------------------------------------------------------------------------------------
 
@@ -109,9 +119,31 @@ class Method:
         """The run's settings from the values given (flags a user did not give are absent)."""
         return self.settings_class(**given)
 
+    def accepted_base_families(self, run: RecipeRun) -> Mapping[str, str]:
+        """The base-model families this run can start from (a method may narrow them by the dataset's task)."""
+        return self.base_families
+
+    def check_base_family(self, run: RecipeRun) -> None:
+        """Refuse a base model of a family the method cannot start from, naming the supported ones, before
+        anything reads the checkpoint's fields (a T5 config has no `max_position_embeddings`) or trains."""
+        accepted = self.accepted_base_families(run)
+        model_type = getattr(run.base_config, "model_type", None)
+        if model_type in accepted:
+            return
+        architectures = ", ".join(getattr(run.base_config, "architectures", None) or []) or "no architectures listed"
+        why = UNSUPPORTED_FAMILY_REASONS.get(model_type, "")
+        supported = "; ".join(f"{name} ({what})" for name, what in accepted.items())
+        raise ValueError(
+            f"{self.title} cannot start from {run.settings.base_model!r}: it is a {model_type!r} model "
+            f"({architectures}).{' ' + why if why else ''} Supported base-model families for this run: {supported}."
+        )
+
     def check(self, run: RecipeRun) -> None:
         """Everything that can be refused before any training: called once the data and base model are known."""
+        self.check_base_family(run)
         positions = getattr(run.base_config, "max_position_embeddings", None)
+        if positions is not None and run.base_config.model_type == "roberta":
+            positions -= (run.base_config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
         if positions is not None and run.settings.max_length > positions:
             raise ValueError(f"max_length={run.settings.max_length} exceeds the base model's {positions} positions.")
 
@@ -149,6 +181,15 @@ class Method:
         """`adaptive-zoo calibrate`: re-tune the operating point on `settings`' data and return what was measured."""
         raise NotImplementedError
 
+
+UNSUPPORTED_FAMILY_REASONS = {
+    "mbart": "mBART is not BART's architecture: its layers normalise before each block (pre-LayerNorm) and its "
+    "encoder and decoder end with an extra LayerNorm, so its weights do not fit a BART.",
+    "marian": "Marian is not BART's architecture: it has fixed sinusoidal positions (no learned ones) and scales "
+    "its embeddings, so its weights do not fit a BART.",
+    "t5": "T5 is not BART-shaped: relative position buckets, RMS-style LayerNorm before each block, no biases.",
+}
+"""Why a family that looks close is still refused, where that is not obvious."""
 
 METHODS: dict[str, Method] = {}
 """Every registered method, by name, in registration order."""

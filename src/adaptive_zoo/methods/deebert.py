@@ -10,17 +10,24 @@ from typing import Any
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
-from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel
+from ..models.deebert import (
+    DeeBertConfig,
+    DeeBertForSequenceClassification,
+    DeeBertModel,
+    DeeRobertaConfig,
+    DeeRobertaForSequenceClassification,
+    DeeRobertaModel,
+)
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import ClassifierMethod, accuracy_budget_setting
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
 
 SWEEP_IMAGE = "threshold_sweep.png"
 OFF_RAMP_POOLING_TEXT = {
     "cls": "the [CLS] state, as in the paper.",
     "mean": "the mean of the token states (`off_ramp_pooling=\"mean\"`): the backbone was pretrained with mean "
     "pooling, and its early-layer [CLS] state is nearly the same for every input. The final classifier is "
-    "BERT's own [CLS] pooler.",
+    "the vanilla classifier's own head over the first token.",
 }
 
 
@@ -36,21 +43,28 @@ class DeeBert(ClassifierMethod):
     name = "deebert"
     title = "DeeBERT (Xin et al., 2020)"
     description = (
-        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier, stage 2 trains an "
-        "off-ramp after every layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
+        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier (skipped when "
+        "--base-model is a classifier already fine-tuned on the dataset's labels), stage 2 trains an off-ramp after every "
+        "layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
         "accuracy and speed-ups against vanilla BERT are measured on test."
     )
-    families = (ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
-                                            AutoModel: DeeBertModel}),)
+    families = (
+        ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
+                                    AutoModel: DeeBertModel}),
+        ModelFamily(DeeRobertaConfig, {AutoModelForSequenceClassification: DeeRobertaForSequenceClassification,
+                                       AutoModel: DeeRobertaModel}),
+    )
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = DeeBertSettings
 
     def build(self, run: RecipeRun):
         pooling = run.settings.off_ramp_pooling
-        return build_deebert(run.base_path, run.task.label_names,
+        return build_deebert(run.base_path, run.task.label_names, fine_tuned=run.base_is_classifier,
                              **({} if pooling == "auto" else {"off_ramp_pooling": pooling}))
 
     def train(self, run: RecipeRun, model):
-        model, stage_metrics = train_deebert(model, run.tokenizer, run.task.dataset, run.settings)
+        model, stage_metrics = train_deebert(model, run.tokenizer, run.task.dataset, run.settings,
+                                             fine_tuned=run.base_is_classifier)
         run.record["training"] = {**run.settings.to_dict(), **stage_metrics}
         return model if stage_metrics.pop("is_main_process") else None
 
@@ -69,7 +83,13 @@ class DeeBert(ClassifierMethod):
             threshold_text=("off (never exit)" if sweep.chosen_threshold is None
                             else f"{sweep.chosen_threshold:.4g} nats"),
             off_ramp_pooling_text=OFF_RAMP_POOLING_TEXT[model.config.off_ramp_pooling],
-            pretrained_note="the embeddings, encoder layers and pooler come from the pretrained base model",
+            pretrained_note=(f"the embeddings, encoder layers, pooler and final classifier come from the fine-tuned "
+                             f"classifier `{run.settings.base_model}` (stage 1 was not run again)"
+                             if run.base_is_classifier else
+                             "the embeddings, encoder layers and pooler come from the pretrained base model"),
+            stage1_from=run.settings.base_model if run.base_is_classifier else None,
+            off_ramp_init_text=("the pretrained pooler" if model.config.vanilla_model_type == "bert" else
+                                "the classifier head's dense layer: RoBERTa's classifier has no pooler"),
         )
         run.tags.append("early-exit")
         return model

@@ -6,7 +6,7 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 """
 
 from huggingface_hub.dataclasses import strict, validated_field
-from transformers import BertConfig
+from transformers import BertConfig, RobertaConfig
 
 
 def check_entropy_threshold(value: float | int | None) -> None:
@@ -98,11 +98,42 @@ class DeeBertConfig(BertConfig):
 
     def validate_early_exit(self):
         """Part of `@strict` validation: runs at construction and on every assignment of a field."""
-        if self.off_ramp_pooling not in ("cls", "mean"):
-            raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
-        if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
-            raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
-        check_encoder_classifier(self, "DeeBERT", "exits on the entropy of a softmax over classes")
+        check_deebert_fields(self)
 
 
-__all__ = ["DeeBertConfig"]
+def check_deebert_fields(config) -> None:
+    """The validation of DeeBERT's own fields, whatever the backbone."""
+    if config.off_ramp_pooling not in ("cls", "mean"):
+        raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {config.off_ramp_pooling!r}.")
+    if config.off_ramp_dropout is not None and not 0 <= config.off_ramp_dropout < 1:
+        raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {config.off_ramp_dropout}.")
+    check_encoder_classifier(config, "DeeBERT", "exits on the entropy of a softmax over classes")
+
+
+@strict
+class DeeRobertaConfig(RobertaConfig):
+    r"""
+    Configuration of a [`DeeRobertaForSequenceClassification`]: DeeBERT on a RoBERTa encoder (the paper's
+    DeeBERT-RoBERTa). Every RoBERTa field of [`RobertaConfig`] applies unchanged, so any RoBERTa checkpoint loads into
+    it; DeeBERT's own fields (`adaptive`, `entropy_threshold`, `off_ramp_pooling`, `off_ramp_dropout`,
+    `operating_point_stale`) mean what they mean in [`DeeBertConfig`]. At full depth the logits are those of a
+    `RobertaForSequenceClassification` with the same weights (`vanilla_model_type = "roberta"`): the final classifier
+    is RoBERTa's own head over the `<s>` state (RoBERTa has no pooler in its classifier).
+    """
+
+    model_type = "deeroberta"
+    vanilla_model_type = "roberta"
+    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
+
+    adaptive: bool = True
+    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
+    off_ramp_pooling: str = "cls"
+    off_ramp_dropout: float | int | None = None
+    operating_point_stale: bool = False
+
+    def validate_early_exit(self):
+        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
+        check_deebert_fields(self)
+
+
+__all__ = ["DeeBertConfig", "DeeRobertaConfig"]

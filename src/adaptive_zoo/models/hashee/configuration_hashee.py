@@ -8,7 +8,7 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 from dataclasses import dataclass
 
 from huggingface_hub.dataclasses import strict, validated_field
-from transformers import BartConfig, BertConfig
+from transformers import BartConfig, BertConfig, RobertaConfig
 
 HASH_FUNCTIONS = (
     "random",
@@ -193,6 +193,33 @@ HashEEBertConfig.__doc__ = hashee_config_doc(
 
 
 @strict
+class HashEERobertaConfig(HashEEConfigMixin, RobertaConfig):
+    model_type = "hashee_roberta"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "roberta"
+    keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
+
+    def validate_encoder_only(self):
+        """Part of `@strict` validation: runs at construction."""
+        if self.is_decoder or self.add_cross_attention:
+            raise ValueError("HashEE-RoBERTa is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+
+
+HashEERobertaConfig.__doc__ = hashee_config_doc(
+    r"""
+    Configuration of a [`HashEERobertaForSequenceClassification`] (and its backbone [`HashEERobertaModel`]): HashEE
+    on a RoBERTa encoder (one of the paper's backbones). Every RoBERTa field of [`RobertaConfig`] applies unchanged,
+    so any RoBERTa checkpoint loads into it; the fields below are HashEE's own. The table is a buffer of the model
+    (`roberta.encoder.hash_table`), saved with the weights. Without token exits the logits are those of a
+    `RobertaForSequenceClassification` with the same weights (`vanilla_model_type = "roberta"`).""",
+    "HashEERobertaConfig",
+    "HashEERobertaForSequenceClassification",
+    arguments="num_labels=2, num_hidden_layers=6, num_buckets=6",
+    exit_layers="[1, 2, 3, 4, 5, 6]",
+)
+
+
+@strict
 class HashEEBartConfig(HashEEConfigMixin, BartConfig):
     model_type = "hashee_bart"
     # The transformers model this one adapts: same weight names, and its outputs without token exits.
@@ -219,4 +246,4 @@ HashEEBartConfig.__doc__ = hashee_config_doc(
 )
 
 
-__all__ = ["HASH_FUNCTIONS", "HashEEBartConfig", "HashEEBertConfig", "bucket_exit_layers"]
+__all__ = ["HASH_FUNCTIONS", "HashEEBartConfig", "HashEEBertConfig", "HashEERobertaConfig", "bucket_exit_layers"]

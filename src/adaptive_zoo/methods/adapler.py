@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoModel, AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
 from ..evaluation.classification import (
     accuracy_of,
@@ -28,14 +27,7 @@ from ..models.adapler import (
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
-
-
-@dataclass
-class AdapLeRSettings(AdapLeRTrainingArguments):
-    """`adaptive-zoo train adapler`: the three phases, then the operating point chosen on validation."""
-
-    accuracy_budget: float = accuracy_budget_setting("phase 1 (chooses the operating point)")
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
 
 
 @register_method
@@ -49,17 +41,17 @@ class AdapLeR(ClassifierMethod):
         "chosen on validation within --accuracy-budget."
     )
     families = (
-        ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
-                                    AutoModel: AdapLeRModel}),
-        ModelFamily(AdapLeRRobertaConfig, {AutoModelForSequenceClassification: AdapLeRRobertaForSequenceClassification,
-                                           AutoModel: AdapLeRRobertaModel}),
+        ModelFamily.of(AdapLeRConfig, AutoModelForSequenceClassification, AdapLeRBertForSequenceClassification,
+                       AdapLeRModel),
+        ModelFamily.of(AdapLeRRobertaConfig, AutoModelForSequenceClassification, AdapLeRRobertaForSequenceClassification,
+                       AdapLeRRobertaModel),
     )
     base_families = {**BERT_BASE, **ROBERTA_BASE}
-    settings_class = AdapLeRSettings
+    settings_class = AdapLeRTrainingArguments
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies
 
-    def make_settings(self, **given: Any) -> AdapLeRSettings:
-        return AdapLeRSettings.from_preset(**given)
+    def make_settings(self, **given: Any) -> AdapLeRTrainingArguments:
+        return AdapLeRTrainingArguments.from_preset(**given)
 
     def check(self, run: RecipeRun) -> None:
         if run.settings.reuse_phases_from is not None:  # refused before anything else, not after phase 3's setup

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import TaskData
 from ..evaluation.reports import EvaluationOptions, EvaluationReport
@@ -28,6 +28,13 @@ class ModelFamily:
 
     config_class: type[PretrainedConfig]
     auto_models: Mapping[type, type[PreTrainedModel]]
+
+    @classmethod
+    def of(cls, config_class: type[PretrainedConfig], head_auto_class: type, head_class: type[PreTrainedModel],
+           base_class: type[PreTrainedModel] | None = None) -> ModelFamily:
+        """A family with one head (and its base model, which `AutoModel` loads)."""
+        auto_models = {head_auto_class: head_class, **({AutoModel: base_class} if base_class is not None else {})}
+        return cls(config_class, auto_models)
 
     @property
     def model_type(self) -> str:

@@ -3,11 +3,10 @@ whose prediction entropy is below the threshold S, chosen on validation within a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModel, AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
 from ..models.deebert import (
@@ -20,7 +19,7 @@ from ..models.deebert import (
 )
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod, accuracy_budget_setting
+from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
 
 SWEEP_IMAGE = "threshold_sweep.png"
 OFF_RAMP_POOLING_TEXT = {
@@ -29,13 +28,6 @@ OFF_RAMP_POOLING_TEXT = {
     "pooling, and its early-layer [CLS] state is nearly the same for every input. The final classifier is "
     "the vanilla classifier's own head over the first token.",
 }
-
-
-@dataclass
-class DeeBertSettings(DeeBertTrainingArguments):
-    """`adaptive-zoo train deebert`: the two training stages, then S chosen on validation."""
-
-    accuracy_budget: float = accuracy_budget_setting("full depth (chooses the entropy threshold S)")
 
 
 @register_method
@@ -49,13 +41,13 @@ class DeeBert(ClassifierMethod):
         "accuracy and speed-ups against vanilla BERT are measured on test."
     )
     families = (
-        ModelFamily(DeeBertConfig, {AutoModelForSequenceClassification: DeeBertForSequenceClassification,
-                                    AutoModel: DeeBertModel}),
-        ModelFamily(DeeRobertaConfig, {AutoModelForSequenceClassification: DeeRobertaForSequenceClassification,
-                                       AutoModel: DeeRobertaModel}),
+        ModelFamily.of(DeeBertConfig, AutoModelForSequenceClassification, DeeBertForSequenceClassification,
+                       DeeBertModel),
+        ModelFamily.of(DeeRobertaConfig, AutoModelForSequenceClassification, DeeRobertaForSequenceClassification,
+                       DeeRobertaModel),
     )
     base_families = {**BERT_BASE, **ROBERTA_BASE}
-    settings_class = DeeBertSettings
+    settings_class = DeeBertTrainingArguments
 
     def build(self, run: RecipeRun):
         pooling = run.settings.off_ramp_pooling

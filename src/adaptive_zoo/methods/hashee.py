@@ -8,24 +8,14 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from ..data import tokenize_classification, tokenize_seq2seq
 from ..evaluation.classification import accuracy_of
 from ..evaluation.reports import EvaluationOptions
 from ..evaluation.seq2seq import evaluate_seq2seq, rouge_of
 from ..hashing import HASH_TABLE_FILENAME, save_hash_table
-from ..models.hashee import (
-    HashEEBartConfig,
-    HashEEBartForConditionalGeneration,
-    HashEEBartModel,
-    HashEEBertConfig,
-    HashEEBertForSequenceClassification,
-    HashEEBertModel,
-    HashEERobertaConfig,
-    HashEERobertaForSequenceClassification,
-    HashEERobertaModel,
-)
+from ..models import hashee as hashee_models
 from ..training.hashee import (
     HashEETrainingArguments,
     build_hashee_bart,
@@ -61,12 +51,12 @@ class HashEE(ClassifierMethod):
         "BART base (with its own tokenizer) or warm-started from a BERT one."
     )
     families = (
-        ModelFamily(HashEEBertConfig, {AutoModelForSequenceClassification: HashEEBertForSequenceClassification,
-                                       AutoModel: HashEEBertModel}),
-        ModelFamily(HashEERobertaConfig, {AutoModelForSequenceClassification: HashEERobertaForSequenceClassification,
-                                          AutoModel: HashEERobertaModel}),
-        ModelFamily(HashEEBartConfig, {AutoModelForSeq2SeqLM: HashEEBartForConditionalGeneration,
-                                       AutoModel: HashEEBartModel}),
+        ModelFamily.of(hashee_models.HashEEBertConfig, AutoModelForSequenceClassification,
+                       hashee_models.HashEEBertForSequenceClassification, hashee_models.HashEEBertModel),
+        ModelFamily.of(hashee_models.HashEERobertaConfig, AutoModelForSequenceClassification,
+                       hashee_models.HashEERobertaForSequenceClassification, hashee_models.HashEERobertaModel),
+        ModelFamily.of(hashee_models.HashEEBartConfig, AutoModelForSeq2SeqLM,
+                       hashee_models.HashEEBartForConditionalGeneration, hashee_models.HashEEBartModel),
     )
     settings_class = HashEETrainingArguments
     tasks = ("classification", "seq2seq")

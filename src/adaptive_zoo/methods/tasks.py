@@ -12,7 +12,6 @@ from transformers import AutoTokenizer, BartForConditionalGeneration, PreTrained
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
 from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
-from ..settings import non_negative_float, setting
 from ..training.warm_start import WarmStartReport, bart_from_bert
 from .base import Method, RecipeRun
 
@@ -64,12 +63,6 @@ def check_classifier_labels(run: RecipeRun) -> None:
             f"The base model {run.settings.base_model!r} is a fine-tuned classifier whose labels are {head}; dataset "
             f"{run.dataset!r} has {names}{order}. Its head would predict the wrong classes: pass a classifier "
             "fine-tuned on this dataset, or the plain encoder it started from.")
-
-
-def accuracy_budget_setting(reference: str) -> Any:
-    """The `accuracy_budget` field of a method whose operating point is chosen within an accuracy budget."""
-    return setting(1.0, help=f"Accuracy points the adaptive model may lose on validation against {reference}.",
-                   check=non_negative_float)
 
 
 def calibration_split(settings: Any, task: str) -> Any:

@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     PreTrainedTokenizerBase,
@@ -53,6 +52,7 @@ from ..settings import (
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
+    family_for,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
@@ -337,6 +337,8 @@ class AdapLeRTrainingArguments(RecipeSettings):
     keep_checkpoints: bool = setting(False, help="Keep the Trainer checkpoints in OUTPUT_DIR-training after a "
                                      "successful run; without it, only the checkpoints' optimizer states are "
                                      "removed: their weights and the saliencies stay for --reuse-phases-from.")
+    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
+                                     "phase 1 (chooses the operating point).", check=non_negative_float)
 
     @classmethod
     def from_preset(cls, preset: str | None = None, **given):
@@ -347,21 +349,15 @@ class AdapLeRTrainingArguments(RecipeSettings):
 
 
 #: The AdapLeR family of each base-model type: its config and classifier classes.
-ADAPLER_FAMILIES = {
-    "bert": (AdapLeRConfig, AdapLeRBertForSequenceClassification),
-    "roberta": (AdapLeRRobertaConfig, AdapLeRRobertaForSequenceClassification),
-}
+ADAPLER_FAMILIES = (
+    (AdapLeRConfig, AdapLeRBertForSequenceClassification),
+    (AdapLeRRobertaConfig, AdapLeRRobertaForSequenceClassification),
+)
 
 
 def adapler_family(base_model: str):
-    """(config class, model class) of the AdapLeR family that starts from `base_model` (a BERT or RoBERTa checkpoint,
-    pretrained or fine-tuned, or an AdapLeR folder of either family)."""
-    model_type = AutoConfig.from_pretrained(base_model).model_type
-    for vanilla, (config_class, model_class) in ADAPLER_FAMILIES.items():
-        if model_type in (vanilla, config_class.model_type):
-            return config_class, model_class
-    raise ValueError(f"AdapLeR starts from a {' or '.join(ADAPLER_FAMILIES)} checkpoint; {base_model!r} is a "
-                     f"{model_type!r} model.")
+    """(config class, model class) of the AdapLeR family that starts from `base_model`."""
+    return family_for(base_model, ADAPLER_FAMILIES, "AdapLeR starts")
 
 
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):

@@ -8,7 +8,7 @@ import copy
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +124,18 @@ def adaptive_model_from(model_class, config, source: torch.nn.Module, new_prefix
     if getattr(source, "generation_config", None) is not None:
         model.generation_config = copy.deepcopy(source.generation_config)
     return model
+
+
+def family_for(base_model: str, families: Sequence[tuple[type, type]], what: str) -> tuple[type, type]:
+    """The (config class, model class) pair of `families` that starts from `base_model`: a checkpoint of the
+    config's `vanilla_model_type` (pretrained or fine-tuned) or a folder of that adaptive family itself. Anything
+    else is a ValueError naming the families `what` ("DeeBERT starts", ...) accepts."""
+    model_type = AutoConfig.from_pretrained(base_model).model_type
+    for config_class, model_class in families:
+        if model_type in (config_class.vanilla_model_type, config_class.model_type):
+            return config_class, model_class
+    accepted = " or ".join(config_class.vanilla_model_type for config_class, _ in families)
+    raise ValueError(f"{what} from a {accepted} checkpoint; {base_model!r} is a {model_type!r} model.")
 
 
 #: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import AutoConfig, DataCollatorWithPadding, EvalPrediction, Trainer
+from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
 from ..data.text import tokenize_classification
@@ -28,10 +28,11 @@ from ..models.deebert import (
     DeeRobertaForSequenceClassification,
 )
 from ..progress import announce, attach_progress
-from ..settings import RecipeSettings, one_of, positive_float, setting
+from ..settings import RecipeSettings, non_negative_float, one_of, positive_float, setting
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
+    family_for,
     from_pretrained_with_new_parts,
     set_trainable,
     trainer_work_dir,
@@ -52,6 +53,8 @@ class DeeBertTrainingArguments(RecipeSettings):
                                             check=positive_float)
     off_ramp_pooling: str = setting("auto", help="Off-ramp input: [CLS] (the paper) or the token mean; auto = the "
                                     "backbone's own pooling (mean for MiniLM).", check=one_of("auto", "cls", "mean"))
+    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
+                                     "full depth (chooses the entropy threshold S).", check=non_negative_float)
 
 
 class FinalClassifierTrainer(Trainer):
@@ -103,21 +106,15 @@ def default_off_ramp_pooling(base_model: str) -> str:
 
 
 #: The DeeBERT family of each base-model type: its config and classifier classes.
-DEEBERT_FAMILIES = {
-    "bert": (DeeBertConfig, DeeBertForSequenceClassification),
-    "roberta": (DeeRobertaConfig, DeeRobertaForSequenceClassification),
-}
+DEEBERT_FAMILIES = (
+    (DeeBertConfig, DeeBertForSequenceClassification),
+    (DeeRobertaConfig, DeeRobertaForSequenceClassification),
+)
 
 
 def deebert_family(base_model: str):
-    """(config class, model class) of the DeeBERT family that starts from `base_model` (a BERT or RoBERTa
-    checkpoint, or a DeeBERT folder of either family); anything else is a ValueError naming the families."""
-    model_type = AutoConfig.from_pretrained(base_model).model_type
-    for vanilla, (config_class, model_class) in DEEBERT_FAMILIES.items():
-        if model_type in (vanilla, config_class.model_type):
-            return config_class, model_class
-    raise ValueError(f"DeeBERT starts from a {' or '.join(DEEBERT_FAMILIES)} checkpoint; {base_model!r} is a "
-                     f"{model_type!r} model.")
+    """(config class, model class) of the DeeBERT family that starts from `base_model`."""
+    return family_for(base_model, DEEBERT_FAMILIES, "DeeBERT starts")
 
 
 def build_deebert(base_model: str, label_names: list[str], *, fine_tuned: bool = False,

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from datasets import DatasetDict
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
     BartForConditionalGeneration,
@@ -47,6 +46,7 @@ from .common import (
     accuracy_metric,
     adaptive_config_from_base,
     adaptive_model_from,
+    family_for,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
@@ -111,21 +111,15 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
 
 
 #: The HashEE classifier family of each base-model type: its config and classifier classes.
-HASHEE_CLASSIFIER_FAMILIES = {
-    "bert": (HashEEBertConfig, HashEEBertForSequenceClassification),
-    "roberta": (HashEERobertaConfig, HashEERobertaForSequenceClassification),
-}
+HASHEE_CLASSIFIER_FAMILIES = (
+    (HashEEBertConfig, HashEEBertForSequenceClassification),
+    (HashEERobertaConfig, HashEERobertaForSequenceClassification),
+)
 
 
 def hashee_classifier_family(base_model: str):
-    """(config class, model class) of the HashEE classifier that starts from `base_model` (a BERT or RoBERTa
-    checkpoint, or a HashEE folder of either family)."""
-    model_type = AutoConfig.from_pretrained(base_model).model_type
-    for vanilla, (config_class, model_class) in HASHEE_CLASSIFIER_FAMILIES.items():
-        if model_type in (vanilla, config_class.model_type):
-            return config_class, model_class
-    raise ValueError(f"HashEE classifiers start from a {' or '.join(HASHEE_CLASSIFIER_FAMILIES)} checkpoint; "
-                     f"{base_model!r} is a {model_type!r} model.")
+    """(config class, model class) of the HashEE classifier that starts from `base_model`."""
+    return family_for(base_model, HASHEE_CLASSIFIER_FAMILIES, "HashEE classifiers start")
 
 
 def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int], *,

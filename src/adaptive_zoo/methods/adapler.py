@@ -20,7 +20,7 @@ from ..evaluation.operating_points import best_within_budget, choose_eta_scale, 
 from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig, AdapLeRModel
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
-from .base import ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
 from .tasks import ClassifierMethod, accuracy_budget_setting
 
 
@@ -43,6 +43,7 @@ class AdapLeR(ClassifierMethod):
     families = (ModelFamily(AdapLeRConfig, {AutoModelForSequenceClassification: AdapLeRBertForSequenceClassification,
                                             AutoModel: AdapLeRModel}),)
     settings_class = AdapLeRSettings
+    phase1_weight_decay = 0.1  # phase 1 of `train_adapler` (warm-up 6% as the default)
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies
 
     def make_settings(self, **given: Any) -> AdapLeRSettings:
@@ -108,3 +109,19 @@ class AdapLeR(ClassifierMethod):
         model.sync_config_from_parameters()
         return {"operating_point": {"eta_scale": measured[best]["eta_scale"], "eta": model.config.eta},
                 "full_depth_accuracy": reference, "chosen": measured[best], "points": measured}
+
+    def operating_points(self, model, record: dict[str, Any]) -> list[OperatingPoint]:
+        """The learned η scaled by each of the run's η scales (the validation choice among them is the saved one)."""
+        learned = record.get("learned_eta")
+        if learned is None:
+            return super().operating_points(model, record)
+        chosen = record.get("eta_scale")
+        scales = sorted({*record.get("training", {}).get("eta_scales", ()), *([] if chosen is None else [chosen])},
+                        reverse=True)
+        return [OperatingPoint(f"eta x{scale:g}", {"eta": [value * scale for value in learned], "eta_scale": scale},
+                               chosen=scale == chosen) for scale in scales]
+
+    def set_operating_point(self, model, point: OperatingPoint) -> None:
+        if "eta" in point.values:
+            with torch.no_grad():
+                model.eta.copy_(torch.as_tensor(point.values["eta"], dtype=model.eta.dtype))

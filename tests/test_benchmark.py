@@ -22,7 +22,12 @@ from adaptive_zoo.evaluation.benchmark_results import (
     read_rows,
     verdict,
 )
+from adaptive_zoo.evaluation.classification import full_depth
 from adaptive_zoo.evaluation.measure import count_flops
+from adaptive_zoo.methods import METHODS
+from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
+from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
 from adaptive_zoo.training.baselines import MeanPooledBertForSequenceClassification
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "category"]
@@ -151,3 +156,49 @@ def test_mean_pooled_depth_baseline_reads_the_token_mean():
     with torch.inference_mode():
         assert torch.allclose(model(input_ids=ids).logits, model(**padded).logits, atol=1e-5)
     assert json.loads(config.to_json_string())["zoo_baseline_pooling"] == "mean"
+
+
+def _tiny_classifier(kind: str):
+    torch.manual_seed(0)
+    if kind == "deebert":
+        model = DeeBertForSequenceClassification(DeeBertConfig(**tiny_bert_config(), num_labels=3,
+                                                               entropy_threshold=0.5))
+    elif kind == "adapler":
+        model = AdapLeRBertForSequenceClassification(AdapLeRConfig(**tiny_bert_config(), num_labels=3,
+                                                                   eta=[0.9] * 4))
+    else:
+        model = HashEEBertForSequenceClassification(HashEEBertConfig(**tiny_bert_config(), num_labels=3))
+        model.set_hash_table([1 + i % 4 for i in range(99)])
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["deebert", "adapler", "hashee"])
+def test_every_classifier_runs_adaptively_after_int8_quantization(kind):
+    model = _tiny_classifier(kind)
+    quantized = quantize_int8(model)
+    assert not any(type(module) is nn.Linear for module in quantized.modules())
+    batch = {"input_ids": torch.randint(5, 99, (3, 12)), "attention_mask": torch.ones(3, 12, dtype=torch.long)}
+    with torch.inference_mode():
+        outputs = quantized(**batch)
+    assert outputs.logits.shape == (3, 3) and torch.isfinite(outputs.logits).all()
+    assert count_flops(lambda: quantized(**batch)) > 0
+    with full_depth(model), full_depth(quantized):  # the same computation: the same operations counted
+        assert count_flops(lambda: quantized(**batch)) == count_flops(lambda: model(**batch))
+
+
+def test_adapler_operating_points_scale_the_learned_eta():
+    model, method = _tiny_classifier("adapler"), METHODS["adapler"]
+    record = {"learned_eta": [0.8] * 4, "eta_scale": 0.9, "training": {"eta_scales": [1.0, 0.9, 0.5]}}
+    points = method.operating_points(model, record)
+    assert [point.values["eta_scale"] for point in points] == [1.0, 0.9, 0.5]
+    assert [point.chosen for point in points] == [False, True, False]
+    method.set_operating_point(model, points[2])
+    assert torch.allclose(model.eta, torch.full((4,), 0.4))
+
+
+def test_deebert_operating_points_come_from_the_validation_sweep():
+    model, method = _tiny_classifier("deebert"), METHODS["deebert"]
+    record = {"validation_sweep": {"points": [{"threshold": t} for t in (0.0, 0.1, 0.2, 0.5, 0.9)]}}
+    points = method.operating_points(model, record)
+    assert [point.values["entropy_threshold"] for point in points] == [0.0, 0.1, 0.2, 0.5, 0.9]
+    assert [point.label for point in points if point.chosen] == ["S=0.5"]

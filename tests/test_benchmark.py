@@ -27,7 +27,12 @@ from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo.methods import METHODS
 from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
-from adaptive_zoo.models.hashee import HashEEBertConfig, HashEEBertForSequenceClassification
+from adaptive_zoo.models.hashee import (
+    HashEEBartConfig,
+    HashEEBartForConditionalGeneration,
+    HashEEBertConfig,
+    HashEEBertForSequenceClassification,
+)
 from adaptive_zoo.training.baselines import MeanPooledBertForSequenceClassification
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "category"]
@@ -202,3 +207,16 @@ def test_deebert_operating_points_come_from_the_validation_sweep():
     points = method.operating_points(model, record)
     assert [point.values["entropy_threshold"] for point in points] == [0.0, 0.1, 0.2, 0.5, 0.9]
     assert [point.label for point in points if point.chosen] == ["S=0.5"]
+
+
+def test_a_seq2seq_folder_is_refused_clearly(tmp_path, capsys):
+    torch.manual_seed(0)
+    config = HashEEBartConfig(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                              decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37,
+                              max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+                              decoder_start_token_id=2)
+    model = HashEEBartForConditionalGeneration(config)
+    model.set_hash_table([1 + i % 2 for i in range(99)])
+    model.save_pretrained(tmp_path / "bart")
+    assert main(["benchmark", str(tmp_path / "bart"), "--dataset", "bbc_headlines"]) == 2
+    assert "measures classifiers only" in capsys.readouterr().err

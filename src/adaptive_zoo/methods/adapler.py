@@ -26,7 +26,7 @@ from ..models.adapler import (
 )
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
-from .base import ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
 from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
 
 
@@ -48,6 +48,7 @@ class AdapLeR(ClassifierMethod):
     )
     base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = AdapLeRTrainingArguments
+    phase1_weight_decay = 0.1  # phase 1 of `train_adapler` (warm-up 6% as the default)
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies
 
     def make_settings(self, **given: Any) -> AdapLeRTrainingArguments:
@@ -118,3 +119,19 @@ class AdapLeR(ClassifierMethod):
         model.sync_config_from_parameters()
         return {"operating_point": {"eta_scale": measured[best]["eta_scale"], "eta": model.config.eta},
                 "full_depth_accuracy": reference, "chosen": measured[best], "points": measured}
+
+    def operating_points(self, model, record: dict[str, Any]) -> list[OperatingPoint]:
+        """The learned η scaled by each of the run's η scales (the validation choice among them is the saved one)."""
+        learned = record.get("learned_eta")
+        if learned is None:
+            return super().operating_points(model, record)
+        chosen = record.get("eta_scale")
+        scales = sorted({*record.get("training", {}).get("eta_scales", ()), *([] if chosen is None else [chosen])},
+                        reverse=True)
+        return [OperatingPoint(f"eta x{scale:g}", {"eta": [value * scale for value in learned], "eta_scale": scale},
+                               chosen=scale == chosen) for scale in scales]
+
+    def set_operating_point(self, model, point: OperatingPoint) -> None:
+        if "eta" in point.values:
+            with torch.no_grad():
+                model.eta.copy_(torch.as_tensor(point.values["eta"], dtype=model.eta.dtype))

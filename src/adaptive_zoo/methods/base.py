@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from ..data import TaskData
 from ..evaluation.reports import EvaluationOptions, EvaluationReport
 from ..settings import RecipeSettings
+from ..training.baselines import FinetuningBudget
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,18 @@ class ModelFamily:
         for auto_class, model_class in self.auto_models.items():
             auto_class.register(self.config_class, model_class, exist_ok=True)
             model_class.register_for_auto_class(auto_class.__name__)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One setting of a saved model's adaptivity that `adaptive-zoo benchmark` measures (e.g. one entropy threshold)."""
+
+    label: str
+    """How tables and plots name it, e.g. "S=0.12"."""
+    values: dict[str, Any]
+    """What `Method.set_operating_point` sets; also recorded with the measurement."""
+    chosen: bool = False
+    """The point the saved model ships with."""
 
 
 @dataclass
@@ -104,6 +117,10 @@ class Method:
     """After a successful run, keep the checkpoints' weights (only their optimizer states go)."""
     base_families: ClassVar[Mapping[str, str]] = {}
     """The `model_type`s a `--base-model` checkpoint may have, each with the words that name it in a refusal."""
+    phase1_warmup_ratio: ClassVar[float] = 0.06
+    phase1_weight_decay: ClassVar[float] = 0.01
+    """The warm-up and weight decay of the method's plain fine-tuning phase; with the recorded epochs, learning rate,
+    batch size, length and samples they are the budget `adaptive-zoo benchmark` gives each static alternative."""
 
     # -- what it is ------------------------------------------------------------------------------------------
 
@@ -187,6 +204,34 @@ class Method:
                   max_length: int) -> dict[str, Any]:
         """`adaptive-zoo calibrate`: re-tune the operating point on `settings`' data and return what was measured."""
         raise NotImplementedError
+
+    # -- `adaptive-zoo benchmark` --------------------------------------------------------------------------------
+
+    def operating_points(self, model: PreTrainedModel, record: dict[str, Any]) -> list[OperatingPoint]:
+        """The operating points the benchmark measures a saved model at (`record`: its adaptive_zoo_results.json).
+        By default the one it was saved with."""
+        return [OperatingPoint("as saved", {}, chosen=True)]
+
+    def set_operating_point(self, model: PreTrainedModel, point: OperatingPoint) -> None:
+        """Put `model` at `point` (cheap: it runs before every timed call of a shared model)."""
+
+    def exit_pooling(self, config: PretrainedConfig) -> str:
+        """How the model's exits read the tokens ("cls" or "mean"): the depth baselines pool the same way."""
+        return "cls"
+
+    def phase1_budget(self, record: dict[str, Any]) -> FinetuningBudget:
+        """The budget of the saved model's own plain fine-tuning phase, read from its training record."""
+        training = record.get("training")
+        if not training:
+            raise ValueError("The folder's adaptive_zoo_results.json has no \"training\" record: the benchmark gives "
+                             "each static alternative the model's own phase-1 budget and cannot tell what it was.")
+        return FinetuningBudget(
+            base_model=record.get("base_model") or training["base_model"], dataset=record["dataset"],
+            num_train_epochs=float(training["num_train_epochs"]), learning_rate=float(training["learning_rate"]),
+            batch_size=int(training["batch_size"]), max_length=int(training["max_length"]),
+            max_train_samples=training.get("max_train_samples"), seed=int(training["seed"]),
+            warmup_ratio=self.phase1_warmup_ratio, weight_decay=self.phase1_weight_decay,
+        )
 
 
 UNSUPPORTED_FAMILY_REASONS = {

@@ -18,10 +18,12 @@ from ..models.deebert import (
     DeeRobertaModel,
 )
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
-from .base import ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
 from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
 
 SWEEP_IMAGE = "threshold_sweep.png"
+BENCHMARK_THRESHOLDS = 8
+"""Entropy thresholds of the validation sweep that `adaptive-zoo benchmark` measures (besides the chosen one)."""
 OFF_RAMP_POOLING_TEXT = {
     "cls": "the [CLS] state, as in the paper.",
     "mean": "the mean of the token states (`off_ramp_pooling=\"mean\"`): the backbone was pretrained with mean "
@@ -48,6 +50,7 @@ class DeeBert(ClassifierMethod):
     )
     base_families = {**BERT_BASE, **ROBERTA_BASE}
     settings_class = DeeBertTrainingArguments
+    phase1_warmup_ratio, phase1_weight_decay = 0.1, 0.0  # stage 1 of `train_deebert`
 
     def build(self, run: RecipeRun):
         pooling = run.settings.off_ramp_pooling
@@ -98,3 +101,24 @@ class DeeBert(ClassifierMethod):
         chosen = sweep.points[sweep.chosen_index] if sweep.chosen_index is not None else None
         return {"operating_point": {"entropy_threshold": sweep.chosen_threshold},
                 "full_depth_accuracy": sweep.full_depth_accuracy, "chosen": chosen, "sweep": sweep.to_dict()}
+
+    def operating_points(self, model, record: dict[str, Any]) -> list[OperatingPoint]:
+        """Every few thresholds of the validation sweep the folder records (all of them up to BENCHMARK_THRESHOLDS),
+        from 0 (nothing exits) up, and the saved threshold."""
+        sweep = (record.get("calibrations") or [{}])[-1].get("sweep") or record.get("validation_sweep") or {}
+        thresholds = [point["threshold"] for point in sweep.get("points", [])]
+        step = max(1, -(-len(thresholds) // BENCHMARK_THRESHOLDS))
+        saved = model.config.entropy_threshold
+        picked = sorted({*thresholds[::step], *([] if saved is None else [saved])})
+        points: dict[str, OperatingPoint] = {}  # by label: thresholds that print alike are one point
+        for value in picked:
+            label = f"S={value:.4g}"
+            if value == saved or label not in points:
+                points[label] = OperatingPoint(label, {"entropy_threshold": value}, chosen=value == saved)
+        return list(points.values()) or [OperatingPoint("never exit", {"entropy_threshold": None}, chosen=True)]
+
+    def set_operating_point(self, model, point: OperatingPoint) -> None:
+        model.config.entropy_threshold = point.values["entropy_threshold"]
+
+    def exit_pooling(self, config) -> str:
+        return config.off_ramp_pooling

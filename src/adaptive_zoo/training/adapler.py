@@ -317,7 +317,7 @@ class AdapLeRTrainingArguments(RecipeSettings):
     contribution_predictor_learning_rate: float | None = setting(
         1e-3, help="Phase 3 learning rate of the contribution predictors (None: --adaptive-learning-rate, as in the "
         "paper's code). They start from random weights; at 3e-5 they need the many thousand steps of the paper's "
-        "datasets to move from their near-uniform start (BENCHMARKS.md).", metavar="LR", check=positive_float)
+        "datasets to move from their near-uniform start (docs/notes/investigations.md).", metavar="LR", check=positive_float)
     gamma: float = setting(5e-3, symbol="γ", help="Weight of the contribution-predictor loss, eq. 5.",
                            check=non_negative_float)
     phi: float = setting(5e-4, symbol="ϕ", help="Weight of the length loss, eq. 8.", check=non_negative_float)

@@ -213,8 +213,15 @@ def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
     return parsers
 
 
-def _add_saved_model_split_arguments(parser, purpose: str) -> None:
-    """What `evaluate` and `calibrate` both take: the split's size and encoding, and the seed that split it."""
+def _add_saved_model_split_arguments(parser, purpose: str, *, model_help: str, dataset_default: str | None,
+                                     split_default: str, split_help: str) -> None:
+    """What `evaluate` and `calibrate` both take: the model, the dataset and split, the split's size and encoding,
+    and the seed that split it."""
+    parser.add_argument("model", help=model_help)
+    parser.add_argument("--dataset", default=dataset_default, required=dataset_default is None,
+                        help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
+    _add_column_arguments(parser)
+    parser.add_argument("--split", default=split_default, choices=("train", "validation", "test"), help=split_help)
     parser.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
                         help=f"{purpose} only the first N examples of the split (default: all).")
     parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
@@ -232,13 +239,8 @@ def _add_evaluate_parser(subparsers) -> None:
         "model, of the same weights at full depth and of the vanilla transformers model, executed-FLOPs speed-ups, "
         "and wall-clock speed-ups (throughput at --batch-size, latency at batch 1, interleaved repeats).",
     )
-    evaluate.add_argument("model", help="A saved folder or Hub repo id.")
-    evaluate.add_argument("--dataset", default="bbc_news",
-                          help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
-    _add_column_arguments(evaluate)
-    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                          help="The split measured.")
-    _add_saved_model_split_arguments(evaluate, "Measure")
+    _add_saved_model_split_arguments(evaluate, "Measure", model_help="A saved folder or Hub repo id.",
+                                     dataset_default="bbc_news", split_default="test", split_help="The split measured.")
     evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
     evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
     evaluate.add_argument("--max-new-tokens", type=_positive_int, default=32, help="Summarization: generated tokens.")
@@ -247,22 +249,22 @@ def _add_evaluate_parser(subparsers) -> None:
                           help="Also write the report to this file (default: stdout only).")
 
 
+CALIBRATE_HELP = "Re-tune a saved model's operating point on validation data (after its weights changed)."
+CALIBRATE_DESCRIPTION = (
+    "Choose a saved model's operating point anew on a dataset split and write it back: DeeBERT's entropy threshold S, "
+    "the scale of AdapLeR's learned eta, or a Depth-Adaptive Transformer's confidence thresholds T_n. Run it after "
+    "fine-tuning a zoo model with a stock Trainer script, which flags the old point stale (`operating_point_stale` in "
+    "config.json). The folder is rewritten atomically; every point measured is recorded in adaptive_zoo_results.json "
+    "(`calibrations`)."
+)
+
+
 def _add_calibrate_parser(subparsers) -> None:
-    calibrate = _subcommand(
-        subparsers, "calibrate",
-        "Re-tune a saved model's operating point on validation data (after its weights changed).",
-        description="Choose a saved model's operating point anew on a dataset split and write it back: DeeBERT's "
-        "entropy threshold S, the scale of AdapLeR's learned eta, or a Depth-Adaptive Transformer's confidence "
-        "thresholds T_n. Run it after fine-tuning a zoo model with a stock Trainer script, which flags the old point "
-        "stale (`operating_point_stale` in config.json). The folder is rewritten atomically; every point measured is "
-        "recorded in adaptive_zoo_results.json (`calibrations`).",
-    )
-    calibrate.add_argument("model", help="A saved folder (rewritten in place) or a Hub repo id (needs --output-dir).")
-    calibrate.add_argument("--dataset", required=True,
-                           help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
-    _add_column_arguments(calibrate)
-    calibrate.add_argument("--split", default="validation", choices=("train", "validation", "test"),
-                           help="The split to tune on (never tune on the split you report).")
+    calibrate = _subcommand(subparsers, "calibrate", CALIBRATE_HELP, description=CALIBRATE_DESCRIPTION)
+    _add_saved_model_split_arguments(
+        calibrate, "Tune on", model_help="A saved folder (rewritten in place) or a Hub repo id (needs --output-dir).",
+        dataset_default=None, split_default="validation",
+        split_help="The split to tune on (never tune on the split you report).")
     calibrate.add_argument("--accuracy-budget", type=_non_negative_float, default=1.0, metavar="POINTS",
                            help="Classifiers: accuracy points the adaptive model may lose against the same weights "
                            "at full depth.")
@@ -271,7 +273,6 @@ def _add_calibrate_parser(subparsers) -> None:
                            "depth (default: 0.5).")
     calibrate.add_argument("--threshold-trials", type=_positive_int, default=None, metavar="N",
                            help="Depth-Adaptive Transformer: random threshold settings to try (default: 100).")
-    _add_saved_model_split_arguments(calibrate, "Tune on")
     calibrate.add_argument("--output-dir", default=None,
                            help="Write the calibrated model here instead of over MODEL (default: MODEL itself).")
 

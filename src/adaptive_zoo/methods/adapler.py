@@ -1,4 +1,6 @@
-"""AdapLeR (Modarressi et al., 2022): contribution predictors drop unimportant tokens layer by layer."""
+"""AdapLeR (Modarressi et al., 2022): phase 1 fine-tunes (a --base-model classifier already fine-tuned on the dataset's
+labels stands for it), phase 2 extracts saliencies from the 3 best checkpoints, phase 3 trains the contribution
+predictors with soft token removal; the operating point is chosen on validation within --accuracy-budget."""
 
 from __future__ import annotations
 
@@ -26,27 +28,15 @@ from ..models.adapler import (
 )
 from ..training.adapler import AdapLeRTrainingArguments, finished_run_state, train_adapler
 from ..training.common import trainer_work_dir
-from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
-from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
+from .base import OperatingPoint, RecipeRun, register_method
+from .tasks import ClassifierMethod, classifier_families
 
 
 @register_method
 class AdapLeR(ClassifierMethod):
     name = "adapler"
-    title = "AdapLeR (Modarressi et al., 2022)"
-    description = (
-        "AdapLeR (Modarressi et al., 2022): phase 1 fine-tunes (a --base-model classifier already fine-tuned on the "
-        "dataset's labels stands for it), phase 2 extracts saliencies from the 3 best "
-        "checkpoints, phase 3 trains the contribution predictors with soft token removal; the operating point is "
-        "chosen on validation within --accuracy-budget."
-    )
-    families = (
-        ModelFamily.of(AdapLeRConfig, AutoModelForSequenceClassification, AdapLeRBertForSequenceClassification,
-                       AdapLeRModel),
-        ModelFamily.of(AdapLeRRobertaConfig, AutoModelForSequenceClassification, AdapLeRRobertaForSequenceClassification,
-                       AdapLeRRobertaModel),
-    )
-    base_families = {**BERT_BASE, **ROBERTA_BASE}
+    families = classifier_families((AdapLeRConfig, AdapLeRBertForSequenceClassification, AdapLeRModel),
+                                   (AdapLeRRobertaConfig, AdapLeRRobertaForSequenceClassification, AdapLeRRobertaModel))
     settings_class = AdapLeRTrainingArguments
     phase1_weight_decay = 0.1  # phase 1 of `train_adapler` (warm-up 6% as the default)
     keeps_checkpoint_weights = True  # --reuse-phases-from reads the phase-1 checkpoints and the saliencies

@@ -9,6 +9,7 @@ the summary all look a method up here: nothing else lists the methods.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,9 +104,10 @@ class Method:
     name: ClassVar[str]
     """`adaptive-zoo train <name>`, the model card template `model_cards/<name>.md`."""
     title: ClassVar[str]
-    """The paper, e.g. "DeeBERT (Xin et al., 2020)"."""
+    """The paper, e.g. "DeeBERT (Xin et al., 2020)": the description up to its first colon unless the class sets
+    it."""
     description: ClassVar[str]
-    """What `train <name>` does, for --help."""
+    """What `train <name>` does, for --help: the method module's docstring unless the class sets it."""
     families: ClassVar[tuple[ModelFamily, ...]]
     settings_class: ClassVar[type[RecipeSettings]]
     default_dataset: ClassVar[str] = "bbc_news"
@@ -121,6 +123,13 @@ class Method:
     phase1_weight_decay: ClassVar[float] = 0.01
     """The warm-up and weight decay of the method's plain fine-tuning phase; with the recorded epochs, learning rate,
     batch size, length and samples they are the budget `adaptive-zoo benchmark` gives each static alternative."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "description" not in cls.__dict__ and sys.modules[cls.__module__].__doc__:
+            cls.description = " ".join(sys.modules[cls.__module__].__doc__.split())
+        if "title" not in cls.__dict__ and "description" in cls.__dict__:
+            cls.title = cls.description.split(":")[0]
 
     # -- what it is ------------------------------------------------------------------------------------------
 

@@ -1,6 +1,5 @@
-"""The Depth-Adaptive Transformer (Elbayad et al., 2020): a BART whose decoder picks a depth per sequence or per
-token, from a pretrained BART base model or warm-started from a BERT one (or trained from scratch in the same
-shape)."""
+"""Depth-Adaptive Transformer (Elbayad et al., 2020): a BART (a pretrained BART base, or warm-started from a BERT one)
+whose decoder picks a depth per sequence or per token; fine-tuned with Seq2SeqTrainer on a summarization dataset."""
 
 from __future__ import annotations
 
@@ -87,12 +86,6 @@ class DATSettings(DATTrainingArguments):
 @register_method
 class DepthAdaptive(GenerationMethod):
     name = "dat"
-    title = "the Depth-Adaptive Transformer (Elbayad et al., 2020)"
-    description = (
-        "Depth-Adaptive Transformer (Elbayad et al., 2020): a BART (a pretrained BART base, or warm-started from a BERT "
-        "one) whose "
-        "decoder picks a depth per sequence or per token; fine-tuned with Seq2SeqTrainer on a summarization dataset."
-    )
     families = (ModelFamily(DepthAdaptiveTransformerConfig, {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer}),)
     settings_class = DATSettings
     default_dataset = "bbc_headlines"

@@ -1,12 +1,12 @@
-"""DeeBERT (Xin et al., 2020): an off-ramp classifier after every layer; an input exits at the first off-ramp
-whose prediction entropy is below the threshold S, chosen on validation within an accuracy budget."""
+"""DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier (skipped when --base-model is a
+classifier already fine-tuned on the dataset's labels), stage 2 trains an off-ramp after every layer; the entropy
+threshold is chosen on validation within --accuracy-budget, then accuracy and speed-ups against vanilla BERT are
+measured on test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from transformers import AutoModelForSequenceClassification
 
 from ..evaluation.operating_points import plot_threshold_sweep, sweep_entropy_thresholds
 from ..models.deebert import (
@@ -18,8 +18,8 @@ from ..models.deebert import (
     DeeRobertaModel,
 )
 from ..training.deebert import DeeBertTrainingArguments, build_deebert, train_deebert
-from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
-from .tasks import BERT_BASE, ROBERTA_BASE, ClassifierMethod
+from .base import OperatingPoint, RecipeRun, register_method
+from .tasks import ClassifierMethod, classifier_families
 
 SWEEP_IMAGE = "threshold_sweep.png"
 BENCHMARK_THRESHOLDS = 8
@@ -35,20 +35,8 @@ OFF_RAMP_POOLING_TEXT = {
 @register_method
 class DeeBert(ClassifierMethod):
     name = "deebert"
-    title = "DeeBERT (Xin et al., 2020)"
-    description = (
-        "DeeBERT (Xin et al., 2020): stage 1 fine-tunes the backbone and final classifier (skipped when "
-        "--base-model is a classifier already fine-tuned on the dataset's labels), stage 2 trains an off-ramp after every "
-        "layer; the entropy threshold is chosen on validation within --accuracy-budget, then "
-        "accuracy and speed-ups against vanilla BERT are measured on test."
-    )
-    families = (
-        ModelFamily.of(DeeBertConfig, AutoModelForSequenceClassification, DeeBertForSequenceClassification,
-                       DeeBertModel),
-        ModelFamily.of(DeeRobertaConfig, AutoModelForSequenceClassification, DeeRobertaForSequenceClassification,
-                       DeeRobertaModel),
-    )
-    base_families = {**BERT_BASE, **ROBERTA_BASE}
+    families = classifier_families((DeeBertConfig, DeeBertForSequenceClassification, DeeBertModel),
+                                   (DeeRobertaConfig, DeeRobertaForSequenceClassification, DeeRobertaModel))
     settings_class = DeeBertTrainingArguments
     phase1_warmup_ratio, phase1_weight_decay = 0.1, 0.0  # stage 1 of `train_deebert`
 

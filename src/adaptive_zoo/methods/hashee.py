@@ -1,6 +1,6 @@
-"""HashEE (Sun et al., 2022): a hash table sends each token id to the layer where it exits. A classification dataset
-gives HashEE-BERT; a summarization dataset gives HashEE-BART (token exits in the encoder), from a pretrained
-BART base model or warm-started from a BERT one."""
+"""HashEE (Sun et al., 2022): a hash table sends each token id to its exit layer; fine-tuned with the exits on. A
+classification dataset gives HashEE-BERT, a summarization dataset HashEE-BART from a pretrained BART base (with its
+own tokenizer) or warm-started from a BERT one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+from transformers import AutoModelForSeq2SeqLM
 
 from ..data import tokenize_classification, tokenize_seq2seq
 from ..evaluation.classification import accuracy_of
@@ -29,11 +29,10 @@ from ..training.hashee import (
 from .base import ModelFamily, RecipeRun, register_method
 from .tasks import (
     BART_BASE,
-    BERT_BASE,
     BERT_TO_BART,
-    ROBERTA_BASE,
     ClassifierMethod,
     check_seq2seq_base,
+    classifier_families,
     generation_arguments,
     generation_options,
     seq2seq_base,
@@ -44,20 +43,13 @@ from .tasks import (
 @register_method
 class HashEE(ClassifierMethod):
     name = "hashee"
-    title = "HashEE (Sun et al., 2022)"
-    description = (
-        "HashEE (Sun et al., 2022): a hash table sends each token id to its exit layer; fine-tuned with the "
-        "exits on. A classification dataset gives HashEE-BERT, a summarization dataset HashEE-BART from a pretrained "
-        "BART base (with its own tokenizer) or warm-started from a BERT one."
-    )
-    families = (
-        ModelFamily.of(hashee_models.HashEEBertConfig, AutoModelForSequenceClassification,
-                       hashee_models.HashEEBertForSequenceClassification, hashee_models.HashEEBertModel),
-        ModelFamily.of(hashee_models.HashEERobertaConfig, AutoModelForSequenceClassification,
-                       hashee_models.HashEERobertaForSequenceClassification, hashee_models.HashEERobertaModel),
-        ModelFamily.of(hashee_models.HashEEBartConfig, AutoModelForSeq2SeqLM,
-                       hashee_models.HashEEBartForConditionalGeneration, hashee_models.HashEEBartModel),
-    )
+    families = classifier_families(
+        (hashee_models.HashEEBertConfig, hashee_models.HashEEBertForSequenceClassification,
+         hashee_models.HashEEBertModel),
+        (hashee_models.HashEERobertaConfig, hashee_models.HashEERobertaForSequenceClassification,
+         hashee_models.HashEERobertaModel),
+    ) + (ModelFamily.of(hashee_models.HashEEBartConfig, AutoModelForSeq2SeqLM,
+                        hashee_models.HashEEBartForConditionalGeneration, hashee_models.HashEEBartModel),)
     settings_class = HashEETrainingArguments
     tasks = ("classification", "seq2seq")
     reports_token_exits = True
@@ -67,7 +59,7 @@ class HashEE(ClassifierMethod):
         return run.task.task == "seq2seq"
 
     def accepted_base_families(self, run: RecipeRun):
-        return {**BART_BASE, **BERT_TO_BART} if self._seq2seq(run) else {**BERT_BASE, **ROBERTA_BASE}
+        return {**BART_BASE, **BERT_TO_BART} if self._seq2seq(run) else self.base_families
 
     def check(self, run: RecipeRun) -> None:
         super().check(run)

@@ -7,13 +7,19 @@ import logging
 import re
 from typing import Any
 
-from transformers import AutoTokenizer, BartForConditionalGeneration, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BartForConditionalGeneration,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
 from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
 from ..training.warm_start import WarmStartReport, bart_from_bert
-from .base import Method, RecipeRun
+from .base import Method, ModelFamily, RecipeRun
 
 BERT_BASE = {"bert": "BERT: a BertModel checkpoint such as 'minilm', or a fine-tuned BertForSequenceClassification, "
              "whose head and labels are kept"}
@@ -75,13 +81,19 @@ def calibration_split(settings: Any, task: str) -> Any:
     return data
 
 
+def classifier_families(*classes: tuple[type, type, type]) -> tuple[ModelFamily, ...]:
+    """One family per backbone of a classifier method, from its (config, classifier, base model) classes."""
+    return tuple(ModelFamily.of(config_class, AutoModelForSequenceClassification, classifier_class, base_class)
+                 for config_class, classifier_class, base_class in classes)
+
+
 class ClassifierMethod(Method):
     """A method whose models are sequence classifiers (BERT-shaped encoders with a classification head)."""
 
     tasks = ("classification",)
     reports_token_exits = False
     """Also report the mean exit layer per token (token-level exits)."""
-    base_families = BERT_BASE
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
 
     def check(self, run: RecipeRun) -> None:
         super().check(run)

@@ -5,6 +5,8 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict, validated_field
 from transformers import BertConfig, RobertaConfig
 
@@ -34,8 +36,30 @@ def check_encoder_classifier(config, method: str, reason: str) -> None:
         )
 
 
+# Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
+# with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
+@dataclass(repr=False, eq=False)
+class DeeBertConfigMixin:
+    """What DeeBERT's configurations share, whatever the backbone: its fields (documented in `DeeBertConfig`) and
+    their validation."""
+
+    # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
+    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
+
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
+    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
+    off_ramp_pooling: str = "cls"
+    off_ramp_dropout: float | int | None = None
+    operating_point_stale: bool = False
+
+    def validate_early_exit(self):
+        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
+        check_deebert_fields(self)
+
+
 @strict
-class DeeBertConfig(BertConfig):
+class DeeBertConfig(DeeBertConfigMixin, BertConfig):
     r"""
     Configuration of a [`DeeBertForSequenceClassification`]: a BERT encoder with an off-ramp classifier after
     every layer and entropy-based early exit. Every BERT field of [`BertConfig`] applies unchanged, so any BERT
@@ -86,19 +110,6 @@ class DeeBertConfig(BertConfig):
     model_type = "deebert"
     # The transformers model this one adapts: same weight names, and its outputs at full depth.
     vanilla_model_type = "bert"
-    # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
-    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
-
-    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
-    adaptive: bool = True
-    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
-    off_ramp_pooling: str = "cls"
-    off_ramp_dropout: float | int | None = None
-    operating_point_stale: bool = False
-
-    def validate_early_exit(self):
-        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
-        check_deebert_fields(self)
 
 
 def check_deebert_fields(config) -> None:
@@ -111,7 +122,7 @@ def check_deebert_fields(config) -> None:
 
 
 @strict
-class DeeRobertaConfig(RobertaConfig):
+class DeeRobertaConfig(DeeBertConfigMixin, RobertaConfig):
     r"""
     Configuration of a [`DeeRobertaForSequenceClassification`]: DeeBERT on a RoBERTa encoder (the paper's
     DeeBERT-RoBERTa). Every RoBERTa field of [`RobertaConfig`] applies unchanged, so any RoBERTa checkpoint loads into
@@ -123,17 +134,6 @@ class DeeRobertaConfig(RobertaConfig):
 
     model_type = "deeroberta"
     vanilla_model_type = "roberta"
-    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
-
-    adaptive: bool = True
-    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
-    off_ramp_pooling: str = "cls"
-    off_ramp_dropout: float | int | None = None
-    operating_point_stale: bool = False
-
-    def validate_early_exit(self):
-        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
-        check_deebert_fields(self)
 
 
 __all__ = ["DeeBertConfig", "DeeRobertaConfig"]

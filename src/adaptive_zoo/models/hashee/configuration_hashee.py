@@ -160,18 +160,26 @@ def hashee_config_doc(summary: str, config_class: str, model_class: str, argumen
     ```"""
 
 
-@strict
-class HashEEBertConfig(HashEEConfigMixin, BertConfig):
-    model_type = "hashee_bert"
-    # The transformers model this one adapts: same weight names, and its outputs without token exits.
-    vanilla_model_type = "bert"
-    # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
+@dataclass(repr=False, eq=False)
+class HashEEClassifierConfigMixin(HashEEConfigMixin):
+    """What HashEE's encoder classifiers (BERT, RoBERTa) add: they are encoders, and their per-token exit layers stay
+    out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits."""
+
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
+    method_name = "HashEE"
 
     def validate_encoder_only(self):
         """Part of `@strict` validation: runs at construction."""
         if self.is_decoder or self.add_cross_attention:
-            raise ValueError("HashEE-BERT is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+            raise ValueError(f"{self.method_name} is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+
+
+@strict
+class HashEEBertConfig(HashEEClassifierConfigMixin, BertConfig):
+    model_type = "hashee_bert"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bert"
+    method_name = "HashEE-BERT"
 
 
 HashEEBertConfig.__doc__ = hashee_config_doc(
@@ -193,16 +201,11 @@ HashEEBertConfig.__doc__ = hashee_config_doc(
 
 
 @strict
-class HashEERobertaConfig(HashEEConfigMixin, RobertaConfig):
+class HashEERobertaConfig(HashEEClassifierConfigMixin, RobertaConfig):
     model_type = "hashee_roberta"
     # The transformers model this one adapts: same weight names, and its outputs without token exits.
     vanilla_model_type = "roberta"
-    keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
-
-    def validate_encoder_only(self):
-        """Part of `@strict` validation: runs at construction."""
-        if self.is_decoder or self.add_cross_attention:
-            raise ValueError("HashEE-RoBERTa is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+    method_name = "HashEE-RoBERTa"
 
 
 HashEERobertaConfig.__doc__ = hashee_config_doc(

@@ -9,13 +9,15 @@ import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
 from mixins import AdaptiveModelTesterMixin, config_set, vanilla_from_config
-from tiny import TEXTS, tiny_bert_config
+from tiny import TEXTS, tiny_bert_config, tiny_roberta_config
 from torch import nn
 from transformers import AutoTokenizer
 
 from adaptive_zoo.models.adapler import (
     AdapLeRBertForSequenceClassification,
     AdapLeRConfig,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
     amplify_cls,
     dummy_variable,
     inclusive_kl,
@@ -30,7 +32,7 @@ def first_layer_ratios(model, inputs) -> torch.Tensor:
     """n * S̃^0 of every token (1 is the uniform level): CP_0 reads the embeddings, so this is exact."""
     present = inputs["attention_mask"].bool()
     with torch.no_grad():
-        hidden = model.bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+        hidden = model.base_model.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
         return model.contribution_predictors[0](hidden, present) * present.sum(-1, keepdim=True)  # (B, T)
 
 
@@ -131,6 +133,25 @@ class AdapLeRModelTester:
 
 class TestAdapLeR(AdaptiveModelTesterMixin):
     tester = AdapLeRModelTester()
+
+
+class AdapLeRRobertaModelTester(AdapLeRModelTester):
+    """AdapLeR-RoBERTa: the same checks against RobertaForSequenceClassification."""
+
+    model_class = AdapLeRRobertaForSequenceClassification
+
+    def get_config(self, **overrides):
+        return AdapLeRRobertaConfig(
+            **tiny_roberta_config(), **{"num_labels": 3, "contribution_predictor_hidden_size": 4, **overrides}
+        )
+
+    def create_model(self, seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        return AdapLeRRobertaForSequenceClassification(self.get_config(**overrides)).eval()
+
+
+class TestAdapLeRRoberta(AdaptiveModelTesterMixin):
+    tester = AdapLeRRobertaModelTester()
 
 
 # -- AdapLeR's own behaviour --------------------------------------------------------------------------------

@@ -84,6 +84,16 @@ def test_bbc_headlines_pairs(loaded):
     assert sum(len(dataset[split]) for split in SPLITS) == 2092
 
 
+def test_bbc_news_no_headline_is_bbc_news_without_its_first_line(loaded):
+    with_headline, without = loaded["bbc_news"], loaded["bbc_news_no_headline"]
+    for split in SPLITS:  # the same articles in the same split, labels unchanged, the headline line gone
+        assert without[split]["label"] == with_headline[split]["label"]
+        for full, body in zip(with_headline[split]["text"][:50], without[split]["text"][:50]):
+            headline = full.partition("\n")[0].strip()
+            assert full.startswith(headline) and body == full.partition("\n")[2].strip()
+            assert not body.startswith(headline)
+
+
 def test_tweet_labels(loaded):
     two = loaded["tweet_sentiment"]
     assert set(two["train"]["label"]) == {0, 1}

@@ -9,10 +9,16 @@ import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
 from mixins import AdaptiveModelTesterMixin, config_set, vanilla_from_config
-from tiny import TEXTS, tiny_bert_config
+from tiny import TEXTS, save_tiny_roberta, tiny_bert_config, tiny_roberta_config
 from transformers import DataCollatorWithPadding, set_seed
 
-from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification, prediction_entropy
+from adaptive_zoo.models.deebert import (
+    DeeBertConfig,
+    DeeBertForSequenceClassification,
+    DeeRobertaConfig,
+    DeeRobertaForSequenceClassification,
+    prediction_entropy,
+)
 from adaptive_zoo.training.common import training_arguments
 from adaptive_zoo.training.deebert import DeeBertTrainingArguments, OffRampTrainer, build_deebert, train_deebert
 
@@ -78,6 +84,27 @@ class DeeBertModelTester:
 
 class TestDeeBert(AdaptiveModelTesterMixin):
     tester = DeeBertModelTester()
+
+
+class DeeRobertaModelTester(DeeBertModelTester):
+    """DeeBERT-RoBERTa: the same checks against RobertaForSequenceClassification."""
+
+    model_class = DeeRobertaForSequenceClassification
+
+    def get_config(self, **overrides):
+        return DeeRobertaConfig(**tiny_roberta_config(), **{"num_labels": 3, "off_ramp_pooling": "mean", **overrides})
+
+    def create_model(self, seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        model = DeeRobertaForSequenceClassification(self.get_config(**overrides))
+        with torch.no_grad():
+            for ramp in model.off_ramps:
+                ramp.classifier.weight.mul_(20)
+        return model.eval()
+
+
+class TestDeeRoberta(AdaptiveModelTesterMixin):
+    tester = DeeRobertaModelTester()
 
 
 # -- DeeBERT's own behaviour --------------------------------------------------------------------------------
@@ -163,6 +190,31 @@ def test_off_ramp_poolers_start_from_the_pretrained_pooler(tiny_bert_dir):
     assert model.config.model_type == "deebert" and model.config.num_labels == 3
     for ramp in model.off_ramps:
         torch.testing.assert_close(ramp.pooler.dense.weight, model.bert.pooler.dense.weight)
+
+
+def test_roberta_weights_share_names_with_roberta_for_sequence_classification():
+    model = DeeRobertaModelTester().create_model()
+    vanilla = vanilla_from_config(model)
+    assert type(vanilla).__name__ == "RobertaForSequenceClassification"
+    assert {k for k in model.state_dict() if k not in vanilla.state_dict()} == {
+        k for k in model.state_dict() if k.startswith("off_ramps.")
+    }
+
+
+def test_build_from_a_roberta_checkpoint_and_from_a_fine_tuned_roberta_classifier(tmp_path):
+    model = build_deebert(str(save_tiny_roberta(tmp_path / "roberta")), ["a", "b", "c"])
+    assert model.config.model_type == "deeroberta" and isinstance(model, DeeRobertaForSequenceClassification)
+    classifier_dir = save_tiny_roberta(tmp_path / "classifier", seed=1, label_names=["a", "b", "c"])
+    model = build_deebert(str(classifier_dir), ["a", "b", "c"], fine_tuned=True)
+    from transformers import RobertaForSequenceClassification
+
+    original = RobertaForSequenceClassification.from_pretrained(classifier_dir).eval()
+    model.eval().config.adaptive = False
+    inputs = {"input_ids": torch.randint(5, 99, (3, 7))}
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, original(**inputs).logits, rtol=0, atol=0)
+    for ramp in model.off_ramps:  # RoBERTa's head has no pooler: the off-ramps start from its dense + tanh
+        torch.testing.assert_close(ramp.pooler.dense.weight, original.classifier.dense.weight)
 
 
 def test_build_refuses_a_non_bert_base(tmp_path):

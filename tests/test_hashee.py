@@ -17,7 +17,7 @@ import torch
 from datasets import Dataset
 from huggingface_hub.errors import StrictDataclassError
 from mixins import AdaptiveModelTesterMixin
-from tiny import TEXTS, tiny_bert_config
+from tiny import TEXTS, tiny_bert_config, tiny_roberta_config
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
@@ -27,6 +27,8 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     DataCollatorForSeq2Seq,
+    RobertaConfig,
+    RobertaForSequenceClassification,
 )
 from transformers.masking_utils import create_bidirectional_mask
 
@@ -37,6 +39,8 @@ from adaptive_zoo.models.hashee import (
     HashEEBartForConditionalGeneration,
     HashEEBertConfig,
     HashEEBertForSequenceClassification,
+    HashEERobertaConfig,
+    HashEERobertaForSequenceClassification,
     bucket_exit_layers,
 )
 
@@ -119,6 +123,24 @@ class HashEEBertModelTester:
         return Dataset.from_dict({**encoded, "labels": [i % 3 for i in range(2 * len(self.texts))]})
 
 
+class HashEERobertaModelTester(HashEEBertModelTester):
+    """HashEE-RoBERTa: the same checks against RobertaForSequenceClassification."""
+
+    model_class = HashEERobertaForSequenceClassification
+
+    def get_config(self, **overrides):
+        return HashEERobertaConfig(**{**tiny_roberta_config(), "num_labels": 3, "initializer_range": 0.2, **overrides})
+
+    def create_model(self, seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        model = HashEERobertaForSequenceClassification(self.get_config(**overrides))
+        model.set_hash_table(routing_table(model.config))
+        return model.eval()
+
+    def vanilla_model(self, model):
+        return vanilla_of(model, RobertaConfig, RobertaForSequenceClassification)
+
+
 class HashEEBartModelTester:
     model_class = HashEEBartForConditionalGeneration
     auto_class = "AutoModelForSeq2SeqLM"
@@ -177,6 +199,10 @@ def bart_tokenizer(tiny_tokenizer_dir):
 
 class TestHashEEBert(AdaptiveModelTesterMixin):
     tester = HashEEBertModelTester()
+
+
+class TestHashEERoberta(AdaptiveModelTesterMixin):
+    tester = HashEERobertaModelTester()
 
 
 class TestHashEEBart(AdaptiveModelTesterMixin):

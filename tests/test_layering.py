@@ -34,7 +34,7 @@ LAYERS: dict[str, set[str]] = {
     "models": {"models"},
     "training": {"training"},
     "evaluation": {"evaluation"},
-    "recipes": {"recipes", "calibrate", "methods"},
+    "recipes": {"recipes", "calibrate", "benchmark", "methods"},
     "cli": {"cli"},
     "package": {"__init__"},  # adaptive_zoo/__init__.py: registers the methods (and their models) on import
 }

@@ -28,7 +28,7 @@ def test_each_method_declares_what_the_zoo_needs(name):
     for family in method.families:
         assert AutoConfig.for_model(family.model_type).__class__ is family.config_class
         assert method_for_model_type(family.model_type) is method
-        assert family.config_class.vanilla_model_type in ("bert", "bart")
+        assert family.config_class.vanilla_model_type in ("bert", "roberta", "bart")
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_adapler import AdapLeRModelTester, first_layer_ratios
+from test_adapler import AdapLeRModelTester, AdapLeRRobertaModelTester, first_layer_ratios
 from test_dat import DATModelTester
-from test_deebert import DeeBertModelTester
-from test_hashee import HashEEBartModelTester, HashEEBertModelTester
+from test_deebert import DeeBertModelTester, DeeRobertaModelTester
+from test_hashee import HashEEBartModelTester, HashEEBertModelTester, HashEERobertaModelTester
 from tiny import TEXTS, tiny_bert_config
 from transformers import (
     AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
     DistilBertConfig,
     DistilBertForSequenceClassification,
     MBartConfig,
@@ -43,8 +45,11 @@ from adaptive_zoo.methods import METHODS
 
 ZOO = {
     "deebert": DeeBertModelTester(),
+    "deeroberta": DeeRobertaModelTester(),
     "adapler": AdapLeRModelTester(),
+    "adapler_roberta": AdapLeRRobertaModelTester(),
     "hashee_bert": HashEEBertModelTester(),
+    "hashee_roberta": HashEERobertaModelTester(),
     "hashee_bart": HashEEBartModelTester(),
     "depth_adaptive_transformer": DATModelTester(),
 }
@@ -55,8 +60,11 @@ ZOO = {
 # carried forward) or "refuses"; the off switch is what the refusals point to.
 SWITCHES = {
     "deebert": dict(compile="works", export="refuses", hidden_states="works", off="entropy_threshold = None"),
+    "deeroberta": dict(compile="works", export="refuses", hidden_states="works", off="entropy_threshold = None"),
     "adapler": dict(compile="works", export="refuses", hidden_states="works", off="inference_mode = 'off'"),
+    "adapler_roberta": dict(compile="works", export="refuses", hidden_states="works", off="inference_mode = 'off'"),
     "hashee_bert": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
+    "hashee_roberta": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
     "hashee_bart": dict(compile="works", export="works", hidden_states="works", off="token_early_exit = False"),
     "depth_adaptive_transformer": dict(
         compile="refuses", export="refuses", hidden_states="refuses", off="adaptive_depth = False"
@@ -121,9 +129,9 @@ def encoder_states(family, outputs):
 def carried_positions(family, outputs, inputs, layer):
     """(B, T) bool: the real tokens that layer `layer` (1-based) did not compute, whose state is carried forward."""
     real = inputs["attention_mask"].bool()
-    if family == "deebert":
+    if family in ("deebert", "deeroberta"):
         return (outputs.exit_layers < layer)[:, None] & real
-    if family == "adapler":
+    if family in ("adapler", "adapler_roberta"):
         return ~outputs.kept_masks[layer - 1] & real
     exits = outputs.encoder_token_exit_layers if family == "hashee_bart" else outputs.token_exit_layers
     return (exits < layer) & real
@@ -163,7 +171,9 @@ def test_unsupported_attention_implementation_is_refused_where_it_is_chosen(fami
 def save_foreign(kind, folder):
     """A tiny checkpoint of another family, with the tiny vocabulary."""
     torch.manual_seed(0)
-    if kind == "roberta":
+    if kind == "bert":
+        model = BertForSequenceClassification(BertConfig(**tiny_bert_config(), num_labels=3))
+    elif kind == "roberta":
         model = RobertaForSequenceClassification(RobertaConfig(**tiny_bert_config(), num_labels=3, pad_token_id=0))
     elif kind == "distilbert":
         model = DistilBertForSequenceClassification(
@@ -183,6 +193,8 @@ def save_foreign(kind, folder):
 
 
 FOREIGN = [(family, kind) for family in BERT_BASED for kind in ("roberta", "distilbert")] + [
+    ("deeroberta", "bert"), ("deeroberta", "distilbert"), ("hashee_roberta", "bert"),
+    ("hashee_roberta", "distilbert"), ("adapler_roberta", "bert"), ("adapler_roberta", "distilbert")] + [
     (family, kind) for family in SEQ2SEQ for kind in ("t5", "mbart")
 ]
 
@@ -215,7 +227,7 @@ def test_checkpoint_of_the_vanilla_family_loads(family, tokenizer, tmp_path):
 def test_hidden_states_are_computed_or_carried_forward(family, tokenizer):
     model = adaptive_model(family, tokenizer)
     inputs = batch(family, tokenizer)
-    extra = {"output_kept_masks": True} if family == "adapler" else {}
+    extra = {"output_kept_masks": True} if family in ("adapler", "adapler_roberta") else {}
     if SWITCHES[family]["hidden_states"] == "refuses":
         with pytest.raises(ValueError, match=r"`output_hidden_states=True` .* is not supported .* BartForConditional"):
             model(**inputs, output_hidden_states=True)
@@ -318,7 +330,7 @@ def test_gradient_checkpointing_recomputes_layers_and_keeps_less(family, tokeniz
     inputs = batch(family, tokenizer, TEXTS[:4])
     labels = ZOO[family].make_labels(model, inputs) if hasattr(ZOO[family], "make_labels") else (
         torch.arange(len(inputs["input_ids"])) % model.config.num_labels)
-    if family == "adapler":  # AdapLeR refuses to train without the saliencies its contribution predictors learn from
+    if family in ("adapler", "adapler_roberta"):  # AdapLeR refuses to train without the saliencies its contribution predictors learn from
         generator = torch.Generator().manual_seed(0)
         inputs["saliency"] = torch.rand(inputs["input_ids"].shape, generator=generator) * inputs["attention_mask"]
     loss, grads, calls, saved = training_step(family, model, inputs, labels)

@@ -1,4 +1,5 @@
-"""`adaptive-zoo` command line: train, evaluate, calibrate, explain, hash build, push, quickstart.
+"""`adaptive-zoo` command line: train, evaluate, calibrate, benchmark, summarize-benchmarks, explain, hash build, push,
+quickstart.
 
 Progress goes to stderr as the work runs (one line per phase with its size; the Trainer's bars on a terminal, a
 compact line with an ETA otherwise); the report goes to stdout. A bad command line or bad input is one line on
@@ -13,6 +14,7 @@ import json
 import logging
 import re
 import resource
+import shlex
 import sys
 import time
 import traceback
@@ -27,8 +29,10 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from .backbones import base_model_problem, looks_like_hub_repo_id, resolve_base_model
+from .benchmark import BenchmarkSettings, run_benchmark
 from .calibrate import CalibrationSettings, calibrate_folder
 from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
+from .evaluation.benchmark_results import pareto_plots, read_rows, summary_table, update_markdown, verdict
 from .evaluation.explain import explain_text, render_html, render_png
 from .evaluation.reports import EvaluationOptions, EvaluationReport
 from .hashing import build_hash_table, save_hash_table
@@ -145,15 +149,15 @@ def _flag_type(settings_field, annotation: Any):
     return _argparse_type(integer) if "int" in text_annotation else str
 
 
-def _default_text(settings_field, method: Method) -> str:
+def _default_text(settings_field, method: Method | None = None) -> str:
     metadata = settings_field.metadata
     if metadata["default_text"] is not None:
-        return metadata["default_text"].format(default_dataset=method.default_dataset)
+        return metadata["default_text"].format(default_dataset=method.default_dataset if method else "")
     default = settings_field.default
     if isinstance(default, bool):
         return "on" if default else "off"
     if isinstance(default, tuple):
-        return " ".join(f"{value:g}" for value in default)
+        return " ".join(f"{value:g}" if isinstance(value, float) else str(value) for value in default)
     return f"{default:g}" if isinstance(default, float) else str(default)
 
 
@@ -165,24 +169,36 @@ def _add_settings_arguments(parser: argparse.ArgumentParser, method: Method) -> 
     groups = {True: parser.add_argument_group("data, output and training"),
               False: parser.add_argument_group(method.title[0].upper() + method.title[1:])}
     for settings_field in setting_fields(method.settings_class):
-        metadata = settings_field.metadata
-        if not metadata["flag"]:
-            continue
-        symbol = f" [{metadata['symbol']} in the paper]" if metadata["symbol"] else ""
-        text = metadata["help"].format(datasets=", ".join(sorted(KNOWN_DATASETS))) + symbol
-        options: dict[str, Any] = {"dest": settings_field.name, "default": None}
-        if settings_field.default is MISSING and settings_field.default_factory is MISSING:
-            options["required"] = True
-        else:
-            text = f"{text[:-1] if text.endswith('.') else text} (default: {_default_text(settings_field, method)})."
-        if hints[settings_field.name] is bool:
-            options["action"] = "store_true"
-        else:
-            options.update(type=_flag_type(settings_field, hints[settings_field.name]), metavar=metadata["metavar"])
-            if metadata["many"]:
-                options["nargs"] = "+"
-        groups[settings_field.name in common].add_argument("--" + settings_field.name.replace("_", "-"), help=text,
-                                                            **options)
+        if settings_field.metadata["flag"]:
+            _add_setting_flag(groups[settings_field.name in common], settings_field, hints[settings_field.name],
+                              method)
+
+
+def _add_setting_flag(group, settings_field, annotation: Any, method: Method | None = None) -> None:
+    """`--max-length` for the field `max_length`: its help, default, metavar, check; None when not given."""
+    metadata = settings_field.metadata
+    symbol = f" [{metadata['symbol']} in the paper]" if metadata["symbol"] else ""
+    text = metadata["help"].format(datasets=", ".join(sorted(KNOWN_DATASETS))) + symbol
+    options: dict[str, Any] = {"dest": settings_field.name, "default": None}
+    if settings_field.default is MISSING and settings_field.default_factory is MISSING:
+        options["required"] = True
+    else:
+        text = f"{text[:-1] if text.endswith('.') else text} (default: {_default_text(settings_field, method)})."
+    if annotation is bool:
+        options["action"] = "store_true"
+    else:
+        options.update(type=_flag_type(settings_field, annotation), metavar=metadata["metavar"])
+        if metadata["many"]:
+            options["nargs"] = "+"
+    group.add_argument("--" + settings_field.name.replace("_", "-"), help=text, **options)
+
+
+def _add_plain_settings_arguments(parser: argparse.ArgumentParser, settings_class: type) -> None:
+    """One flag per field of a settings class that is no method's (e.g. `BenchmarkSettings`)."""
+    hints = typing.get_type_hints(settings_class)
+    for settings_field in setting_fields(settings_class):
+        if settings_field.metadata["flag"]:
+            _add_setting_flag(parser, settings_field, hints[settings_field.name])
 
 
 def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
@@ -197,8 +213,15 @@ def _add_train_parser(subparsers) -> dict[str, argparse.ArgumentParser]:
     return parsers
 
 
-def _add_saved_model_split_arguments(parser, purpose: str) -> None:
-    """What `evaluate` and `calibrate` both take: the split's size and encoding, and the seed that split it."""
+def _add_saved_model_split_arguments(parser, purpose: str, *, model_help: str, dataset_default: str | None,
+                                     split_default: str, split_help: str) -> None:
+    """What `evaluate` and `calibrate` both take: the model, the dataset and split, the split's size and encoding,
+    and the seed that split it."""
+    parser.add_argument("model", help=model_help)
+    parser.add_argument("--dataset", default=dataset_default, required=dataset_default is None,
+                        help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
+    _add_column_arguments(parser)
+    parser.add_argument("--split", default=split_default, choices=("train", "validation", "test"), help=split_help)
     parser.add_argument("--max-eval-samples", type=_positive_int, default=None, metavar="N",
                         help=f"{purpose} only the first N examples of the split (default: all).")
     parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="B",
@@ -216,13 +239,8 @@ def _add_evaluate_parser(subparsers) -> None:
         "model, of the same weights at full depth and of the vanilla transformers model, executed-FLOPs speed-ups, "
         "and wall-clock speed-ups (throughput at --batch-size, latency at batch 1, interleaved repeats).",
     )
-    evaluate.add_argument("model", help="A saved folder or Hub repo id.")
-    evaluate.add_argument("--dataset", default="bbc_news",
-                          help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
-    _add_column_arguments(evaluate)
-    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                          help="The split measured.")
-    _add_saved_model_split_arguments(evaluate, "Measure")
+    _add_saved_model_split_arguments(evaluate, "Measure", model_help="A saved folder or Hub repo id.",
+                                     dataset_default="bbc_news", split_default="test", split_help="The split measured.")
     evaluate.add_argument("--repeats", type=_positive_int, default=5, help="Interleaved timing repetitions.")
     evaluate.add_argument("--no-wallclock", action="store_true", help="Skip timing (accuracy and FLOPs only).")
     evaluate.add_argument("--max-new-tokens", type=_positive_int, default=32, help="Summarization: generated tokens.")
@@ -231,22 +249,22 @@ def _add_evaluate_parser(subparsers) -> None:
                           help="Also write the report to this file (default: stdout only).")
 
 
+CALIBRATE_HELP = "Re-tune a saved model's operating point on validation data (after its weights changed)."
+CALIBRATE_DESCRIPTION = (
+    "Choose a saved model's operating point anew on a dataset split and write it back: DeeBERT's entropy threshold S, "
+    "the scale of AdapLeR's learned eta, or a Depth-Adaptive Transformer's confidence thresholds T_n. Run it after "
+    "fine-tuning a zoo model with a stock Trainer script, which flags the old point stale (`operating_point_stale` in "
+    "config.json). The folder is rewritten atomically; every point measured is recorded in adaptive_zoo_results.json "
+    "(`calibrations`)."
+)
+
+
 def _add_calibrate_parser(subparsers) -> None:
-    calibrate = _subcommand(
-        subparsers, "calibrate",
-        "Re-tune a saved model's operating point on validation data (after its weights changed).",
-        description="Choose a saved model's operating point anew on a dataset split and write it back: DeeBERT's "
-        "entropy threshold S, the scale of AdapLeR's learned eta, or a Depth-Adaptive Transformer's confidence "
-        "thresholds T_n. Run it after fine-tuning a zoo model with a stock Trainer script, which flags the old point "
-        "stale (`operating_point_stale` in config.json). The folder is rewritten atomically; every point measured is "
-        "recorded in adaptive_zoo_results.json (`calibrations`).",
-    )
-    calibrate.add_argument("model", help="A saved folder (rewritten in place) or a Hub repo id (needs --output-dir).")
-    calibrate.add_argument("--dataset", required=True,
-                           help="A bundled dataset, a local CSV/JSON/Parquet file, or a Hub dataset id.")
-    _add_column_arguments(calibrate)
-    calibrate.add_argument("--split", default="validation", choices=("train", "validation", "test"),
-                           help="The split to tune on (never tune on the split you report).")
+    calibrate = _subcommand(subparsers, "calibrate", CALIBRATE_HELP, description=CALIBRATE_DESCRIPTION)
+    _add_saved_model_split_arguments(
+        calibrate, "Tune on", model_help="A saved folder (rewritten in place) or a Hub repo id (needs --output-dir).",
+        dataset_default=None, split_default="validation",
+        split_help="The split to tune on (never tune on the split you report).")
     calibrate.add_argument("--accuracy-budget", type=_non_negative_float, default=1.0, metavar="POINTS",
                            help="Classifiers: accuracy points the adaptive model may lose against the same weights "
                            "at full depth.")
@@ -255,7 +273,6 @@ def _add_calibrate_parser(subparsers) -> None:
                            "depth (default: 0.5).")
     calibrate.add_argument("--threshold-trials", type=_positive_int, default=None, metavar="N",
                            help="Depth-Adaptive Transformer: random threshold settings to try (default: 100).")
-    _add_saved_model_split_arguments(calibrate, "Tune on")
     calibrate.add_argument("--output-dir", default=None,
                            help="Write the calibrated model here instead of over MODEL (default: MODEL itself).")
 
@@ -282,6 +299,30 @@ def _add_quickstart_parser(subparsers) -> None:
                             help="Keep the Trainer checkpoints in OUTPUT_DIR-training after a successful run.")
 
 
+def _add_benchmark_parsers(subparsers) -> None:
+    benchmark = _subcommand(
+        subparsers, "benchmark", "Measure a saved classifier against the static shortcuts (fewer layers, shorter "
+        "inputs, int8) in one run.",
+        description="Measure a saved adaptive classifier, in one run on one split, against the static alternatives a "
+        "user would deploy instead: the backbone cut to k layers, inputs truncated to shorter lengths (each "
+        "fine-tuned with the model's own phase-1 budget, cached), int8 dynamic quantization of the full model and of "
+        "the adaptive one. Every point: accuracy, executed FLOPs, throughput (batch 32) and latency (batch 1) as "
+        "ratios against the full vanilla model timed in the same run; rows are appended to --output.",
+    )
+    benchmark.add_argument("model", help="A folder written by `adaptive-zoo train` (a classifier).")
+    _add_plain_settings_arguments(benchmark, BenchmarkSettings)
+    summarize = _subcommand(
+        subparsers, "summarize-benchmarks", "Write BENCHMARKS.md's summary table and the Pareto plots from the "
+        "results file.",
+        description="Read the benchmark results file, keep each (method, dataset)'s latest run, and write the summary "
+        "table (the two targets read off the rows, the command of each row) between the markers of the Markdown "
+        "file, and one Pareto plot per dataset (accuracy against measured throughput speed-up).",
+    )
+    summarize.add_argument("--results", default="benchmarks/results.jsonl", help="The results file.")
+    summarize.add_argument("--markdown", default="BENCHMARKS.md", help="The Markdown file whose summary is replaced.")
+    summarize.add_argument("--plots-dir", default="benchmarks", help="Where the pareto_<dataset>.png files go.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="adaptive-zoo", description=__doc__)
     _verbosity_flags(parser, False)
@@ -290,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.method_parsers = _add_train_parser(subparsers)
     _add_evaluate_parser(subparsers)
     _add_calibrate_parser(subparsers)
+    _add_benchmark_parsers(subparsers)
 
     explain = _subcommand(subparsers, "explain",
                           "Show which tokens survive each layer of a token-dropping model (AdapLeR), as HTML and PNG.")
@@ -474,6 +516,36 @@ def run_hash_build(args: argparse.Namespace) -> Outcome:
     return {"output": args.output, **table.summary(texts=train["text"], tokenizer=tokenizer)}, []
 
 
+def _target_text(flag: bool | None) -> str:
+    return "not measured" if flag is None else ("met" if flag else "missed")
+
+
+def run_benchmark_command(args: argparse.Namespace) -> Outcome:
+    check_model_argument(args.model)
+    if not Path(args.model).is_dir():
+        raise UsageError(f"{args.model}: `benchmark` needs a local folder written by `adaptive-zoo train`")
+    settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in setting_fields(BenchmarkSettings)
+                                    if getattr(args, f.name) is not None})
+    rows = run_benchmark(args.model, settings, command="adaptive-zoo " + shlex.join(args.argv))
+    lines = [f"{row['point']:<40} accuracy {100 * row['metrics']['accuracy']:6.2f} | FLOPs "
+             f"{row['ratios']['flops_speedup']:5.2f}x | throughput {row['ratios']['throughput_speedup']:5.2f}x | "
+             f"latency {row['ratios']['latency_speedup']:5.2f}x" for row in rows]
+    result = verdict(rows)
+    lines += [f"target 1 (at least as accurate as every static alternative at least as fast): "
+              f"{_target_text(result.target_1)}",
+              f"target 2 (adaptive+int8 the fastest point within 1 point of the full model): "
+              f"{_target_text(result.target_2)} (the fastest: {result.fastest_within_tolerance['point']})",
+              f"{len(rows)} rows appended to {settings.output}"]
+    return None, lines
+
+
+def run_summarize_benchmarks(args: argparse.Namespace) -> Outcome:
+    rows = read_rows(args.results)
+    plots = pareto_plots(rows, args.plots_dir)
+    update_markdown(args.markdown, summary_table(rows), plots)
+    return {"markdown": args.markdown, "plots": [str(plot) for plot in plots]}, []
+
+
 def run_push(args: argparse.Namespace) -> Outcome:
     print(push_folder(args.folder, args.repo_id, private=args.private, commit_message=args.commit_message))
     return None, []
@@ -528,7 +600,8 @@ def _error_line(error: BaseException) -> str:
 
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "calibrate": run_calibrate, "explain": run_explain,
-            "hash": run_hash_build, "push": run_push, "quickstart": run_quickstart}
+            "hash": run_hash_build, "push": run_push, "quickstart": run_quickstart, "benchmark": run_benchmark_command,
+            "summarize-benchmarks": run_summarize_benchmarks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"adaptive-zoo: error: {error}", file=sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given, recorded with results
     configure_output(args.verbose)
     try:
         payload, summary = COMMANDS[args.command](args)

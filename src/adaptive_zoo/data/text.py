@@ -15,6 +15,7 @@ __all__ = [
     "check_texts",
     "check_token_content",
     "label_names_of",
+    "target_special_tokens",
     "tokenize_classification",
     "tokenize_seq2seq",
 ]
@@ -86,21 +87,40 @@ def tokenize_classification(
     return encoded
 
 
+def target_special_tokens(tokenizer: PreTrainedTokenizerBase, decoder_start_token_id: int | None = None
+                          ) -> tuple[list[int], int]:
+    """The token ids a target starts with (the tokenizer's BOS, unless that is the decoder start token the model
+    prepends itself) and the EOS it ends with: the tokenizer's own EOS (`</s>` for BART's BPE), or [SEP] for a BERT
+    WordPiece tokenizer, which has no EOS (the warm-started BART's convention)."""
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+    if eos is None:
+        raise ValueError(f"The tokenizer ({type(tokenizer).__name__}) has neither an EOS nor a [SEP] token: a "
+                         "summary cannot be ended; use the base model's own tokenizer.")
+    bos = tokenizer.bos_token_id
+    prefix = [bos] if bos is not None and bos != decoder_start_token_id else []
+    return prefix, eos
+
+
 def tokenize_seq2seq(dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_source_length: int,
-                     max_target_length: int) -> DatasetDict:
-    """Sources as encoder inputs ([CLS] ... [SEP], no token types: BART has none); targets as labels that end
-    with [SEP] (the EOS) and do not start with [CLS], which is the decoder start token the model prepends."""
+                     max_target_length: int, decoder_start_token_id: int | None = None) -> DatasetDict:
+    """Sources as encoder inputs (the tokenizer's own special tokens, no token types: BART has none); targets as
+    labels `[BOS] summary EOS` (see `target_special_tokens`: no BOS for a BERT tokenizer, `<s> ... </s>` for BART's),
+    never starting with `decoder_start_token_id`, which the model prepends itself. Labels hold at most
+    `max_target_length` tokens, EOS included."""
     for split, data in dataset.items():
         check_texts(data["text"], f"split {split!r} (source)")
         check_texts(data["summary"], f"split {split!r} (summary)")
-    eos = tokenizer.sep_token_id
+    prefix, eos = target_special_tokens(tokenizer, decoder_start_token_id)
+    body_length = max_target_length - 1 - len(prefix)
+    if body_length < 1:
+        raise ValueError(f"max_target_length={max_target_length} leaves no room for the summary between "
+                         f"{len(prefix) + 1} special token(s); use at least {len(prefix) + 2}.")
 
     def encode(batch):
         features = tokenizer(batch["text"], truncation=True, max_length=max_source_length,
                              return_token_type_ids=False)
-        targets = tokenizer(batch["summary"], add_special_tokens=False, truncation=True,
-                            max_length=max_target_length - 1)
-        features["labels"] = [ids + [eos] for ids in targets["input_ids"]]
+        targets = tokenizer(batch["summary"], add_special_tokens=False, truncation=True, max_length=body_length)
+        features["labels"] = [prefix + ids + [eos] for ids in targets["input_ids"]]
         return features
 
     return dataset.map(encode, batched=True, remove_columns=dataset["train"].column_names)

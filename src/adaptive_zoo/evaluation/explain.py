@@ -264,18 +264,17 @@ def _html_legend() -> str:
     return f'<p class="legend">{"".join(items)}</p>'
 
 
-def render_html(rationale: TokenRationale, path: str | Path) -> Path:
-    """Write a self-contained HTML page (inline CSS, no script, no external asset) with one row per layer.
-
-    Args:
-        rationale: from [`explain_text`] (or built by hand).
-        path: output file; parent folders are created.
-
-    Returns:
-        The path of the written page.
-    """
+def _output_file(path: str | Path) -> Path:
+    """`path` as a Path, its parent folders created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def render_html(rationale: TokenRationale, path: str | Path) -> Path:
+    """Write `rationale` (from [`explain_text`], or built by hand) to `path` as a self-contained HTML page (inline
+    CSS, no script, no external asset), one row per layer; returns the path."""
+    path = _output_file(path)
     states = rationale.states()
     rows = [
         _html_row(layer + 1, rationale.tokens, states[layer], rationale.kept_counts[layer])
@@ -314,12 +313,7 @@ def render_png(rationale: TokenRationale, path: str | Path) -> Path:
     the title): beyond that the token labels stop being legible. The per-layer counts on the right still cover
     the whole text.
 
-    Args:
-        rationale: from [`explain_text`] (or built by hand).
-        path: output file; parent folders are created.
-
-    Returns:
-        The path of the written PNG.
+    `rationale` comes from [`explain_text`] (or is built by hand); returns the path of the written PNG.
     """
     # lazy: matplotlib costs every CLI start ~0.25 s, and only `explain`'s PNG needs it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -327,8 +321,7 @@ def render_png(rationale: TokenRationale, path: str | Path) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _output_file(path)
     shown = len(rationale.tokens)
     if shown > PNG_MAX_TOKENS + PNG_TOKEN_SLACK:
         shown = PNG_MAX_TOKENS

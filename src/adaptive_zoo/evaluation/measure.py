@@ -20,6 +20,7 @@ The module is generic: a "model" is any `nn.Module` called as `model(**batch)` w
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,7 +58,7 @@ def _fused_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None,
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
+def _fused_attention_flop_formulas() -> dict[Any, Callable[..., int]]:
     """Formulas for fused attention kernels that `FlopCounterMode` does not know about.
 
     Why: on CPU, `F.scaled_dot_product_attention` dispatches to `aten._scaled_dot_product_flash_attention_for_cpu`,
@@ -73,6 +74,23 @@ def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
         op = getattr(_aten, name, None)
         if op is not None and op not in flop_registry:
             formulas[op] = _fused_sdpa_flop
+    return formulas
+
+
+def _dynamic_int8_linear_flop(input_shape, packed_params, *args, out_shape=None, **kwargs) -> int:
+    """Operations of a dynamically quantized linear layer (`quantized::linear_dynamic`): the same multiply-adds as
+    the float layer, done in int8, counted alike (2 per multiply-add) so int8 and float points compare."""
+    return 2 * math.prod(input_shape) * out_shape[-1]
+
+
+def _extra_flop_formulas() -> dict[Any, Callable[..., int]]:
+    """The fused attention kernels (`_fused_attention_flop_formulas`) and the int8 linear layers of
+    `torch.ao.quantization.quantize_dynamic` (else an int8 model's matmuls would count as nothing)."""
+    formulas = _fused_attention_flop_formulas()
+    quantized = getattr(torch.ops, "quantized", None)
+    dynamic_linear = getattr(quantized, "linear_dynamic", None) if quantized is not None else None
+    if dynamic_linear is not None and dynamic_linear not in flop_registry:
+        formulas[dynamic_linear] = _dynamic_int8_linear_flop
     return formulas
 
 

@@ -27,13 +27,29 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from ..data.text import check_texts
-from ..models.adapler import AdapLeRBertForSequenceClassification
+from ..models.adapler import (
+    AdapLeRBertForSequenceClassification,
+    AdapLeRConfig,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
+)
 from ..models.dat import DepthAdaptiveTransformer
 from ..models.deebert import prediction_entropy
 from ..progress import ProgressLine, announce, steps
 from .classification import Predictions, encode_examples, full_depth, predict_with_flops, vanilla_counterpart
 from .measure import compare_wallclock, exit_summary, pad_batch
 from .plots import plot_tradeoff
+
+ADAPLER_CLASSES = {AdapLeRConfig.model_type: AdapLeRBertForSequenceClassification,
+                   AdapLeRRobertaConfig.model_type: AdapLeRRobertaForSequenceClassification}
+
+
+def adapler_class(checkpoint):
+    """The AdapLeR classifier class (BERT or RoBERTa family) of a saved checkpoint."""
+    model_type = AdapLeRConfig.get_config_dict(str(checkpoint))[0].get("model_type")
+    if model_type not in ADAPLER_CLASSES:
+        raise ValueError(f"{checkpoint} is not an AdapLeR checkpoint (model_type {model_type!r}).")
+    return ADAPLER_CLASSES[model_type]
 from .text_metrics import bleu_score, rouge_scores
 
 __all__ = [
@@ -296,7 +312,7 @@ def choose_eta_scale(
     announce(f"choosing the operating point on validation: {len(checkpoints)} phase-3 checkpoints x "
              f"{len(eta_scales)} eta scales = {len(points)} points, each {len(features):,} texts (accuracy + FLOPs)")
     for checkpoint in steps(checkpoints, f"operating points ({len(eta_scales)} per checkpoint)"):
-        model = AdapLeRBertForSequenceClassification.from_pretrained(checkpoint).eval()
+        model = adapler_class(checkpoint).from_pretrained(checkpoint).eval()
         if baseline_flops is None:
             baseline_flops = vanilla_flops_of(model, batches)
         measured += [{"checkpoint": checkpoint.name, **point}

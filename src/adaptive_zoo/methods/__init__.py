@@ -10,10 +10,11 @@ from .base import (  # noqa: E402
     METHODS,
     Method,
     ModelFamily,
+    OperatingPoint,
     RecipeRun,
     method_for_model_type,
     register_method,
 )
 
-__all__ = ["METHODS", "Method", "ModelFamily", "RecipeRun", "method_for_model_type",
+__all__ = ["METHODS", "Method", "ModelFamily", "OperatingPoint", "RecipeRun", "method_for_model_type",
            "register_method"]

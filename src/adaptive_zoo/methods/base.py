@@ -9,16 +9,18 @@ the summary all look a method up here: nothing else lists the methods.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data import TaskData
 from ..evaluation.reports import EvaluationOptions, EvaluationReport
 from ..settings import RecipeSettings
+from ..training.baselines import FinetuningBudget
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class ModelFamily:
 
     config_class: type[PretrainedConfig]
     auto_models: Mapping[type, type[PreTrainedModel]]
+
+    @classmethod
+    def of(cls, config_class: type[PretrainedConfig], head_auto_class: type, head_class: type[PreTrainedModel],
+           base_class: type[PreTrainedModel] | None = None) -> ModelFamily:
+        """A family with one head (and its base model, which `AutoModel` loads)."""
+        auto_models = {head_auto_class: head_class, **({AutoModel: base_class} if base_class is not None else {})}
+        return cls(config_class, auto_models)
 
     @property
     def model_type(self) -> str:
@@ -41,6 +50,18 @@ class ModelFamily:
         for auto_class, model_class in self.auto_models.items():
             auto_class.register(self.config_class, model_class, exist_ok=True)
             model_class.register_for_auto_class(auto_class.__name__)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One setting of a saved model's adaptivity that `adaptive-zoo benchmark` measures (e.g. one entropy threshold)."""
+
+    label: str
+    """How tables and plots name it, e.g. "S=0.12"."""
+    values: dict[str, Any]
+    """What `Method.set_operating_point` sets; also recorded with the measurement."""
+    chosen: bool = False
+    """The point the saved model ships with."""
 
 
 @dataclass
@@ -66,6 +87,14 @@ class RecipeRun:
     def output_dir(self) -> str:
         return self.settings.output_dir
 
+    @property
+    def base_is_classifier(self) -> bool:
+        """The base model is a fine-tuned sequence classifier: its head and labels are kept, and the training
+        stages it already did are skipped (classification datasets only)."""
+        architectures = getattr(self.base_config, "architectures", None) or []
+        return self.task.task == "classification" and any(
+            name.endswith("ForSequenceClassification") for name in architectures)
+
 
 class Method:
     """One input-adaptive method. Class attributes describe it; the hooks run in the order of
@@ -75,9 +104,10 @@ class Method:
     name: ClassVar[str]
     """`adaptive-zoo train <name>`, the model card template `model_cards/<name>.md`."""
     title: ClassVar[str]
-    """The paper, e.g. "DeeBERT (Xin et al., 2020)"."""
+    """The paper, e.g. "DeeBERT (Xin et al., 2020)": the description up to its first colon unless the class sets
+    it."""
     description: ClassVar[str]
-    """What `train <name>` does, for --help."""
+    """What `train <name>` does, for --help: the method module's docstring unless the class sets it."""
     families: ClassVar[tuple[ModelFamily, ...]]
     settings_class: ClassVar[type[RecipeSettings]]
     default_dataset: ClassVar[str] = "bbc_news"
@@ -87,6 +117,19 @@ class Method:
     """Why `adaptive-zoo calibrate` has nothing to tune for this method's models, where that is so."""
     keeps_checkpoint_weights: ClassVar[bool] = False
     """After a successful run, keep the checkpoints' weights (only their optimizer states go)."""
+    base_families: ClassVar[Mapping[str, str]] = {}
+    """The `model_type`s a `--base-model` checkpoint may have, each with the words that name it in a refusal."""
+    phase1_warmup_ratio: ClassVar[float] = 0.06
+    phase1_weight_decay: ClassVar[float] = 0.01
+    """The warm-up and weight decay of the method's plain fine-tuning phase; with the recorded epochs, learning rate,
+    batch size, length and samples they are the budget `adaptive-zoo benchmark` gives each static alternative."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "description" not in cls.__dict__ and sys.modules[cls.__module__].__doc__:
+            cls.description = " ".join(sys.modules[cls.__module__].__doc__.split())
+        if "title" not in cls.__dict__ and "description" in cls.__dict__:
+            cls.title = cls.description.split(":")[0]
 
     # -- what it is ------------------------------------------------------------------------------------------
 
@@ -109,9 +152,31 @@ class Method:
         """The run's settings from the values given (flags a user did not give are absent)."""
         return self.settings_class(**given)
 
+    def accepted_base_families(self, run: RecipeRun) -> Mapping[str, str]:
+        """The base-model families this run can start from (a method may narrow them by the dataset's task)."""
+        return self.base_families
+
+    def check_base_family(self, run: RecipeRun) -> None:
+        """Refuse a base model of a family the method cannot start from, naming the supported ones, before
+        anything reads the checkpoint's fields (a T5 config has no `max_position_embeddings`) or trains."""
+        accepted = self.accepted_base_families(run)
+        model_type = getattr(run.base_config, "model_type", None)
+        if model_type in accepted:
+            return
+        architectures = ", ".join(getattr(run.base_config, "architectures", None) or []) or "no architectures listed"
+        why = UNSUPPORTED_FAMILY_REASONS.get(model_type, "")
+        supported = "; ".join(f"{name} ({what})" for name, what in accepted.items())
+        raise ValueError(
+            f"{self.title} cannot start from {run.settings.base_model!r}: it is a {model_type!r} model "
+            f"({architectures}).{' ' + why if why else ''} Supported base-model families for this run: {supported}."
+        )
+
     def check(self, run: RecipeRun) -> None:
         """Everything that can be refused before any training: called once the data and base model are known."""
+        self.check_base_family(run)
         positions = getattr(run.base_config, "max_position_embeddings", None)
+        if positions is not None and run.base_config.model_type == "roberta":
+            positions -= (run.base_config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
         if positions is not None and run.settings.max_length > positions:
             raise ValueError(f"max_length={run.settings.max_length} exceeds the base model's {positions} positions.")
 
@@ -149,6 +214,43 @@ class Method:
         """`adaptive-zoo calibrate`: re-tune the operating point on `settings`' data and return what was measured."""
         raise NotImplementedError
 
+    # -- `adaptive-zoo benchmark` --------------------------------------------------------------------------------
+
+    def operating_points(self, model: PreTrainedModel, record: dict[str, Any]) -> list[OperatingPoint]:
+        """The operating points the benchmark measures a saved model at (`record`: its adaptive_zoo_results.json).
+        By default the one it was saved with."""
+        return [OperatingPoint("as saved", {}, chosen=True)]
+
+    def set_operating_point(self, model: PreTrainedModel, point: OperatingPoint) -> None:
+        """Put `model` at `point` (cheap: it runs before every timed call of a shared model)."""
+
+    def exit_pooling(self, config: PretrainedConfig) -> str:
+        """How the model's exits read the tokens ("cls" or "mean"): the depth baselines pool the same way."""
+        return "cls"
+
+    def phase1_budget(self, record: dict[str, Any]) -> FinetuningBudget:
+        """The budget of the saved model's own plain fine-tuning phase, read from its training record."""
+        training = record.get("training")
+        if not training:
+            raise ValueError("The folder's adaptive_zoo_results.json has no \"training\" record: the benchmark gives "
+                             "each static alternative the model's own phase-1 budget and cannot tell what it was.")
+        return FinetuningBudget(
+            base_model=record.get("base_model") or training["base_model"], dataset=record["dataset"],
+            num_train_epochs=float(training["num_train_epochs"]), learning_rate=float(training["learning_rate"]),
+            batch_size=int(training["batch_size"]), max_length=int(training["max_length"]),
+            max_train_samples=training.get("max_train_samples"), seed=int(training["seed"]),
+            warmup_ratio=self.phase1_warmup_ratio, weight_decay=self.phase1_weight_decay,
+        )
+
+
+UNSUPPORTED_FAMILY_REASONS = {
+    "mbart": "mBART is not BART's architecture: its layers normalise before each block (pre-LayerNorm) and its "
+    "encoder and decoder end with an extra LayerNorm, so its weights do not fit a BART.",
+    "marian": "Marian is not BART's architecture: it has fixed sinusoidal positions (no learned ones) and scales "
+    "its embeddings, so its weights do not fit a BART.",
+    "t5": "T5 is not BART-shaped: relative position buckets, RMS-style LayerNorm before each block, no biases.",
+}
+"""Why a family that looks close is still refused, where that is not obvious."""
 
 METHODS: dict[str, Method] = {}
 """Every registered method, by name, in registration order."""

@@ -1,5 +1,5 @@
-"""The Depth-Adaptive Transformer (Elbayad et al., 2020): a BART whose decoder picks a depth per sequence or per
-token, warm-started from the BERT base model (or trained from scratch in the same shape)."""
+"""Depth-Adaptive Transformer (Elbayad et al., 2020): a BART (a pretrained BART base, or warm-started from a BERT one)
+whose decoder picks a depth per sequence or per token; fine-tuned with Seq2SeqTrainer on a summarization dataset."""
 
 from __future__ import annotations
 
@@ -25,9 +25,15 @@ from ..training.dat import (
     finetune_dat,
     keep_lowest_encoder_layers,
 )
-from ..training.warm_start import bart_from_bert
 from .base import ModelFamily, RecipeRun, register_method
-from .tasks import GenerationMethod, calibration_split, generation_arguments, generation_options
+from .tasks import (
+    GenerationMethod,
+    base_is_bart,
+    calibration_split,
+    generation_arguments,
+    generation_options,
+    seq2seq_base,
+)
 
 THRESHOLD_SEARCH_IMAGE = "threshold_search.png"
 EXIT_PREDICTION_TEXT = {
@@ -80,11 +86,6 @@ class DATSettings(DATTrainingArguments):
 @register_method
 class DepthAdaptive(GenerationMethod):
     name = "dat"
-    title = "the Depth-Adaptive Transformer (Elbayad et al., 2020)"
-    description = (
-        "Depth-Adaptive Transformer (Elbayad et al., 2020): a BART warm-started from the BERT base model whose "
-        "decoder picks a depth per sequence or per token; fine-tuned with Seq2SeqTrainer on a summarization dataset."
-    )
     families = (ModelFamily(DepthAdaptiveTransformerConfig, {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer}),)
     settings_class = DATSettings
     default_dataset = "bbc_headlines"
@@ -93,9 +94,8 @@ class DepthAdaptive(GenerationMethod):
         """The shape (and, unless from scratch, the weights) of the BART; every paper field is validated here,
         before any training."""
         settings = run.settings
-        bart, warm_start = bart_from_bert(run.base_path, decoder_layers=settings.decoder_layers, seed=settings.seed,
-                                          cross_attention_init=settings.cross_attention_init or "self_attention",
-                                          return_report=True)
+        bart, warm_start = seq2seq_base(run, decoder_layers=settings.decoder_layers, seed=settings.seed,
+                                        cross_attention_init=settings.cross_attention_init or "self_attention")
         keep_lowest_encoder_layers(bart, warm_start, settings.encoder_layers)
         config = dat_config_from_bart(bart.config, **settings.model_overrides())
         if settings.exit_prediction == "confidence" and settings.resolved_compute_budget * config.num_exits < 1:
@@ -113,19 +113,19 @@ class DepthAdaptive(GenerationMethod):
                 f"None: trained from scratch (`--from-scratch`). A randomly initialised BART with the shape a warm "
                 f"start from `{settings.base_model}` gives ({config.encoder_layers} encoder layers, "
                 f"{config.decoder_layers} decoder blocks, d_model {config.d_model}, "
-                f"{run.record['warm_start']['fresh']:,} parameters, all fresh), with that BERT checkpoint's WordPiece "
-                "tokenizer (decoder_start/bos = [CLS], eos = [SEP], pad = [PAD]).")
+                f"{run.record['warm_start']['fresh']:,} parameters, all fresh), with that checkpoint's tokenizer "
+                + ("and special tokens." if base_is_bart(run) else
+                   "(WordPiece: decoder_start/bos = [CLS], eos = [SEP], pad = [PAD])."))
         else:
             model = build_dat(bart, **settings.model_overrides())
-            run.record["warm_start"] = warm_start.parameter_counts(bart)
-            run.card["warm_start_text"] = warm_start.to_markdown(bart)
         if model.exit_predictor is not None:
             run.card["warm_start_text"] += "\n- The exit predictor (`exit_predictor.*`) is new, trained on the task."
         return model
 
     def train(self, run: RecipeRun, model: DepthAdaptiveTransformer):
         settings = run.settings
-        encoded = tokenize_seq2seq(run.task.dataset, run.tokenizer, settings.max_length, settings.max_target_length)
+        encoded = tokenize_seq2seq(run.task.dataset, run.tokenizer, settings.max_length, settings.max_target_length,
+                                   decoder_start_token_id=model.config.decoder_start_token_id)
         trainer = finetune_dat(
             model.train(), run.tokenizer, encoded["train"], encoded["validation"],
             trainer_work_dir(run.output_dir) / "dat", num_train_epochs=settings.num_train_epochs,

@@ -1,6 +1,6 @@
-"""HashEE (Sun et al., 2022): a hash table sends each token id to the layer where it exits. A classification dataset
-gives HashEE-BERT; a summarization dataset gives HashEE-BART (token exits in the encoder), warm-started from the
-BERT base model."""
+"""HashEE (Sun et al., 2022): a hash table sends each token id to its exit layer; fine-tuned with the exits on. A
+classification dataset gives HashEE-BERT, a summarization dataset HashEE-BART from a pretrained BART base (with its
+own tokenizer) or warm-started from a BERT one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+from transformers import AutoModelForSeq2SeqLM
 
 from ..data import tokenize_classification, tokenize_seq2seq
 from ..evaluation.classification import accuracy_of
@@ -26,13 +26,16 @@ from ..training.hashee import (
     table_for,
     vanilla_bert,
 )
-from ..training.warm_start import bart_from_bert
 from .base import ModelFamily, RecipeRun, register_method
 from .tasks import (
+    BART_BASE,
+    BERT_TO_BART,
     ClassifierMethod,
-    check_target_length,
+    check_seq2seq_base,
+    classifier_families,
     generation_arguments,
     generation_options,
+    seq2seq_base,
     seq2seq_tokenizer,
 )
 
@@ -40,20 +43,13 @@ from .tasks import (
 @register_method
 class HashEE(ClassifierMethod):
     name = "hashee"
-    title = "HashEE (Sun et al., 2022)"
-    description = (
-        "HashEE (Sun et al., 2022): a hash table sends each token id to its exit layer; fine-tuned with the "
-        "exits on. A classification dataset gives HashEE-BERT, a summarization dataset HashEE-BART warm-started from "
-        "the BERT base model."
-    )
-    families = (
-        ModelFamily(hashee_models.HashEEBertConfig, {
-            AutoModelForSequenceClassification: hashee_models.HashEEBertForSequenceClassification,
-            AutoModel: hashee_models.HashEEBertModel}),
-        ModelFamily(hashee_models.HashEEBartConfig, {
-            AutoModelForSeq2SeqLM: hashee_models.HashEEBartForConditionalGeneration,
-            AutoModel: hashee_models.HashEEBartModel}),
-    )
+    families = classifier_families(
+        (hashee_models.HashEEBertConfig, hashee_models.HashEEBertForSequenceClassification,
+         hashee_models.HashEEBertModel),
+        (hashee_models.HashEERobertaConfig, hashee_models.HashEERobertaForSequenceClassification,
+         hashee_models.HashEERobertaModel),
+    ) + (ModelFamily.of(hashee_models.HashEEBartConfig, AutoModelForSeq2SeqLM,
+                        hashee_models.HashEEBartForConditionalGeneration, hashee_models.HashEEBartModel),)
     settings_class = HashEETrainingArguments
     tasks = ("classification", "seq2seq")
     reports_token_exits = True
@@ -62,10 +58,13 @@ class HashEE(ClassifierMethod):
     def _seq2seq(self, run: RecipeRun) -> bool:
         return run.task.task == "seq2seq"
 
+    def accepted_base_families(self, run: RecipeRun):
+        return {**BART_BASE, **BERT_TO_BART} if self._seq2seq(run) else self.base_families
+
     def check(self, run: RecipeRun) -> None:
         super().check(run)
         if self._seq2seq(run):
-            check_target_length(run)
+            check_seq2seq_base(run)
         elif run.settings.cross_attention_init is not None:
             raise ValueError("--cross-attention-init sets up the warm-started BART of a summarization dataset; "
                              f"{run.dataset!r} is a classification dataset (HashEE-BERT has no cross-attention).")
@@ -80,11 +79,10 @@ class HashEE(ClassifierMethod):
                               vocab_size=run.base_config.vocab_size,
                               embeddings=input_embeddings_for(settings.hash_function, run.base_path))
             run.artifacts["table"] = table
-            return build_hashee_bert(run.base_path, run.task.label_names, table, tokenizer.all_special_ids)
+            return build_hashee_bert(run.base_path, run.task.label_names, table, tokenizer.all_special_ids,
+                                     fine_tuned=run.base_is_classifier)
         options = {} if settings.cross_attention_init is None else {"cross_attention_init": settings.cross_attention_init}
-        bart, warm_start = bart_from_bert(run.base_path, return_report=True, **options)
-        run.record["warm_start"] = warm_start.parameter_counts(bart)
-        run.card["warm_start_text"] = warm_start.to_markdown(bart)
+        bart, _ = seq2seq_base(run, **options)
         table = table_for(settings, tokenizer, train, num_layers=bart.config.encoder_layers,
                           vocab_size=bart.config.vocab_size, embeddings=bart.get_input_embeddings().weight.detach())
         run.artifacts.update(table=table, warm_started_bart=bart)
@@ -93,7 +91,8 @@ class HashEE(ClassifierMethod):
     def train(self, run: RecipeRun, model):
         settings, tokenizer = run.settings, run.tokenizer
         if self._seq2seq(run):
-            encoded = tokenize_seq2seq(run.task.dataset, tokenizer, settings.max_length, settings.max_target_length)
+            encoded = tokenize_seq2seq(run.task.dataset, tokenizer, settings.max_length, settings.max_target_length,
+                                       decoder_start_token_id=model.config.decoder_start_token_id)
             finetune = finetune_seq2seq
         else:
             encoded = tokenize_classification(run.task.dataset, tokenizer, settings.max_length)

@@ -3,21 +3,72 @@ and by `adaptive-zoo evaluate`, and where a calibration split comes from."""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BartForConditionalGeneration,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
 from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
-from ..settings import non_negative_float, setting
-from .base import Method, RecipeRun
+from ..training.warm_start import WarmStartReport, bart_from_bert
+from .base import Method, ModelFamily, RecipeRun
+
+BERT_BASE = {"bert": "BERT: a BertModel checkpoint such as 'minilm', or a fine-tuned BertForSequenceClassification, "
+             "whose head and labels are kept"}
+ROBERTA_BASE = {"roberta": "RoBERTa: a RobertaModel checkpoint, or a fine-tuned RobertaForSequenceClassification, "
+                "whose head and labels are kept"}
+BART_BASE = {"bart": "BART: a BartModel or BartForConditionalGeneration checkpoint, used as it is with its own "
+             "tokenizer"}
+BERT_TO_BART = {"bert": "BERT: a BertModel checkpoint such as 'minilm', warm-started into a BART (bert2bert)"}
+logger = logging.getLogger(__name__)
+GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
-def accuracy_budget_setting(reference: str) -> Any:
-    """The `accuracy_budget` field of a method whose operating point is chosen within an accuracy budget."""
-    return setting(1.0, help=f"Accuracy points the adaptive model may lose on validation against {reference}.",
-                   check=non_negative_float)
+def check_tokenizer_fits(tokenizer: PreTrainedTokenizerBase, config: Any, base_model: str) -> None:
+    """Refuse a tokenizer that is not the base model's: ids beyond the embedding matrix, or a padding/EOS token
+    other than the one the model was trained with (a silent mismatch would feed the model the wrong tokens)."""
+    where = f"the tokenizer of {base_model!r}"
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(f"{where} has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
+                         "it is not this model's tokenizer.")
+    pairs = [("pad", tokenizer.pad_token_id, getattr(config, "pad_token_id", None))]
+    if getattr(config, "is_encoder_decoder", False):
+        pairs.append(("eos", tokenizer.eos_token_id, getattr(config, "eos_token_id", None)))
+    for name, token_id, model_id in pairs:
+        if token_id is not None and model_id is not None and token_id != model_id:
+            raise ValueError(f"{where} has {name} token id {token_id}, the model's config {model_id}: it is not this "
+                             "model's tokenizer.")
+
+
+def check_classifier_labels(run: RecipeRun) -> None:
+    """A fine-tuned classifier base must predict the dataset's classes, in the dataset's order: its head is kept, so
+    another count or another order would make every prediction wrong. Generic names (LABEL_0, ...) cannot be
+    checked beyond their count: that is said, and the dataset's names are used."""
+    config, names = run.base_config, list(run.task.label_names)
+    head = [str(config.id2label[i]) for i in sorted(int(k) for k in config.id2label)]
+    if len(head) != len(names):
+        raise ValueError(
+            f"The base model {run.settings.base_model!r} is a fine-tuned classifier with {len(head)} labels "
+            f"({head}); dataset {run.dataset!r} has {len(names)} classes ({names}). Its head cannot be kept: pass a "
+            "classifier fine-tuned on this dataset's classes, or the plain encoder it started from.")
+    if all(GENERIC_LABEL.match(name) for name in head):
+        logger.warning("The base model's classifier names its labels %s: only their count could be checked; they are "
+                       "taken to be the dataset's %s, in this order.", head, names)
+        return
+    if head != names:
+        order = " (the same names in another order)" if sorted(head) == sorted(names) else ""
+        raise ValueError(
+            f"The base model {run.settings.base_model!r} is a fine-tuned classifier whose labels are {head}; dataset "
+            f"{run.dataset!r} has {names}{order}. Its head would predict the wrong classes: pass a classifier "
+            "fine-tuned on this dataset, or the plain encoder it started from.")
 
 
 def calibration_split(settings: Any, task: str) -> Any:
@@ -30,15 +81,29 @@ def calibration_split(settings: Any, task: str) -> Any:
     return data
 
 
+def classifier_families(*classes: tuple[type, type, type]) -> tuple[ModelFamily, ...]:
+    """One family per backbone of a classifier method, from its (config, classifier, base model) classes."""
+    return tuple(ModelFamily.of(config_class, AutoModelForSequenceClassification, classifier_class, base_class)
+                 for config_class, classifier_class, base_class in classes)
+
+
 class ClassifierMethod(Method):
     """A method whose models are sequence classifiers (BERT-shaped encoders with a classification head)."""
 
     tasks = ("classification",)
     reports_token_exits = False
     """Also report the mean exit layer per token (token-level exits)."""
+    base_families = {**BERT_BASE, **ROBERTA_BASE}
+
+    def check(self, run: RecipeRun) -> None:
+        super().check(run)
+        if run.base_is_classifier:
+            check_classifier_labels(run)
 
     def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
-        return AutoTokenizer.from_pretrained(run.base_path)
+        tokenizer = AutoTokenizer.from_pretrained(run.base_path)
+        check_tokenizer_fits(tokenizer, run.base_config, run.settings.base_model)
+        return tokenizer
 
     def measure(self, run: RecipeRun, model: PreTrainedModel) -> ClassificationReport:
         settings, test = run.settings, run.task.dataset["test"]
@@ -62,7 +127,48 @@ class ClassifierMethod(Method):
 def seq2seq_tokenizer(run: RecipeRun) -> PreTrainedTokenizerBase:
     """The base model's tokenizer for a BART: BART takes no token type ids, and a tokenizer that returns them would
     break generate() and pipelines."""
-    return AutoTokenizer.from_pretrained(run.base_path, model_input_names=["input_ids", "attention_mask"])
+    tokenizer = AutoTokenizer.from_pretrained(run.base_path, model_input_names=["input_ids", "attention_mask"])
+    check_tokenizer_fits(tokenizer, run.base_config, run.settings.base_model)
+    return tokenizer
+
+
+def base_is_bart(run: RecipeRun) -> bool:
+    return run.base_config.model_type == "bart"
+
+
+def check_seq2seq_base(run: RecipeRun) -> None:
+    """What a seq2seq run refuses about its base model before training: a warm-start option given for a pretrained
+    BART (there is no warm start), and summaries longer than the base model's positions."""
+    if base_is_bart(run) and run.settings.cross_attention_init is not None:
+        raise ValueError(f"--cross-attention-init sets up a BART warm-started from BERT; {run.settings.base_model!r} "
+                         "is a pretrained BART, whose cross-attention is already trained: leave it out.")
+    check_target_length(run)
+
+
+def seq2seq_base(run: RecipeRun, **warm_start: Any) -> tuple[BartForConditionalGeneration, WarmStartReport | None]:
+    """The BART a seq2seq run starts from: a pretrained BART base as it is (every weight, its generation config; the
+    report is None), or one warm-started from a BERT base by `bart_from_bert(**warm_start)` with its report. The run's
+    record and card say where the weights came from."""
+    if not base_is_bart(run):
+        bart, report = bart_from_bert(run.base_path, return_report=True, **warm_start)
+        run.record["warm_start"] = report.parameter_counts(bart)
+        run.card["warm_start_text"] = report.to_markdown(bart)
+        return bart, report
+    bart = BartForConditionalGeneration.from_pretrained(run.base_path)
+    decoder_layers, total = warm_start.get("decoder_layers"), bart.config.decoder_layers
+    if decoder_layers is not None and decoder_layers != total:  # the lowest blocks, as from BERT
+        if not 1 <= decoder_layers <= total:
+            raise ValueError(f"decoder_layers must be between 1 and the BART's {total} decoder layers; got "
+                             f"{decoder_layers}.")
+        bart.model.decoder.layers = bart.model.decoder.layers[:decoder_layers]
+        bart.config.decoder_layers = decoder_layers
+    count = sum(parameter.numel() for parameter in bart.parameters())
+    run.record["warm_start"] = {"pretrained": count, "fresh": 0, "base_bart": run.settings.base_model}
+    run.card["warm_start_text"] = (
+        f"Every weight comes from the pretrained BART checkpoint `{run.settings.base_model}` (embeddings, "
+        f"{bart.config.encoder_layers} encoder layers, the lowest {bart.config.decoder_layers} of its {total} decoder "
+        f"layers with their cross-attention, the tied LM head): {count:,} parameters; its own tokenizer and generation config are kept.")
+    return bart, None
 
 
 def check_target_length(run: RecipeRun) -> None:
@@ -90,10 +196,11 @@ class GenerationMethod(Method):
     """A method whose models are BART-shaped seq2seq models, trained on summarization data."""
 
     tasks = ("seq2seq",)
+    base_families = {**BART_BASE, **BERT_TO_BART}
 
     def load_tokenizer(self, run: RecipeRun) -> PreTrainedTokenizerBase:
         return seq2seq_tokenizer(run)
 
     def check(self, run: RecipeRun) -> None:
         super().check(run)
-        check_target_length(run)
+        check_seq2seq_base(run)

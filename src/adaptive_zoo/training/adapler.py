@@ -33,7 +33,12 @@ from transformers import (
 )
 
 from ..data import tokenize_classification
-from ..models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
+from ..models.adapler import (
+    AdapLeRBertForSequenceClassification,
+    AdapLeRConfig,
+    AdapLeRRobertaConfig,
+    AdapLeRRobertaForSequenceClassification,
+)
 from ..progress import announce, attach_progress, steps
 from ..settings import (
     RecipeSettings,
@@ -47,6 +52,7 @@ from ..settings import (
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
+    family_for,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
@@ -311,7 +317,7 @@ class AdapLeRTrainingArguments(RecipeSettings):
     contribution_predictor_learning_rate: float | None = setting(
         1e-3, help="Phase 3 learning rate of the contribution predictors (None: --adaptive-learning-rate, as in the "
         "paper's code). They start from random weights; at 3e-5 they need the many thousand steps of the paper's "
-        "datasets to move from their near-uniform start (BENCHMARKS.md).", metavar="LR", check=positive_float)
+        "datasets to move from their near-uniform start (docs/notes/investigations.md).", metavar="LR", check=positive_float)
     gamma: float = setting(5e-3, symbol="γ", help="Weight of the contribution-predictor loss, eq. 5.",
                            check=non_negative_float)
     phi: float = setting(5e-4, symbol="ϕ", help="Weight of the length loss, eq. 8.", check=non_negative_float)
@@ -331,6 +337,8 @@ class AdapLeRTrainingArguments(RecipeSettings):
     keep_checkpoints: bool = setting(False, help="Keep the Trainer checkpoints in OUTPUT_DIR-training after a "
                                      "successful run; without it, only the checkpoints' optimizer states are "
                                      "removed: their weights and the saliencies stay for --reuse-phases-from.")
+    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
+                                     "phase 1 (chooses the operating point).", check=non_negative_float)
 
     @classmethod
     def from_preset(cls, preset: str | None = None, **given):
@@ -340,11 +348,25 @@ class AdapLeRTrainingArguments(RecipeSettings):
         return cls(preset=preset, **{**(ADAPLER_PRESETS[preset] if preset else {}), **given})
 
 
+#: The AdapLeR family of each base-model type: its config and classifier classes.
+ADAPLER_FAMILIES = (
+    (AdapLeRConfig, AdapLeRBertForSequenceClassification),
+    (AdapLeRRobertaConfig, AdapLeRRobertaForSequenceClassification),
+)
+
+
+def adapler_family(base_model: str):
+    """(config class, model class) of the AdapLeR family that starts from `base_model`."""
+    return family_for(base_model, ADAPLER_FAMILIES, "AdapLeR starts")
+
+
 def build_adapler(base_model: str, label_names: list[str], **config_overrides):
-    """An AdapLeR classifier warm-started from a BERT checkpoint (pretrained or fine-tuned); CPs start fresh."""
-    config = adaptive_config_from_base(base_model, AdapLeRConfig, label_names, **config_overrides)
+    """An AdapLeR classifier warm-started from a BERT or RoBERTa checkpoint (pretrained or fine-tuned); CPs start
+    fresh."""
+    config_class, model_class = adapler_family(base_model)
+    config = adaptive_config_from_base(base_model, config_class, label_names, **config_overrides)
     return from_pretrained_with_new_parts(
-        AdapLeRBertForSequenceClassification, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
+        model_class, base_model, ("classifier.", "contribution_predictors.", "eta", "theta"),
         f"new weights, as expected: AdapLeR's contribution predictors (layers 1..{config.num_hidden_layers}) and "
         "eta/theta, trained in phase 3 (and the classifier, where the checkpoint has none)",
         config=config,
@@ -410,20 +432,56 @@ class AdapLeRPhases:
     phase1_dir: Path
     phase1_accuracy: float
     """Phase 1's best validation accuracy: what the accuracy budget is counted from."""
+    phase1_from_base: bool = False
+    """Phase 1 was not run: the base model is a classifier fine-tuned on the task, and stands for it."""
 
     def record(self) -> dict:
+        if self.phase1_from_base:
+            return {"phase1_validation_accuracy": self.phase1_accuracy,
+                    "saliency_checkpoints": [str(c) for c in self.saliency_checkpoints],
+                    "phase1_from_fine_tuned_base": str(self.phase1_dir)}
         return {"phase1_validation_accuracy": self.phase1_accuracy,
                 "saliency_checkpoints": [c.name for c in self.saliency_checkpoints],
                 "phases_1_2_from": str(self.phase1_dir.parent)}
 
 
+def fine_tuned_accuracy(model_path: str | os.PathLike, tokenizer, encoded: DatasetDict,
+                        args: AdapLeRTrainingArguments) -> float:
+    """Validation accuracy of a classifier fine-tuned on the task: what phase 1 would have reported for it."""
+    model = AutoModelForSequenceClassification.from_pretrained(model_path)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(trainer_work_dir(args.output_dir) / "phase1-base", per_device_eval_batch_size=32,
+                                seed=args.seed, **args.trainer_overrides),
+        eval_dataset=encoded["validation"], data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer, compute_metrics=accuracy_metric,
+    )
+    return float(trainer.evaluate()["eval_accuracy"])
+
+
 def train_adapler(base_model: str, label_names: list[str], tokenizer, dataset: DatasetDict,
-                  args: AdapLeRTrainingArguments) -> AdapLeRPhases:
+                  args: AdapLeRTrainingArguments, *, fine_tuned: bool = False) -> AdapLeRPhases:
     """AdapLeR's three phases: fine-tune (every epoch kept), saliency from the best checkpoints, adaptive
     length-reduction training from the best one. With `args.reuse_phases_from` (the output folder of an earlier
     run on the same data) phases 1-2 are read from its checkpoints and stored saliencies; a saliency file that does
-    not match this run's training data is an error."""
+    not match this run's training data is an error. With `fine_tuned` (`base_model` is a classifier fine-tuned on
+    these labels) that checkpoint is phase 1's result: the saliencies come from it, and phase 3 starts from it."""
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
+    if fine_tuned:
+        if args.reuse_phases_from is not None:
+            raise ValueError("--reuse-phases-from reads phases 1-2 of an earlier run; a fine-tuned classifier as "
+                             "--base-model already stands for phase 1: give one or the other.")
+        announce("phase 1/3 skipped: the base model is already a fine-tuned classifier; saliencies come from it")
+        base = Path(base_model)
+        accuracy = fine_tuned_accuracy(base_model, tokenizer, encoded, args)
+        saliency = extract_saliency([base], encoded["train"], tokenizer)
+        train_with_saliency = save_saliency(encoded["train"], saliency, trainer_work_dir(args.output_dir) / "saliency")
+        model = build_adapler(base_model, label_names, gamma=args.gamma, phi=args.phi, lambda_init=args.lambda_init,
+                              lambda_growth=args.lambda_growth)
+        phase3, phase3_dir = train_length_reduction(model, tokenizer, train_with_saliency, encoded["validation"], args)
+        return AdapLeRPhases(phase3=phase3, phase3_checkpoints=epoch_checkpoints(phase3.state, phase3_dir),
+                             saliency_checkpoints=[base], phase1_dir=base, phase1_accuracy=accuracy,
+                             phase1_from_base=True)
     if args.reuse_phases_from is None:
         phase1, phase1_dir = finetune_backbone(base_model, label_names, tokenizer, encoded, args)
         phase1_state = phase1.state

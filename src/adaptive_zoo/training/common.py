@@ -8,13 +8,13 @@ import copy
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, BertConfig, EvalPrediction, TrainingArguments
+from transformers import AutoConfig, EvalPrediction, TrainingArguments
 from transformers.utils import logging as transformers_logging
 
 from ..progress import announce, bars_enabled
@@ -73,13 +73,14 @@ class _DropLoadReport(logging.Filter):
 
 
 def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_prefixes: Iterable[str],
-                                   explanation: str, **kwargs):
+                                   explanation: str, *, strict_new_parts: bool = False, **kwargs):
     """`model_class.from_pretrained(path, **kwargs)` for a checkpoint that lacks the parts the adaptive model adds
     (off-ramps, contribution predictors, an exit predictor, a fresh classifier). transformers reports those as a
     table of MISSING rows, alarming for weights that are new by design; here they are explained in one line of
     ours, `explanation`, instead. Weights missing outside `new_prefixes` (parameter-name prefixes) and weights of
-    another shape are still reported, one line each. With INFO logging on (`adaptive-zoo -v`), transformers' own
-    report is shown as well."""
+    another shape are still reported, one line each; with `strict_new_parts` (a checkpoint whose parts are all
+    meant to be kept, such as a fine-tuned classifier's head) they are an error instead. With INFO logging on
+    (`adaptive-zoo -v`), transformers' own report is shown as well."""
     new_prefixes = tuple(new_prefixes)
     report_logger = transformers_logging.get_logger("transformers.modeling_utils")
     verbose = report_logger.isEnabledFor(logging.INFO) or logging.getLogger("adaptive_zoo").isEnabledFor(logging.INFO)
@@ -96,6 +97,9 @@ def from_pretrained_with_new_parts(model_class, path: str | os.PathLike, new_pre
     if any(key.startswith(new_prefixes) for key in missing):
         announce(f"{type(model).__name__}: {explanation}")
     unexplained = sorted(key for key in missing if not key.startswith(new_prefixes))
+    if strict_new_parts and (unexplained or info.get("mismatched_keys")):
+        raise ValueError(f"{path} does not hold every weight {type(model).__name__} keeps from it: missing "
+                         f"{unexplained or 'nothing'}, another shape {info.get('mismatched_keys') or 'nothing'}.")
     if unexplained:
         logger.warning("Weights missing from %s, newly initialised: %s", path, ", ".join(unexplained))
     if info.get("mismatched_keys"):
@@ -120,6 +124,18 @@ def adaptive_model_from(model_class, config, source: torch.nn.Module, new_prefix
     if getattr(source, "generation_config", None) is not None:
         model.generation_config = copy.deepcopy(source.generation_config)
     return model
+
+
+def family_for(base_model: str, families: Sequence[tuple[type, type]], what: str) -> tuple[type, type]:
+    """The (config class, model class) pair of `families` that starts from `base_model`: a checkpoint of the
+    config's `vanilla_model_type` (pretrained or fine-tuned) or a folder of that adaptive family itself. Anything
+    else is a ValueError naming the families `what` ("DeeBERT starts", ...) accepts."""
+    model_type = AutoConfig.from_pretrained(base_model).model_type
+    for config_class, model_class in families:
+        if model_type in (config_class.vanilla_model_type, config_class.model_type):
+            return config_class, model_class
+    accepted = " or ".join(config_class.vanilla_model_type for config_class, _ in families)
+    raise ValueError(f"{what} from a {accepted} checkpoint; {base_model!r} is a {model_type!r} model.")
 
 
 #: Files of a Trainer checkpoint needed only to resume training from it (the optimizer state is twice the weights).
@@ -159,17 +175,19 @@ NOT_CONFIG_FIELDS = {"model_type", "architectures", "transformers_version", "_na
 
 
 def adaptive_config_from_base(base_model: str, config_class, label_names: list[str], **overrides):
-    """A family's config built explicitly from a BERT checkpoint's config, so the new `model_type` is the
-    family's (loading a `bert` config.json into the subclass would leave `model_type='bert'` on the instance).
+    """A family's config built explicitly from its vanilla family's checkpoint config (`config_class`'s
+    `vanilla_model_type`: a BERT for `DeeBertConfig`, a RoBERTa for `DeeRobertaConfig`), so the new `model_type` is
+    the family's (loading a `bert` config.json into the subclass would leave `model_type='bert'` on the instance).
     Family fields saved in the base (e.g. a previous threshold) are dropped: `overrides` set them anew."""
     base_config = AutoConfig.from_pretrained(base_model)
-    if base_config.model_type not in ("bert", config_class.model_type):
+    vanilla = config_class.vanilla_model_type
+    if base_config.model_type not in (vanilla, config_class.model_type):
         raise ValueError(
-            f"{config_class.__name__} is built on BERT; {base_model!r} is a {base_config.model_type!r} model. "
-            "Pass a BERT checkpoint ('minilm', a local BERT folder or a Hub id)."
+            f"{config_class.__name__} is built on {vanilla!r} checkpoints; {base_model!r} is a "
+            f"{base_config.model_type!r} model. Pass a {vanilla!r} checkpoint (a local folder or a Hub id)."
         )
-    bert_fields = set(BertConfig().to_dict())
-    fields = {k: v for k, v in base_config.to_dict().items() if k in bert_fields and k not in NOT_CONFIG_FIELDS}
+    vanilla_fields = set(AutoConfig.for_model(vanilla).to_dict())
+    fields = {k: v for k, v in base_config.to_dict().items() if k in vanilla_fields and k not in NOT_CONFIG_FIELDS}
     return config_class(
         **{**fields, **overrides},
         num_labels=len(label_names),

@@ -21,12 +21,18 @@ from transformers import DataCollatorWithPadding, EvalPrediction, Trainer
 
 from ..backbones import sentence_embedding_pooling
 from ..data.text import tokenize_classification
-from ..models.deebert import DeeBertConfig, DeeBertForSequenceClassification
-from ..progress import attach_progress
-from ..settings import RecipeSettings, one_of, positive_float, setting
+from ..models.deebert import (
+    DeeBertConfig,
+    DeeBertForSequenceClassification,
+    DeeRobertaConfig,
+    DeeRobertaForSequenceClassification,
+)
+from ..progress import announce, attach_progress
+from ..settings import RecipeSettings, non_negative_float, one_of, positive_float, setting
 from .common import (
     accuracy_metric,
     adaptive_config_from_base,
+    family_for,
     from_pretrained_with_new_parts,
     set_trainable,
     trainer_work_dir,
@@ -47,6 +53,8 @@ class DeeBertTrainingArguments(RecipeSettings):
                                             check=positive_float)
     off_ramp_pooling: str = setting("auto", help="Off-ramp input: [CLS] (the paper) or the token mean; auto = the "
                                     "backbone's own pooling (mean for MiniLM).", check=one_of("auto", "cls", "mean"))
+    accuracy_budget: float = setting(1.0, help="Accuracy points the adaptive model may lose on validation against "
+                                     "full depth (chooses the entropy threshold S).", check=non_negative_float)
 
 
 class FinalClassifierTrainer(Trainer):
@@ -97,17 +105,36 @@ def default_off_ramp_pooling(base_model: str) -> str:
     return "mean" if sentence_embedding_pooling(base_model) == "mean" else "cls"
 
 
-def build_deebert(base_model: str, label_names: list[str], **config_overrides) -> DeeBertForSequenceClassification:
-    """A DeeBERT classifier warm-started from any BERT checkpoint; off-ramp poolers copy the pretrained pooler.
-    `off_ramp_pooling` defaults to `default_off_ramp_pooling(base_model)`."""
+#: The DeeBERT family of each base-model type: its config and classifier classes.
+DEEBERT_FAMILIES = (
+    (DeeBertConfig, DeeBertForSequenceClassification),
+    (DeeRobertaConfig, DeeRobertaForSequenceClassification),
+)
+
+
+def deebert_family(base_model: str):
+    """(config class, model class) of the DeeBERT family that starts from `base_model`."""
+    return family_for(base_model, DEEBERT_FAMILIES, "DeeBERT starts")
+
+
+def build_deebert(base_model: str, label_names: list[str], *, fine_tuned: bool = False,
+                  **config_overrides) -> DeeBertForSequenceClassification | DeeRobertaForSequenceClassification:
+    """A DeeBERT classifier warm-started from a BERT or RoBERTa checkpoint; off-ramp poolers copy the pretrained
+    pooler (RoBERTa: its classifier head's dense layer). `off_ramp_pooling` defaults to
+    `default_off_ramp_pooling(base_model)`. With `fine_tuned` the checkpoint is a classifier fine-tuned on these
+    labels: its final classifier is kept (stage 1 is then skipped), and a checkpoint without one is an error."""
+    config_class, model_class = deebert_family(base_model)
     config_overrides.setdefault("off_ramp_pooling", default_off_ramp_pooling(base_model))
-    config = adaptive_config_from_base(base_model, DeeBertConfig, label_names, **config_overrides)
+    config = adaptive_config_from_base(base_model, config_class, label_names, **config_overrides)
     last_ramp = config.num_hidden_layers - 1
+    new_parts = ("off_ramps.",) if fine_tuned else ("classifier.", "off_ramps.")
+    pooler = "the pretrained pooler" if config_class is DeeBertConfig else "the classifier head's dense layer"
     model = from_pretrained_with_new_parts(
-        DeeBertForSequenceClassification, base_model, ("classifier.", "off_ramps."),
-        f"new weights, as expected: the final classifier ({config.num_labels} labels), trained in stage 1, and "
-        f"off-ramps 1..{last_ramp} (poolers copied from the pretrained pooler), trained in stage 2",
-        config=config,
+        model_class, base_model, new_parts,
+        ("new weights, as expected: " if fine_tuned else
+         f"new weights, as expected: the final classifier ({config.num_labels} labels), trained in stage 1, and ")
+        + f"off-ramps 1..{last_ramp} (poolers copied from {pooler}), trained in stage 2",
+        config=config, strict_new_parts=fine_tuned,
     )
     model.init_off_ramps_from_pooler()
     return model
@@ -128,8 +155,12 @@ def train_deebert(
     tokenizer,
     dataset: DatasetDict,
     args: DeeBertTrainingArguments,
+    *,
+    fine_tuned: bool = False,
 ) -> tuple[DeeBertForSequenceClassification, dict]:
-    """Run both stages; returns the trained model and each stage's final evaluation metrics."""
+    """Run both stages; returns the trained model and each stage's final evaluation metrics. With `fine_tuned` (the
+    model was built from a classifier fine-tuned on this task) stage 1 is what that checkpoint already did: only
+    stage 2 runs."""
     # Training runs every layer anyway; evaluation between epochs must too (S is chosen after training).
     model.config.entropy_threshold = None
     encoded = tokenize_classification(dataset, tokenizer, args.max_length)
@@ -150,15 +181,21 @@ def train_deebert(
         ), phase)
 
     # Stage 1: ordinary fine-tuning of backbone + final classifier; off-ramps not trained yet.
-    set_trainable(model, True)
-    set_trainable(model.off_ramps, False)
-    stage1 = stage_trainer(
-        FinalClassifierTrainer, "stage1", "stage 1/2 (fine-tuning backbone + final classifier)", accuracy_metric,
-        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
-        warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
-    )
-    stage1.train()
-    stage1_metrics = final_evaluation(stage1)
+    if fine_tuned:
+        stage1_metrics = {"skipped": "the base model is a classifier fine-tuned on this task: its backbone and "
+                          "final classifier are stage 1's result"}
+        announce("stage 1/2 skipped: the base model is already a fine-tuned classifier (backbone and final "
+                 "classifier kept)")
+    else:
+        set_trainable(model, True)
+        set_trainable(model.off_ramps, False)
+        stage1 = stage_trainer(
+            FinalClassifierTrainer, "stage1", "stage 1/2 (fine-tuning backbone + final classifier)", accuracy_metric,
+            num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate,
+            warmup_steps=0.1,  # a float in [0, 1) is a ratio of the total steps
+        )
+        stage1.train()
+        stage1_metrics = final_evaluation(stage1)
 
     # Stage 2: freeze what stage 1 trained; only the intermediate off-ramps learn.
     set_trainable(model, False)

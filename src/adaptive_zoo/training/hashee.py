@@ -35,6 +35,8 @@ from ..models.hashee import (
     HashEEBartForConditionalGeneration,
     HashEEBertConfig,
     HashEEBertForSequenceClassification,
+    HashEERobertaConfig,
+    HashEERobertaForSequenceClassification,
 )
 from ..progress import attach_progress
 from ..settings import positive_float, positive_int, setting
@@ -44,6 +46,7 @@ from .common import (
     accuracy_metric,
     adaptive_config_from_base,
     adaptive_model_from,
+    family_for,
     from_pretrained_with_new_parts,
     trainer_work_dir,
     training_arguments,
@@ -107,16 +110,34 @@ def input_embeddings_for(hash_function: str, base_model: str) -> torch.Tensor | 
 # -- classification ---------------------------------------------------------------------------------------------
 
 
-def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int]):
-    """A HashEE-BERT classifier from a BERT checkpoint (pretrained or fine-tuned), with `table` attached
-    (`special_token_ids` keep the table's layer under the per-occurrence random hash)."""
-    config = adaptive_config_from_base(base_model, HashEEBertConfig, label_names, num_buckets=table.num_buckets,
+#: The HashEE classifier family of each base-model type: its config and classifier classes.
+HASHEE_CLASSIFIER_FAMILIES = (
+    (HashEEBertConfig, HashEEBertForSequenceClassification),
+    (HashEERobertaConfig, HashEERobertaForSequenceClassification),
+)
+
+
+def hashee_classifier_family(base_model: str):
+    """(config class, model class) of the HashEE classifier that starts from `base_model`."""
+    return family_for(base_model, HASHEE_CLASSIFIER_FAMILIES, "HashEE classifiers start")
+
+
+def build_hashee_bert(base_model: str, label_names: list[str], table: HashTable, special_token_ids: list[int], *,
+                      fine_tuned: bool = False):
+    """A HashEE classifier (HashEE-BERT, or HashEE-RoBERTa from a RoBERTa checkpoint) from a pretrained or
+    fine-tuned checkpoint, with `table` attached (`special_token_ids` keep the table's layer under the
+    per-occurrence random hash). With `fine_tuned` the checkpoint is a classifier fine-tuned on these labels, whose
+    head is kept (its absence is an error)."""
+    config_class, model_class = hashee_classifier_family(base_model)
+    config = adaptive_config_from_base(base_model, config_class, label_names, num_buckets=table.num_buckets,
                                        hash_function=table.hash_function)
+    head = ("the fine-tuned classifier's head is kept" if fine_tuned else
+            f"the classifier ({len(label_names)} labels), trained with the token exits on")
+    table_prefix = f"{model_class.base_model_prefix}.encoder.hash_table"
     model = from_pretrained_with_new_parts(
-        HashEEBertForSequenceClassification, base_model, ("classifier.", "bert.encoder.hash_table"),
-        f"new weights, as expected: the classifier ({len(label_names)} labels), trained with the token exits on, and "
-        "the hash table (filled from the table built for this run)",
-        config=config,
+        model_class, base_model, (table_prefix,) if fine_tuned else ("classifier.", table_prefix),
+        f"new weights, as expected: the hash table (filled from the table built for this run); {head}",
+        config=config, strict_new_parts=fine_tuned,
     )
     model.set_hash_table(table.exit_layers, special_token_ids=special_token_ids)
     return model

@@ -32,7 +32,7 @@ layer ``i`` too (bert2bert). BERT has no cross-attention. Each decoder layer's c
   as in Rothe et al.
 
 Measured on ``bbc_headlines`` on a 2-core CPU, where training budgets are a few hundred steps, with
-``scripts/compare_cross_attention_init.py``: 2 encoder layers, 6 decoder layers, 200 steps of batch 16, lr 3e-4,
+``investigations/compare_cross_attention_init.py``: 2 encoder layers, 6 decoder layers, 200 steps of batch 16, lr 3e-4,
 source length 64. The copy reached a validation loss of 5.72 and ROUGE-1 of 10.9. The fresh start reached 6.16
 and ROUGE-1 of 3.7; its greedy outputs were near-constant strings. The copied weights were pretrained for
 self-attention, not for attending to an encoder; `WarmStartReport` says so.

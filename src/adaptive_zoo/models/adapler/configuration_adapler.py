@@ -5,8 +5,10 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict, validated_field
-from transformers import BertConfig
+from transformers import BertConfig, RobertaConfig
 
 INFERENCE_MODES = ("remove", "mask", "off")
 
@@ -53,8 +55,58 @@ def check_encoder_classifier(config, method: str, reason: str) -> None:
         )
 
 
+# Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
+# with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
+@dataclass(repr=False, eq=False)
+class AdapLeRConfigMixin:
+    """What the BERT and RoBERTa configurations of AdapLeR share: their fields (documented in `AdapLeRConfig`) and
+    their validation."""
+
+    # The zoo's common off switch (documented in `AdapLeRConfig`); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
+    contribution_predictor_hidden_size: int = 64
+    eta: list[float | int] | None = validated_field(check_eta, default=None)
+    theta: list[float | int] | None = validated_field(check_theta, default=None)
+    beta: float | int = 0.05
+    lambda_init: float | int = 10.0
+    lambda_growth: float | int = 10.0
+    gamma: float | int = 5e-3
+    phi: float | int = 5e-4
+    inference_mode: str = validated_field(check_inference_mode, default="remove")
+    operating_point_stale: bool = False
+
+    def lambda_at_epoch(self, epoch: float) -> float:
+        """The soft-removal λ of epoch `epoch` (0-based): lambda_init * lambda_growth ** epoch."""
+        return float(self.lambda_init * self.lambda_growth**epoch)
+
+    def validate_adaptive_length(self):
+        """Part of `@strict` validation: runs at construction."""
+        num_layers = self.num_hidden_layers
+        for name in ("eta", "theta"):
+            value = getattr(self, name)
+            if value is not None and len(value) != num_layers:
+                raise ValueError(
+                    f"`{name}` needs one value per hidden layer ({num_layers}); got {len(value)}: {value}."
+                )
+        if not self.contribution_predictor_hidden_size > 0:
+            raise ValueError(
+                f"`contribution_predictor_hidden_size` must be > 0; got {self.contribution_predictor_hidden_size}."
+            )
+        if not 0 < self.beta < 0.1:
+            raise ValueError(f"`beta` (the paper's β, eq. 4) must lie in (0, 0.1), exclusive; got {self.beta}.")
+        if not self.lambda_init > 0:
+            raise ValueError(f"`lambda_init` (the paper's λ in the first epoch) must be > 0; got {self.lambda_init}.")
+        if not self.lambda_growth >= 1:
+            raise ValueError(f"`lambda_growth` (λ's per-epoch factor) must be >= 1; got {self.lambda_growth}.")
+        if not self.gamma >= 0:
+            raise ValueError(f"`gamma` (the paper's γ, weight of L_CP) must be >= 0; got {self.gamma}.")
+        if not self.phi >= 0:
+            raise ValueError(f"`phi` (the paper's φ, weight of L_LENGTH) must be >= 0; got {self.phi}.")
+        check_encoder_classifier(self, "AdapLeR", "trains with the cross-entropy of a softmax over classes")
+
+
 @strict
-class AdapLeRConfig(BertConfig):
+class AdapLeRConfig(AdapLeRConfigMixin, BertConfig):
     r"""
     Configuration of an [`AdapLeRBertForSequenceClassification`]: a BERT classifier with a Contribution Predictor
     (CP) before every layer that drops the tokens it deems unimportant, so deeper layers run on fewer tokens.
@@ -129,47 +181,19 @@ class AdapLeRConfig(BertConfig):
     # Removal statistics and loss terms stay out of `Trainer.predict`'s predictions (scripts `argmax` them).
     keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 
-    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
-    adaptive: bool = True
-    contribution_predictor_hidden_size: int = 64
-    eta: list[float | int] | None = validated_field(check_eta, default=None)
-    theta: list[float | int] | None = validated_field(check_theta, default=None)
-    beta: float | int = 0.05
-    lambda_init: float | int = 10.0
-    lambda_growth: float | int = 10.0
-    gamma: float | int = 5e-3
-    phi: float | int = 5e-4
-    inference_mode: str = validated_field(check_inference_mode, default="remove")
-    operating_point_stale: bool = False
 
-    def lambda_at_epoch(self, epoch: float) -> float:
-        """The soft-removal λ of epoch `epoch` (0-based): lambda_init * lambda_growth ** epoch."""
-        return float(self.lambda_init * self.lambda_growth**epoch)
+@strict
+class AdapLeRRobertaConfig(AdapLeRConfigMixin, RobertaConfig):
+    r"""
+    Configuration of an [`AdapLeRRobertaForSequenceClassification`]: AdapLeR on a RoBERTa encoder. Every RoBERTa
+    field of [`RobertaConfig`] applies unchanged, so any RoBERTa checkpoint loads into it; AdapLeR's own fields mean
+    what they mean in [`AdapLeRConfig`]. With `inference_mode="off"` (or `adaptive=False`) the logits equal those of a
+    `RobertaForSequenceClassification` with the same weights (`vanilla_model_type = "roberta"`).
+    """
 
-    def validate_adaptive_length(self):
-        """Part of `@strict` validation: runs at construction."""
-        num_layers = self.num_hidden_layers
-        for name in ("eta", "theta"):
-            value = getattr(self, name)
-            if value is not None and len(value) != num_layers:
-                raise ValueError(
-                    f"`{name}` needs one value per hidden layer ({num_layers}); got {len(value)}: {value}."
-                )
-        if not self.contribution_predictor_hidden_size > 0:
-            raise ValueError(
-                f"`contribution_predictor_hidden_size` must be > 0; got {self.contribution_predictor_hidden_size}."
-            )
-        if not 0 < self.beta < 0.1:
-            raise ValueError(f"`beta` (the paper's β, eq. 4) must lie in (0, 0.1), exclusive; got {self.beta}.")
-        if not self.lambda_init > 0:
-            raise ValueError(f"`lambda_init` (the paper's λ in the first epoch) must be > 0; got {self.lambda_init}.")
-        if not self.lambda_growth >= 1:
-            raise ValueError(f"`lambda_growth` (λ's per-epoch factor) must be >= 1; got {self.lambda_growth}.")
-        if not self.gamma >= 0:
-            raise ValueError(f"`gamma` (the paper's γ, weight of L_CP) must be >= 0; got {self.gamma}.")
-        if not self.phi >= 0:
-            raise ValueError(f"`phi` (the paper's φ, weight of L_LENGTH) must be >= 0; got {self.phi}.")
-        check_encoder_classifier(self, "AdapLeR", "trains with the cross-entropy of a softmax over classes")
+    model_type = "adapler_roberta"
+    vanilla_model_type = "roberta"
+    keys_to_ignore_at_inference = ["kept_tokens", "kept_masks", "ce_loss", "cp_loss", "length_loss"]
 
 
-__all__ = ["AdapLeRConfig"]
+__all__ = ["AdapLeRConfig", "AdapLeRRobertaConfig"]

@@ -45,12 +45,18 @@ from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.models.roberta.modeling_roberta import (
+    RobertaClassificationHead,
+    RobertaModel,
+    RobertaPreTrainedModel,
+)
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_adapler import AdapLeRConfig
+from .configuration_adapler import AdapLeRConfig, AdapLeRRobertaConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRModel"}
+ROBERTA_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_adapler.AdapLeRRobertaModel"}
 
 # The attention implementations AdapLeR is tested with (soft removal adds a float mask to the scores); others
 # (flex_attention, flash_attention_*, Hub kernels) are refused when the model is built, loaded or switched.
@@ -325,18 +331,22 @@ class StandardSwitchesMixin:
         return super()._check_and_adjust_attn_implementation(attn_implementation, is_init_check, allow_all_kernels)
 
 
-class AdapLeRPreTrainedModel(StandardSwitchesMixin, BertPreTrainedModel):
-    config_class = AdapLeRConfig
-    config: AdapLeRConfig
+class AdapLeRPreTrainedMixin(StandardSwitchesMixin):
+    """What AdapLeR's pre-trained classes of every backbone share: the standard switches, and η/θ's initialisation."""
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, AdapLeRBertForSequenceClassification):
+        if isinstance(module, AdapLeRClassifierMixin):
             # Also runs in `from_pretrained` for a checkpoint without them (e.g. a fine-tuned BERT).
             eta, theta = initial_eta_theta(module.config)
             init.copy_(module.eta, eta)
             init.copy_(module.theta, theta)
+
+
+class AdapLeRPreTrainedModel(AdapLeRPreTrainedMixin, BertPreTrainedModel):
+    config_class = AdapLeRConfig
+    config: AdapLeRConfig
 
 
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.check_inputs_have_content
@@ -427,24 +437,20 @@ class AdapLeRModel(AdapLeRPreTrainedModel, BertModel):
     config: AdapLeRConfig
 
 
-class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
-    """BERT classifier with AdapLeR's per-layer Contribution Predictors and token removal (see the module
-    docstring). `eta` and `theta` (shape (L,)) are trainable; `soft_removal_lambda` is the λ of eq. 4.
-
-    Training outside the zoo (a stock `Trainer`, `run_classification.py`): the contribution predictors learn
-    against per-token saliencies that such scripts cannot supply, so a training step with labels and soft removal
-    but no `saliency` raises, naming what to run instead. With `inference_mode="off"` the model trains as a plain
-    BERT classifier and marks its operating point stale. Whatever the optimiser, η and θ are projected back into
-    their bounds before every training step and before saving, and `save_pretrained` writes the trained values into
-    `config.eta` / `config.theta`.
-    """
+class AdapLeRClassifierMixin:
+    """AdapLeR over a BERT-shaped encoder (`self.base_model`: `embeddings`, `encoder.layer`), whatever the family:
+    η/θ, the training-step checks and the forward with token removal. The family's class builds the modules and its
+    vanilla head (`head_logits`)."""
 
     # The losses are batch means that ignore `num_items_in_batch`: let the Trainer scale for gradient accumulation.
     accepts_loss_kwargs = False
 
-    def __init__(self, config: AdapLeRConfig):
-        super().__init__(config)
-        init_bert_classifier(self, config, BertModel(config))
+    def head_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The vanilla classifier's head over the last layer's states (B, T', H) -> (B, C); the first token is kept."""
+        raise NotImplementedError
+
+    def init_adaptive_parts(self, config) -> None:
+        """The contribution predictors, η, θ and λ, for the family's `__init__`."""
         # CP_ℓ scores the input of layer ℓ (0-based); CP_0 reads the embeddings.
         self.contribution_predictors = nn.ModuleList(
             AdapLeRContributionPredictor(config) for _ in range(config.num_hidden_layers)
@@ -454,9 +460,6 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         self.theta = nn.Parameter(theta)  # (L,) θ^ℓ
         # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). Not saved: a plain attribute.
         self.soft_removal_lambda: float = float(config.lambda_init)
-        add_auto_map(config, BACKBONE_AUTO_MAP)
-
-        self.post_init()
 
     # -- the η, θ objective ------------------------------------------------------------------------------------
     def adaptive_parameters(self) -> list[nn.Parameter]:
@@ -559,12 +562,12 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             refuse_in_graph_capture(
                 "AdapLeR's token removal keeps the tokens each input's contribution scores select, which a traced or "
                 "exported graph cannot keep: it would freeze the example batch's kept tokens. Export the full-depth "
-                "model, without removal and exactly BertForSequenceClassification: set "
+                f"model, without removal and exactly the vanilla {self.config.vanilla_model_type} classifier: set "
                 "`model.config.inference_mode = 'off'` (or `model.config.adaptive = False`) first. Real removal runs "
                 "in eager mode and under torch.compile."
             )
 
-        hidden_states = self.bert.embeddings(
+        hidden_states = self.base_model.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )  # (B, T, H)
         device = hidden_states.device
@@ -580,15 +583,14 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
 
         run = self._forward_hard if hard else self._forward_soft if soft else self._forward_off
         with recording_attentions(
-            [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []
+            [layer.attention.self for layer in self.base_model.encoder.layer] if output_attentions else []
         ) as attentions:
             hidden_states, kept_tokens, kept_masks, aux, all_hidden_states = run(
                 hidden_states, present, attention_mask, labels, saliency, bool(output_kept_masks),
                 output_hidden_states, **kwargs,
             )
 
-        pooled_output = self.dropout(self.bert.pooler(hidden_states))  # (B, H)
-        logits = self.classifier(pooled_output)  # (B, C)
+        logits = self.head_logits(hidden_states)  # (B, C)
 
         loss = ce_loss = cp_loss = length_loss = None
         if labels is not None:
@@ -621,7 +623,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
         all_hidden_states = (hidden_states,) if output_hidden_states else None
-        for layer in self.bert.encoder.layer:
+        for layer in self.base_model.encoder.layer:
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (B, T, H)
             if all_hidden_states is not None:
                 all_hidden_states += (hidden_states,)
@@ -649,7 +651,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         layer_mask = self._padding_mask(hidden_states, present)
         eta = self.eta.detach().float().clamp(ETA_MIN, 1.0)  # (L,) within its bounds whatever the optimiser did
 
-        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+        for layer_index, (layer, predictor) in enumerate(zip(self.base_model.encoder.layer, self.contribution_predictors)):
             scores = predictor(hidden_states, present)  # (B, T) S̃, zeros where absent
             delta = eta[layer_index] / present.sum(dim=-1)  # (B,) δ = η / n, per row
             keep = (scores >= delta[:, None]) & present  # (B, T)
@@ -693,7 +695,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         carried = hidden_states  # (1, T, H), every token's latest state at its original position
         all_hidden_states = (carried,) if output_hidden_states else None
 
-        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+        for layer_index, (layer, predictor) in enumerate(zip(self.base_model.encoder.layer, self.contribution_predictors)):
             length = hidden_states.shape[1]
             scores = predictor(hidden_states, None)  # (1, T') S̃
             keep = scores >= eta[layer_index] / length  # (1, T') δ = η / n
@@ -752,7 +754,7 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
             salient = saliency.float() * present  # (B, T) S, zeros on padding
             cp_loss = zeros.new_zeros(())
 
-        for layer_index, (layer, predictor) in enumerate(zip(self.bert.encoder.layer, self.contribution_predictors)):
+        for layer_index, (layer, predictor) in enumerate(zip(self.base_model.encoder.layer, self.contribution_predictors)):
             log_scores = predictor.log_scores(hidden_states, present)  # (B, T) log S̃
             scores = log_scores.exp()  # (B, T) S̃
             delta = (self.eta[layer_index].float() / tokens_present).unsqueeze(-1)  # (B, 1) δ = η / n
@@ -780,11 +782,69 @@ class AdapLeRBertForSequenceClassification(AdapLeRPreTrainedModel):
         return hidden_states, kept_tokens, kept_masks, (cp_loss, length_loss), all_hidden_states
 
 
+class AdapLeRBertForSequenceClassification(AdapLeRClassifierMixin, AdapLeRPreTrainedModel):
+    """BERT classifier with AdapLeR's per-layer Contribution Predictors and token removal (see the module
+    docstring). `eta` and `theta` (shape (L,)) are trainable; `soft_removal_lambda` is the λ of eq. 4.
+
+    Training outside the zoo (a stock `Trainer`, `run_classification.py`): the contribution predictors learn
+    against per-token saliencies that such scripts cannot supply, so a training step with labels and soft removal
+    but no `saliency` raises, naming what to run instead. With `inference_mode="off"` the model trains as a plain
+    BERT classifier and marks its operating point stale. Whatever the optimiser, η and θ are projected back into
+    their bounds before every training step and before saving, and `save_pretrained` writes the trained values into
+    `config.eta` / `config.theta`.
+    """
+
+    def __init__(self, config: AdapLeRConfig):
+        super().__init__(config)
+        init_bert_classifier(self, config, BertModel(config))
+        self.init_adaptive_parts(config)
+        add_auto_map(config, BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    def head_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """BertForSequenceClassification's head: pooler over [CLS], dropout, classifier."""
+        return self.classifier(self.dropout(self.bert.pooler(hidden_states)))
+
+
+class AdapLeRRobertaPreTrainedModel(AdapLeRPreTrainedMixin, RobertaPreTrainedModel):
+    config_class = AdapLeRRobertaConfig
+    config: AdapLeRRobertaConfig
+
+
+class AdapLeRRobertaModel(AdapLeRRobertaPreTrainedModel, RobertaModel):
+    """The plain RoBERTa backbone of an AdapLeR-RoBERTa checkpoint (what `AutoModel` loads): all tokens, no CPs."""
+
+    config_class = AdapLeRRobertaConfig
+    config: AdapLeRRobertaConfig
+
+
+class AdapLeRRobertaForSequenceClassification(AdapLeRClassifierMixin, AdapLeRRobertaPreTrainedModel):
+    """AdapLeR on RoBERTa: weight names equal `RobertaForSequenceClassification`'s (`roberta.*`, `classifier.*`), plus
+    the contribution predictors, η and θ; the head is RoBERTa's over the `<s>` state, which AdapLeR always keeps.
+    Everything else is `AdapLeRBertForSequenceClassification`'s."""
+
+    def __init__(self, config: AdapLeRRobertaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.init_adaptive_parts(config)
+        add_auto_map(config, ROBERTA_BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    def head_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.classifier(hidden_states)
+
 __all__ = [
     "AdapLeRBertForSequenceClassification",
     "AdapLeRContributionPredictor",
     "AdapLeRModel",
     "AdapLeRPreTrainedModel",
+    "AdapLeRRobertaForSequenceClassification",
+    "AdapLeRRobertaModel",
+    "AdapLeRRobertaPreTrainedModel",
     "AdapLeRSequenceClassifierOutput",
     "amplify_cls",
     "dummy_variable",

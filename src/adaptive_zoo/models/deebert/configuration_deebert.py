@@ -5,8 +5,10 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 `trust_remote_code`, so it imports nothing but transformers and huggingface_hub.
 """
 
+from dataclasses import dataclass
+
 from huggingface_hub.dataclasses import strict, validated_field
-from transformers import BertConfig
+from transformers import BertConfig, RobertaConfig
 
 
 def check_entropy_threshold(value: float | int | None) -> None:
@@ -34,8 +36,30 @@ def check_encoder_classifier(config, method: str, reason: str) -> None:
         )
 
 
+# Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
+# with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
+@dataclass(repr=False, eq=False)
+class DeeBertConfigMixin:
+    """What DeeBERT's configurations share, whatever the backbone: its fields (documented in `DeeBertConfig`) and
+    their validation."""
+
+    # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
+    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
+
+    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
+    adaptive: bool = True
+    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
+    off_ramp_pooling: str = "cls"
+    off_ramp_dropout: float | int | None = None
+    operating_point_stale: bool = False
+
+    def validate_early_exit(self):
+        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
+        check_deebert_fields(self)
+
+
 @strict
-class DeeBertConfig(BertConfig):
+class DeeBertConfig(DeeBertConfigMixin, BertConfig):
     r"""
     Configuration of a [`DeeBertForSequenceClassification`]: a BERT encoder with an off-ramp classifier after
     every layer and entropy-based early exit. Every BERT field of [`BertConfig`] applies unchanged, so any BERT
@@ -86,23 +110,30 @@ class DeeBertConfig(BertConfig):
     model_type = "deebert"
     # The transformers model this one adapts: same weight names, and its outputs at full depth.
     vanilla_model_type = "bert"
-    # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
-    keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
-
-    # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
-    adaptive: bool = True
-    entropy_threshold: float | int | None = validated_field(check_entropy_threshold, default=None)
-    off_ramp_pooling: str = "cls"
-    off_ramp_dropout: float | int | None = None
-    operating_point_stale: bool = False
-
-    def validate_early_exit(self):
-        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
-        if self.off_ramp_pooling not in ("cls", "mean"):
-            raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {self.off_ramp_pooling!r}.")
-        if self.off_ramp_dropout is not None and not 0 <= self.off_ramp_dropout < 1:
-            raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {self.off_ramp_dropout}.")
-        check_encoder_classifier(self, "DeeBERT", "exits on the entropy of a softmax over classes")
 
 
-__all__ = ["DeeBertConfig"]
+def check_deebert_fields(config) -> None:
+    """The validation of DeeBERT's own fields, whatever the backbone."""
+    if config.off_ramp_pooling not in ("cls", "mean"):
+        raise ValueError(f"`off_ramp_pooling` must be 'cls' or 'mean'; got {config.off_ramp_pooling!r}.")
+    if config.off_ramp_dropout is not None and not 0 <= config.off_ramp_dropout < 1:
+        raise ValueError(f"`off_ramp_dropout` must be in [0, 1); got {config.off_ramp_dropout}.")
+    check_encoder_classifier(config, "DeeBERT", "exits on the entropy of a softmax over classes")
+
+
+@strict
+class DeeRobertaConfig(DeeBertConfigMixin, RobertaConfig):
+    r"""
+    Configuration of a [`DeeRobertaForSequenceClassification`]: DeeBERT on a RoBERTa encoder (the paper's
+    DeeBERT-RoBERTa). Every RoBERTa field of [`RobertaConfig`] applies unchanged, so any RoBERTa checkpoint loads into
+    it; DeeBERT's own fields (`adaptive`, `entropy_threshold`, `off_ramp_pooling`, `off_ramp_dropout`,
+    `operating_point_stale`) mean what they mean in [`DeeBertConfig`]. At full depth the logits are those of a
+    `RobertaForSequenceClassification` with the same weights (`vanilla_model_type = "roberta"`): the final classifier
+    is RoBERTa's own head over the `<s>` state (RoBERTa has no pooler in its classifier).
+    """
+
+    model_type = "deeroberta"
+    vanilla_model_type = "roberta"
+
+
+__all__ = ["DeeBertConfig", "DeeRobertaConfig"]

@@ -32,12 +32,18 @@ from transformers import PreTrainedConfig
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
+from transformers.models.roberta.modeling_roberta import (
+    RobertaClassificationHead,
+    RobertaModel,
+    RobertaPreTrainedModel,
+)
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_deebert import DeeBertConfig
+from .configuration_deebert import DeeBertConfig, DeeRobertaConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; this one lets `AutoModel` load the backbone.
 BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeBertModel"}
+ROBERTA_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_deebert.DeeRobertaModel"}
 
 # The attention implementations DeeBERT is tested with; others (flex_attention, flash_attention_*, Hub kernels)
 # are refused when the model is built, loaded or switched with `set_attn_implementation`.
@@ -347,40 +353,26 @@ class DeeBertModel(DeeBertPreTrainedModel, BertModel):
     config: DeeBertConfig
 
 
-class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
-    """BERT with an off-ramp after every layer (see the module docstring).
-
-    Training: with `labels` in training mode the loss is the joint objective (every classifier's cross-entropy,
-    averaged), which is what a stock `Trainer` or `run_classification.py` optimises. The paper's two stages
-    (fine-tune, then off-ramps on the frozen backbone) are training code: `adaptive-zoo train deebert`. A training
-    step marks a chosen `entropy_threshold` as stale (`config.operating_point_stale`).
-    """
+class DeeBertClassifierMixin:
+    """DeeBERT's early-exit forward over a BERT-shaped encoder: `self.base_model` (the backbone: `embeddings`,
+    `encoder.layer`), `self.off_ramps`, and `final_logits` (the vanilla classifier's head) come from the class."""
 
     # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
     # the loss by the gradient-accumulation steps.
     accepts_loss_kwargs = False
 
-    def __init__(self, config: DeeBertConfig):
-        super().__init__(config)
-        init_bert_classifier(self, config, BertModel(config))
-        # Off-ramps after layers 1 .. L-1; after layer L the model's own pooler and classifier decide.
-        self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
-        add_auto_map(config, BACKBONE_AUTO_MAP)
+    def final_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-        self.post_init()
-
-    @torch.no_grad()
-    def init_off_ramps_from_pooler(self) -> None:
-        """Start every off-ramp pooler from the backbone's (pretrained) pooler, as the paper does."""
-        for ramp in self.off_ramps:
-            ramp.pooler.load_state_dict(self.bert.pooler.state_dict())
+    def check_sequence_length(self, sequence_length: int) -> None:
+        """Backbone-specific position checks beyond `checked_input_shape`'s (none for BERT)."""
 
     def classify_at(
         self, layer_index: int, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits of the off-ramp after layer `layer_index` (0-based): hidden states (B, T, H) -> (B, C)."""
         if layer_index == self.config.num_hidden_layers - 1:
-            return self.classifier(self.dropout(self.bert.pooler(hidden_states)))
+            return self.final_logits(hidden_states)
         return self.off_ramps[layer_index](hidden_states, attention_mask)
 
     @can_return_tuple
@@ -411,7 +403,8 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         Early exit happens only in eval mode with `config.entropy_threshold` set and `config.adaptive` True; in
         training every sample runs every layer so that every off-ramp sees every sample.
         """
-        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
+        _, sequence_length = check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
+        self.check_sequence_length(sequence_length)
         threshold = None if self.training or not self.config.adaptive else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
@@ -426,11 +419,11 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
             refuse_in_graph_capture(
                 "DeeBERT's early exit depends on each input's off-ramp entropies, which a traced or exported graph "
                 "cannot keep: it would freeze the example batch's exits. Export the full-depth model, which is exactly "
-                "BertForSequenceClassification: set `model.config.entropy_threshold = None` (or "
+                f"the vanilla {self.config.vanilla_model_type} classifier: set `model.config.entropy_threshold = None` (or "
                 "`model.config.adaptive = False`) first. The adaptive model runs in eager mode and under torch.compile."
             )
         with recording_attentions(
-            [layer.attention.self for layer in self.bert.encoder.layer] if output_attentions else []
+            [layer.attention.self for layer in self.base_model.encoder.layer] if output_attentions else []
         ) as attentions:
             logits, exit_layers, ramp_logits, all_hidden_states = self._run_layers(
                 input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, threshold, keep_ramp_logits,
@@ -464,7 +457,7 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         batch_size = (input_ids if input_ids is not None else inputs_embeds).shape[0]
         num_layers = self.config.num_hidden_layers
 
-        hidden_states = self.bert.embeddings(
+        hidden_states = self.base_model.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )  # (B, T, H)
         device = hidden_states.device
@@ -484,7 +477,7 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         layer_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
         )
-        for layer_index, layer in enumerate(self.bert.encoder.layer):
+        for layer_index, layer in enumerate(self.base_model.encoder.layer):
             hidden_states = layer(hidden_states, attention_mask=layer_mask, **kwargs)  # (A, T, H)
             if all_hidden_states is not None:
                 carried = carried.clone()
@@ -527,11 +520,92 @@ class DeeBertForSequenceClassification(DeeBertPreTrainedModel):
         return logits, exit_layers, ramp_logits, all_hidden_states
 
 
+
+class DeeBertForSequenceClassification(DeeBertClassifierMixin, DeeBertPreTrainedModel):
+    """BERT with an off-ramp after every layer (see the module docstring).
+
+    Training: with `labels` in training mode the loss is the joint objective (every classifier's cross-entropy,
+    averaged), which is what a stock `Trainer` or `run_classification.py` optimises. The paper's two stages
+    (fine-tune, then off-ramps on the frozen backbone) are training code: `adaptive-zoo train deebert`. A training
+    step marks a chosen `entropy_threshold` as stale (`config.operating_point_stale`).
+    """
+
+    def __init__(self, config: DeeBertConfig):
+        super().__init__(config)
+        init_bert_classifier(self, config, BertModel(config))
+        # Off-ramps after layers 1 .. L-1; after layer L the model's own pooler and classifier decide.
+        self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
+        add_auto_map(config, BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    @torch.no_grad()
+    def init_off_ramps_from_pooler(self) -> None:
+        """Start every off-ramp pooler from the backbone's (pretrained) pooler, as the paper does."""
+        for ramp in self.off_ramps:
+            ramp.pooler.load_state_dict(self.bert.pooler.state_dict())
+
+    def final_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """BertForSequenceClassification's head: pooler over [CLS], dropout, classifier. (B, T, H) -> (B, C)."""
+        return self.classifier(self.dropout(self.bert.pooler(hidden_states)))
+
+
+class DeeRobertaPreTrainedModel(StandardSwitchesMixin, RobertaPreTrainedModel):
+    config_class = DeeRobertaConfig
+    config: DeeRobertaConfig
+
+
+class DeeRobertaModel(DeeRobertaPreTrainedModel, RobertaModel):
+    """The plain RoBERTa backbone of a DeeBERT-RoBERTa checkpoint (what `AutoModel` loads): no off-ramps."""
+
+    config_class = DeeRobertaConfig
+    config: DeeRobertaConfig
+
+
+class DeeRobertaForSequenceClassification(DeeBertClassifierMixin, DeeRobertaPreTrainedModel):
+    """DeeBERT on RoBERTa (the paper's DeeBERT-RoBERTa): weight names equal `RobertaForSequenceClassification`'s
+    (`roberta.*`, `classifier.dense`, `classifier.out_proj`), plus `off_ramps.*`; the last classifier is RoBERTa's
+    own head. Everything else is `DeeBertForSequenceClassification`'s."""
+
+    def __init__(self, config: DeeRobertaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta = RobertaModel(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
+        add_auto_map(config, ROBERTA_BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    @torch.no_grad()
+    def init_off_ramps_from_pooler(self) -> None:
+        """RoBERTa's classifier has no pooler: every off-ramp pooler starts from the head's dense + tanh
+        (`classifier.dense`), the same computation (trained, when the checkpoint is a fine-tuned classifier)."""
+        for ramp in self.off_ramps:
+            ramp.pooler.dense.load_state_dict(self.classifier.dense.state_dict())
+
+    def final_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """RobertaForSequenceClassification's head over the `<s>` state. (B, T, H) -> (B, C)."""
+        return self.classifier(hidden_states)
+
+    def check_sequence_length(self, sequence_length: int) -> None:
+        """RoBERTa's positions start after the padding index: `max_position_embeddings - pad_token_id - 1` tokens."""
+        usable = self.config.max_position_embeddings - (self.config.pad_token_id or 0) - 1
+        if sequence_length > usable:
+            raise ValueError(
+                f"The input has {sequence_length} tokens but this RoBERTa has only {usable} usable positions "
+                f"({self.config.max_position_embeddings} minus the padding offset): tokenize with `truncation=True`."
+            )
+
+
 __all__ = [
     "DeeBertForSequenceClassification",
     "DeeBertModel",
     "DeeBertPreTrainedModel",
     "DeeBertSequenceClassifierOutput",
+    "DeeRobertaForSequenceClassification",
+    "DeeRobertaModel",
+    "DeeRobertaPreTrainedModel",
     "check_inputs_have_content",
     "prediction_entropy",
     "warn_stale_operating_point",

@@ -8,7 +8,7 @@ This file is Hub code: it is copied next to the weights by `save_pretrained` and
 from dataclasses import dataclass
 
 from huggingface_hub.dataclasses import strict, validated_field
-from transformers import BartConfig, BertConfig
+from transformers import BartConfig, BertConfig, RobertaConfig
 
 HASH_FUNCTIONS = (
     "random",
@@ -160,18 +160,26 @@ def hashee_config_doc(summary: str, config_class: str, model_class: str, argumen
     ```"""
 
 
-@strict
-class HashEEBertConfig(HashEEConfigMixin, BertConfig):
-    model_type = "hashee_bert"
-    # The transformers model this one adapts: same weight names, and its outputs without token exits.
-    vanilla_model_type = "bert"
-    # Per-token exit layers stay out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits.
+@dataclass(repr=False, eq=False)
+class HashEEClassifierConfigMixin(HashEEConfigMixin):
+    """What HashEE's encoder classifiers (BERT, RoBERTa) add: they are encoders, and their per-token exit layers stay
+    out of `Trainer.predict`'s predictions, so scripts can `argmax` the logits."""
+
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
+    method_name = "HashEE"
 
     def validate_encoder_only(self):
         """Part of `@strict` validation: runs at construction."""
         if self.is_decoder or self.add_cross_attention:
-            raise ValueError("HashEE-BERT is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+            raise ValueError(f"{self.method_name} is an encoder: `is_decoder` and `add_cross_attention` must be False.")
+
+
+@strict
+class HashEEBertConfig(HashEEClassifierConfigMixin, BertConfig):
+    model_type = "hashee_bert"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "bert"
+    method_name = "HashEE-BERT"
 
 
 HashEEBertConfig.__doc__ = hashee_config_doc(
@@ -187,6 +195,28 @@ HashEEBertConfig.__doc__ = hashee_config_doc(
     `BertForSequenceClassification` with the same weights (built by `AutoConfig.for_model(vanilla_model_type, ...)`).""",
     "HashEEBertConfig",
     "HashEEBertForSequenceClassification",
+    arguments="num_labels=2, num_hidden_layers=6, num_buckets=6",
+    exit_layers="[1, 2, 3, 4, 5, 6]",
+)
+
+
+@strict
+class HashEERobertaConfig(HashEEClassifierConfigMixin, RobertaConfig):
+    model_type = "hashee_roberta"
+    # The transformers model this one adapts: same weight names, and its outputs without token exits.
+    vanilla_model_type = "roberta"
+    method_name = "HashEE-RoBERTa"
+
+
+HashEERobertaConfig.__doc__ = hashee_config_doc(
+    r"""
+    Configuration of a [`HashEERobertaForSequenceClassification`] (and its backbone [`HashEERobertaModel`]): HashEE
+    on a RoBERTa encoder (one of the paper's backbones). Every RoBERTa field of [`RobertaConfig`] applies unchanged,
+    so any RoBERTa checkpoint loads into it; the fields below are HashEE's own. The table is a buffer of the model
+    (`roberta.encoder.hash_table`), saved with the weights. Without token exits the logits are those of a
+    `RobertaForSequenceClassification` with the same weights (`vanilla_model_type = "roberta"`).""",
+    "HashEERobertaConfig",
+    "HashEERobertaForSequenceClassification",
     arguments="num_labels=2, num_hidden_layers=6, num_buckets=6",
     exit_layers="[1, 2, 3, 4, 5, 6]",
 )
@@ -219,4 +249,4 @@ HashEEBartConfig.__doc__ = hashee_config_doc(
 )
 
 
-__all__ = ["HASH_FUNCTIONS", "HashEEBartConfig", "HashEEBertConfig", "bucket_exit_layers"]
+__all__ = ["HASH_FUNCTIONS", "HashEEBartConfig", "HashEEBertConfig", "HashEERobertaConfig", "bucket_exit_layers"]

@@ -82,13 +82,21 @@ from transformers.models.bert.modeling_bert import (
     BertPreTrainedModel,
 )
 from transformers.models.bert.modeling_bert import eager_attention_forward as bert_eager_attention_forward
+from transformers.models.roberta.modeling_roberta import (
+    RobertaClassificationHead,
+    RobertaEmbeddings,
+    RobertaModel,
+    RobertaPooler,
+    RobertaPreTrainedModel,
+)
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_hashee import HashEEBartConfig, HashEEBertConfig
+from .configuration_hashee import HashEEBartConfig, HashEEBertConfig, HashEERobertaConfig
 
 # `save_pretrained` writes only the saved class's own Auto entry; these let `AutoModel` load the base models.
 BERT_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBertModel"}
+ROBERTA_BACKBONE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEERobertaModel"}
 BART_BASE_AUTO_MAP = {"AutoModel": "modeling_hashee.HashEEBartModel"}
 
 # Attention implementations whose masks the token-exit path builds for queries shorter than keys; others
@@ -858,17 +866,16 @@ def sequence_classification_loss(config, logits: torch.Tensor, labels: torch.Ten
     return BCEWithLogitsLoss()(logits, labels)
 
 
-class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTrainedModel):
+class HashEEClassifierMixin(HashTableHolderMixin):
+    """HashEE's sequence-classifier forward over a token-exit backbone (`self.base_model`), whatever the family;
+    the family's head is `head_logits`."""
+
     # `forward(**kwargs)` takes attention kwargs, not loss kwargs: without this the Trainer would skip dividing
     # the loss by the gradient-accumulation steps.
     accepts_loss_kwargs = False
 
-    def __init__(self, config: HashEEBertConfig):
-        super().__init__(config)
-        init_bert_classifier(self, config, HashEEBertModel(config))
-        add_auto_map(config, BERT_BACKBONE_AUTO_MAP)
-
-        self.post_init()
+    def head_logits(self, outputs) -> torch.Tensor:
+        raise NotImplementedError
 
     @can_return_tuple
     def forward(
@@ -893,7 +900,7 @@ class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTra
         """
         check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
 
-        outputs = self.bert(
+        outputs = self.base_model(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
@@ -904,7 +911,7 @@ class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTra
             return_dict=True,
             **kwargs,
         )
-        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, C)
+        logits = self.head_logits(outputs)  # (B, C)
         loss = sequence_classification_loss(self.config, logits, labels) if labels is not None else None
 
         exit_layers = outputs.token_exit_layers  # (B, T)
@@ -917,6 +924,63 @@ class HashEEBertForSequenceClassification(HashTableHolderMixin, HashEEBertPreTra
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+
+class HashEEBertForSequenceClassification(HashEEClassifierMixin, HashEEBertPreTrainedModel):
+    """HashEE-BERT: `BertForSequenceClassification`'s weights and head over a token-exit encoder."""
+
+    def __init__(self, config: HashEEBertConfig):
+        super().__init__(config)
+        init_bert_classifier(self, config, HashEEBertModel(config))
+        add_auto_map(config, BERT_BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    def head_logits(self, outputs) -> torch.Tensor:
+        return self.classifier(self.dropout(outputs.pooler_output))
+
+
+# -- RoBERTa --------------------------------------------------------------------------------------------------
+
+
+class HashEERobertaPreTrainedModel(HashEEPreTrainedMixin, RobertaPreTrainedModel):
+    config_class = HashEERobertaConfig
+    config: HashEERobertaConfig
+
+
+class HashEERobertaModel(HashTableHolderMixin, HashEERobertaPreTrainedModel, RobertaModel):
+    """The RoBERTa backbone of HashEE (what `AutoModel` loads): RoBERTa's embeddings (positions after the padding
+    index) and pooler, and HashEE-BERT's token-exit encoder: transformers builds RoBERTa's layers from BERT's
+    (same computation, same weight names), so the encoder and its token-exit path are shared, not copied."""
+
+    def __init__(self, config: HashEERobertaConfig, add_pooling_layer: bool = True):
+        # Not `RobertaModel.__init__`, which would first build a plain `RobertaEncoder`.
+        super(RobertaModel, self).__init__(config)
+        self.config = config
+        self.gradient_checkpointing = False
+        self.embeddings = RobertaEmbeddings(config)
+        self.encoder = HashEEBertEncoder(config)
+        self.pooler = RobertaPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    forward = HashEEBertModel.forward
+
+
+class HashEERobertaForSequenceClassification(HashEEClassifierMixin, HashEERobertaPreTrainedModel):
+    """HashEE-RoBERTa: `RobertaForSequenceClassification`'s weights and head (over the `<s>` state) over a
+    token-exit encoder."""
+
+    def __init__(self, config: HashEERobertaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta = HashEERobertaModel(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+        add_auto_map(config, ROBERTA_BACKBONE_AUTO_MAP)
+
+        self.post_init()
+
+    def head_logits(self, outputs) -> torch.Tensor:
+        return self.classifier(outputs.last_hidden_state)
 
 
 # -- BART -----------------------------------------------------------------------------------------------------
@@ -1100,6 +1164,9 @@ __all__ = [
     "HashEEBertModelOutput",
     "HashEEBertPreTrainedModel",
     "HashEEEncoderOutput",
+    "HashEERobertaForSequenceClassification",
+    "HashEERobertaModel",
+    "HashEERobertaPreTrainedModel",
     "HashEESeq2SeqLMOutput",
     "HashEESeq2SeqModelOutput",
     "HashEESequenceClassifierOutput",

@@ -6,7 +6,7 @@ work as the plain decoder, so its ratio is the loop's overhead. Every call write
 (`min_new_tokens = max_new_tokens`), so only the decoder's per-token cost differs. Runs are interleaved and each
 ratio is a ratio of medians. To compare two versions of the code, run the script at each commit in one session.
 
-    OMP_NUM_THREADS=1 python scripts/time_dat_decoding_loop.py runs/benchmark_dat3/dat-sequence-lambda0.3-bbc_headlines
+    OMP_NUM_THREADS=1 python investigations/time_dat_decoding_loop.py runs/benchmark_dat3/dat-sequence-lambda0.3-bbc_headlines
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ labelled data, no zoo recipe. The model's own training loss is the joint objecti
 classifier at once), so the off-ramps come out trained; the entropy threshold is then chosen by
 `adaptive-zoo calibrate` and the folder measured by `adaptive-zoo evaluate`, as BENCHMARKS.md lists:
 
-    python scripts/finetune_deebert_stock_trainer.py --output-dir runs/deebert-stock-trainer
+    python investigations/finetune_deebert_stock_trainer.py --output-dir runs/deebert-stock-trainer
     adaptive-zoo calibrate runs/deebert-stock-trainer --dataset bbc_news
     adaptive-zoo evaluate runs/deebert-stock-trainer --dataset bbc_news --json runs/deebert-stock-trainer.json
 

@@ -2,7 +2,7 @@
 trained BERT-style classifier, fit a logistic-regression probe on the [CLS] state and on the mean of the token
 states, and print its validation accuracy and how much each representation varies across inputs.
 
-    python scripts/probe_offramp_pooling.py MODEL_DIR [--dataset bbc_news] [--train-samples 400]
+    python investigations/probe_offramp_pooling.py MODEL_DIR [--dataset bbc_news] [--train-samples 400]
 
 Needs scikit-learn (`pip install scikit-learn`).
 """

@@ -1,9 +1,9 @@
 """HashEE benchmarks: each run trains with `adaptive-zoo train hashee` (and the same backbone fine-tuned the same
 way without exits, the paper's baseline), measures on test, and prints a markdown table for BENCHMARKS.md.
 
-    python scripts/benchmark_hashee.py --dataset tweet_sentiment          # HashEE-BERT, frequency hash
-    python scripts/benchmark_hashee.py --dataset bbc_headlines            # HashEE-BART (warm-started from MiniLM)
-    python scripts/benchmark_hashee.py --dataset tweet_sentiment --compare-hashes --max-train-samples 4000 \
+    python investigations/benchmark_hashee.py --dataset tweet_sentiment          # HashEE-BERT, frequency hash
+    python investigations/benchmark_hashee.py --dataset bbc_headlines            # HashEE-BART (warm-started from MiniLM)
+    python investigations/benchmark_hashee.py --dataset tweet_sentiment --compare-hashes --max-train-samples 4000 \
         --num-train-epochs 2                                              # the paper's Table 3, redone
 
 Speed-ups are against the vanilla transformers model with the same weights, measured in the same run:

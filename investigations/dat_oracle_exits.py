@@ -12,7 +12,7 @@ optimistic: with copied states, a token that exits early changes what later toke
 (every block computed) does not include. ROUGE can stay near full depth with other tokens, so the bound says
 what it costs to keep full-depth quality by keeping full-depth tokens, not that no cheaper output scores as well.
 
-    python scripts/dat_oracle_exits.py runs/benchmark_dat3/dat-sequence-lambda0.3-bbc_headlines \
+    python investigations/dat_oracle_exits.py runs/benchmark_dat3/dat-sequence-lambda0.3-bbc_headlines \
         --dataset bbc_headlines --split test --max-length 64 --output benchmarks/dat_oracle_exits_bbc_headlines.json
 """
 

@@ -4,7 +4,7 @@ of a uniform guess over the tokens, and the share of tokens each predictor score
 
 Run without removal (every token reaches every layer), so each layer's predictor sees the states it was trained on.
 
-    python scripts/adapler_predictor_fit.py --model-dir runs/adapler-bbc --saliency-dir runs/adapler-bbc-training/saliency
+    python investigations/adapler_predictor_fit.py --model-dir runs/adapler-bbc --saliency-dir runs/adapler-bbc-training/saliency
 """
 
 from __future__ import annotations

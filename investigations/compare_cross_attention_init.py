@@ -3,8 +3,8 @@ each layer's BERT self-attention (`bart_from_bert(cross_attention_init="self_att
 randomly, as bert2bert does (`"fresh"`). Same data order, steps, learning rate and seed for both; prints the
 validation loss and the greedy ROUGE of each after a fixed number of steps.
 
-    python scripts/compare_cross_attention_init.py                  # 200 steps each, about 3 min each on 1 core
-    python scripts/compare_cross_attention_init.py --steps 50 --validation-samples 20   # a quick check
+    python investigations/compare_cross_attention_init.py                  # 200 steps each, about 3 min each on 1 core
+    python investigations/compare_cross_attention_init.py --steps 50 --validation-samples 20   # a quick check
 
 Settings: 2 encoder layers and 6 decoder layers (the DAT benchmark's decoder-heavy shape), source length 64,
 targets up to 24 tokens, batch 16, AdamW at lr 3e-4 with 10% warm-up then linear decay, gradient clipping at 1.

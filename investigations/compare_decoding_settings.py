@@ -4,7 +4,7 @@ Used to ask whether decoding, rather than training, explains a quality gap betwe
 against the same BART trained without exits. Every model runs every setting on the same inputs, so settings can
 be chosen on validation per model or for all models at once, and only then looked at on test.
 
-    python scripts/compare_decoding_settings.py --dataset bbc_headlines \
+    python investigations/compare_decoding_settings.py --dataset bbc_headlines \
         hashee=runs/benchmark_hashee/hashee-frequency-bbc_headlines \
         no_exits=runs/benchmark_hashee/hashee-frequency-bbc_headlines-training/vanilla/checkpoint-525
 """

@@ -2,8 +2,8 @@
 throughput (batch 32) and latency (batch 1) speed-ups against the vanilla transformers model with the same
 weights, measured in one run. Prints a markdown table for BENCHMARKS.md and writes the full report as JSON.
 
-    python scripts/benchmark_adapler.py --model-dir DIR                 # measures an already trained folder
-    python scripts/benchmark_adapler.py --dataset bbc_news               # trains with the settings below first
+    python investigations/benchmark_adapler.py --model-dir DIR                 # measures an already trained folder
+    python investigations/benchmark_adapler.py --dataset bbc_news               # trains with the settings below first
 
 Run it on an otherwise idle machine: wall-clock ratios are interleaved medians, robust to drift but not to
 another process competing for the same cores.

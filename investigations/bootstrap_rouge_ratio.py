@@ -6,7 +6,7 @@ gives the distribution of the ratio of the mean scores, e.g. HashEE-BART against
 exits, whose target is a ROUGE-1 ratio of at least 97%. The script prints the ratio, its 95% percentile interval
 and the share of resamples at or above `--target`.
 
-    python scripts/bootstrap_rouge_ratio.py --dataset bbc_headlines --split test \
+    python investigations/bootstrap_rouge_ratio.py --dataset bbc_headlines --split test \
         runs/benchmark_hashee10/hashee-frequency-bbc_headlines \
         runs/benchmark_hashee10/hashee-frequency-bbc_headlines-training/vanilla/checkpoint-630
 

@@ -5,13 +5,13 @@ few compute budgets (one random search; each budget keeps its best setting). Eac
 test against the same weights at full depth; the script plots ROUGE-1 against the average exit and prints a
 markdown table for BENCHMARKS.md.
 
-    python scripts/benchmark_dat.py --dataset bbc_headlines
-    python scripts/benchmark_dat.py --dataset aclsum
+    python investigations/benchmark_dat.py --dataset bbc_headlines
+    python investigations/benchmark_dat.py --dataset aclsum
     # one trained decoder at every fixed exit and at tuned confidence thresholds (no retraining), with its own row:
-    python scripts/benchmark_dat.py --methods sequence --depth-penalties 0.3 --reuse \
+    python investigations/benchmark_dat.py --methods sequence --depth-penalties 0.3 --reuse \
         --operating-points-of runs/benchmark_dat/dat-sequence-lambda0.3-bbc_headlines
     # a quick end-to-end check of the script (minutes, not a benchmark):
-    python scripts/benchmark_dat.py --max-train-samples 32 --max-eval-samples 8 --num-train-epochs 1 \
+    python investigations/benchmark_dat.py --max-train-samples 32 --max-eval-samples 8 --num-train-epochs 1 \
         --threshold-trials 4 --depth-penalties 0 --budgets 0.4 --repeats 1 --output-dir runs/benchmark_dat_smoke
 
 Configuration (documented in the printed table's header): decoder-heavy, a BART warm-started from MiniLM

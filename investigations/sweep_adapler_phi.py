@@ -8,7 +8,7 @@ final checkpoint is measured on the test split: accuracy and executed-FLOPs spee
 transformers model with the same weights (and, with --wallclock, the throughput speed-up at batch 32). Prints a markdown table, writes the points as JSON and the plot as PNG.
 
     adaptive-zoo train adapler --dataset tweet_sentiment --preset sst2 ... --output-dir runs/adapler-tweet
-    python scripts/sweep_adapler_phi.py --run-dir runs/adapler-tweet --phi 5e-4 5e-3 5e-2 5e-1
+    python investigations/sweep_adapler_phi.py --run-dir runs/adapler-tweet --phi 5e-4 5e-3 5e-2 5e-1
 """
 
 from __future__ import annotations

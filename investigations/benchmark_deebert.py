@@ -2,8 +2,8 @@
 and latency (batch 1) speed-ups against the vanilla transformers model with the same weights, measured in one
 run. Prints a markdown table for BENCHMARKS.md and writes the full report as JSON.
 
-    python scripts/benchmark_deebert.py                        # trains with the quickstart defaults first
-    python scripts/benchmark_deebert.py --model-dir DIR        # measures an already trained folder
+    python investigations/benchmark_deebert.py                        # trains with the quickstart defaults first
+    python investigations/benchmark_deebert.py --model-dir DIR        # measures an already trained folder
 
 Run it on an otherwise idle machine: wall-clock ratios are interleaved medians, robust to drift but not to
 another process competing for the same cores.

@@ -12,7 +12,7 @@ AdapLeR's own overhead (contribution predictors, thresholds, re-packing), on a t
 
 Timings are interleaved medians (`compare_wallclock`); run it on an otherwise idle machine.
 
-    python scripts/profile_adapler_latency.py --model-dir runs/adapler-bbc --dataset bbc_news
+    python investigations/profile_adapler_latency.py --model-dir runs/adapler-bbc --dataset bbc_news
 """
 
 from __future__ import annotations

@@ -1,0 +1,238 @@
+"""`adaptive-zoo benchmark FOLDER --dataset D`: a saved adaptive classifier against the static shortcuts a user
+would deploy instead, measured in one run on one split.
+
+    load the folder -> its data (the split it was trained and measured on) -> the model's phase-1 budget (from its
+    adaptive_zoo_results.json "training" record) -> the candidates: the full vanilla model (the reference), the
+    adaptive model at each of its operating points (`Method.operating_points`), the static alternatives
+    fine-tuned with that budget (fewer layers, shorter inputs; cached on disk), int8 dynamic quantization of the
+    vanilla and of the adaptive model -> accuracy, executed FLOPs, throughput and latency of every candidate
+    (`evaluation.benchmark.measure_candidates`) -> fixed-schema rows appended to the results file.
+
+Fine-tuning lives in `training.baselines`, measurement in `evaluation.benchmark`, the results file, the targets,
+the summary table and the Pareto plots in `evaluation.benchmark_results`; this module only puts them together.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import platform
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from .backbones import resolve_base_model
+from .data import TaskData, check_label_count, load_task_data, select_first
+from .evaluation.benchmark import BenchmarkPoint, Candidate, measure_candidates, quantize_int8
+from .evaluation.benchmark_results import SCHEMA_VERSION, append_rows
+from .evaluation.classification import vanilla_counterpart
+from .hub.folder import check_hub_folder
+from .methods import Method, method_for_model_type
+from .progress import announce
+from .recipes import RESULTS_FILE
+from .settings import Settings, one_of, positive_int, setting, text
+from .training.baselines import FinetuningBudget, StaticBaseline, cached_static_baseline
+
+BASELINE_KINDS = ("depth", "length", "int8")
+DEFAULT_CACHE_DIR = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "adaptive-zoo",
+                                 "baselines")
+VANILLA = "vanilla (full model)"
+
+
+@dataclass
+class BenchmarkSettings(Settings):
+    """What `adaptive-zoo benchmark` takes besides the folder."""
+
+    dataset: str = setting(help="The dataset the model was trained on (bundled name or local file): the static "
+                           "alternatives are fine-tuned on its training split.", metavar="NAME_OR_FILE", check=text)
+    split: str = setting("test", help="The split measured.", check=one_of("train", "validation", "test"))
+    baselines: tuple[str, ...] = setting(BASELINE_KINDS, help="Static alternatives: depth (the backbone cut to k "
+                                         "layers), length (shorter inputs), int8 (dynamic quantization of the full "
+                                         "and of the adaptive model).", many=True, check=one_of(*BASELINE_KINDS))
+    depths: tuple[int, ...] | None = setting(None, help="Layer counts k of the depth baselines.", many=True,
+                                             check=positive_int, metavar="K", default_text="1 .. L-1")
+    lengths: tuple[int, ...] | None = setting(None, help="Max lengths of the length baselines.", many=True,
+                                              check=positive_int, metavar="T",
+                                              default_text="1/4 and 1/2 of the model's max length")
+    output: str = setting("benchmarks/results.jsonl", help="The results file the rows are appended to.",
+                          metavar="FILE", check=text)
+    cache_dir: str = setting(DEFAULT_CACHE_DIR, help="Where fine-tuned static baselines are kept, keyed by dataset, "
+                             "base model, budget and shape, for the next benchmark to reuse.", metavar="DIR",
+                             check=text, default_text="$XDG_CACHE_HOME or ~/.cache, then adaptive-zoo/baselines")
+    batch_size: int = setting(32, help="Batch size of accuracy, FLOPs and throughput.", check=positive_int)
+    latency_samples: int = setting(64, help="Texts timed one at a time for the latency at batch 1.",
+                                   check=positive_int)
+    repeats: int = setting(5, help="Interleaved timing repetitions.", check=positive_int)
+    max_eval_samples: int | None = setting(None, help="Measure only the first N examples of the split.", metavar="N",
+                                           check=positive_int, default_text="all")
+
+
+@dataclass
+class BenchmarkedModel:
+    """A saved folder loaded for the benchmark."""
+
+    folder: str
+    method: Method
+    model: PreTrainedModel
+    tokenizer: Any
+    record: dict[str, Any]
+    budget: FinetuningBudget
+
+
+def load_benchmarked_model(folder: str) -> BenchmarkedModel:
+    """The folder's model, tokenizer, results record and phase-1 budget; a seq2seq model is refused."""
+    check_hub_folder(folder)
+    config = AutoConfig.from_pretrained(folder)
+    method = method_for_model_type(config.model_type)
+    if config.is_encoder_decoder or "classification" not in method.tasks:
+        raise ValueError(f"{folder} is a seq2seq model: `adaptive-zoo benchmark` measures classifiers only so far "
+                         "(the seq2seq alternatives, fewer decoder layers and vanilla greedy decoding, are not "
+                         "implemented yet).")
+    results = Path(folder) / RESULTS_FILE
+    if not results.is_file():
+        raise ValueError(f"{folder} has no {RESULTS_FILE}: the benchmark reads the model's phase-1 budget from it.")
+    record = json.loads(results.read_text())
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    return BenchmarkedModel(folder=folder, method=method, model=model, tokenizer=AutoTokenizer.from_pretrained(folder),
+                            record=record, budget=method.phase1_budget(record))
+
+
+def benchmark_data(loaded: BenchmarkedModel, settings: BenchmarkSettings) -> TaskData:
+    """The data the model was trained on, split with its seed: training cut as in phase 1, the measured split to
+    `max_eval_samples`."""
+    budget, training = loaded.budget, loaded.record["training"]
+    if settings.dataset != budget.dataset:
+        raise ValueError(f"{loaded.folder} was trained on {budget.dataset!r}, not {settings.dataset!r}: the static "
+                         "alternatives are fine-tuned like the model's phase 1, so benchmark it on its own dataset.")
+    data = load_task_data(settings.dataset, seed=budget.seed, text_column=training.get("text_column"),
+                          label_column=training.get("label_column"))
+    if data.task != "classification":
+        raise ValueError(f"{settings.dataset!r} is a {data.task} dataset; {loaded.folder} is a classifier.")
+    check_label_count(data.dataset, loaded.model.config.num_labels)
+    data.dataset["train"] = select_first(data.dataset["train"], budget.max_train_samples)
+    data.dataset[settings.split] = select_first(data.dataset[settings.split], settings.max_eval_samples)
+    return data
+
+
+def adaptive_candidates(loaded: BenchmarkedModel, settings: BenchmarkSettings) -> list[Candidate]:
+    """The full vanilla model (the reference), the adaptive model at each operating point, and with int8 both the
+    vanilla model and the adaptive one at its shipped point, quantized."""
+    method, model, length = loaded.method, loaded.model, loaded.budget.max_length
+    points = method.operating_points(model, loaded.record)
+    vanilla = vanilla_counterpart(model)
+    candidates = [Candidate(VANILLA, "vanilla", vanilla, length, chosen=True)]
+    candidates += [Candidate(f"{method.name} {point.label}", method.name, model, length, dict(point.values),
+                             functools.partial(method.set_operating_point, model, point), point.chosen)
+                   for point in points]
+    if "int8" in settings.baselines:
+        chosen = next(point for point in points if point.chosen)
+        quantized = quantize_int8(model)
+        candidates += [
+            Candidate("vanilla int8", "vanilla+int8", quantize_int8(vanilla), length, {"quantization": "int8"}),
+            Candidate(f"{method.name} {chosen.label} int8", f"{method.name}+int8", quantized, length,
+                      {**chosen.values, "quantization": "int8"},
+                      functools.partial(method.set_operating_point, quantized, chosen), True),
+        ]
+    return candidates
+
+
+def static_baselines(loaded: BenchmarkedModel, settings: BenchmarkSettings) -> list[StaticBaseline]:
+    """The depth and length alternatives asked for (defaults: k = 1 .. L-1; 1/4 and 1/2 of the max length)."""
+    config, length = loaded.model.config, loaded.budget.max_length
+    wanted: list[StaticBaseline] = []
+    if "depth" in settings.baselines:
+        depths = settings.depths or range(1, config.num_hidden_layers)
+        pooling = loaded.method.exit_pooling(config)
+        wanted += [StaticBaseline("depth", k, length, pooling) for k in sorted(set(depths))
+                   if k < config.num_hidden_layers]
+    if "length" in settings.baselines:
+        lengths = settings.lengths or [length // 4, length // 2]
+        wanted += [StaticBaseline("length", config.num_hidden_layers, t) for t in sorted(set(lengths))
+                   if 4 <= t < length]
+    return wanted
+
+
+def static_candidates(loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings) -> list[Candidate]:
+    """Each static alternative fine-tuned with the phase-1 budget (or read from the cache)."""
+    base_path = resolve_base_model(loaded.budget.base_model)
+    candidates = []
+    for baseline in static_baselines(loaded, settings):
+        model = cached_static_baseline(settings.cache_dir, base_path, data.label_names, loaded.tokenizer,
+                                       data.dataset, loaded.budget, baseline)
+        values = {"num_layers": baseline.num_layers, "max_length": baseline.max_length, "pooling": baseline.pooling}
+        candidates.append(Candidate(baseline.name, baseline.kind, model, baseline.max_length, values))
+    return candidates
+
+
+def git_commit() -> str:
+    """The checked-out commit of the source tree ("-dirty" with uncommitted changes), or "unknown"."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    """The platform, the CPU model and the number of CPUs the process may use."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{platform.system()} {platform.machine()}, {cpu}, {usable} CPUs"
+
+
+def result_rows(points: list[BenchmarkPoint], loaded: BenchmarkedModel, settings: BenchmarkSettings, *,
+                num_samples: int, command: str) -> list[dict[str, Any]]:
+    """One fixed-schema row per measured point (`evaluation.benchmark_results.ROW_FIELDS`)."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    run_id = f"{now}-{uuid.uuid4().hex[:6]}"
+    shared = {"schema_version": SCHEMA_VERSION, "run_id": run_id, "date": now, "method": loaded.method.name,
+              "dataset": settings.dataset, "split": settings.split, "num_samples": num_samples,
+              "model": loaded.folder, "base_model": loaded.budget.base_model, "budget": loaded.budget.to_dict(),
+              "timing": {"batch_size": settings.batch_size, "latency_samples": settings.latency_samples,
+                         "repeats": settings.repeats},
+              "command": command, "git_commit": git_commit(), "machine": machine(),
+              "threads": torch.get_num_threads(), "torch_version": torch.__version__}
+    return [{**shared, "series": point.series, "point": point.name, "operating_point": point.operating_point,
+             "chosen": point.chosen,
+             "metrics": {"accuracy": point.accuracy, "flops": point.flops, "max_length": point.max_length,
+                         "mean_exit_layer": point.mean_exit_layer},
+             "ratios": {"flops_speedup": point.flops_speedup, "throughput_speedup": point.throughput_speedup,
+                        "latency_speedup": point.latency_speedup},
+             "absolute": {"throughput_samples_per_s": point.throughput_samples_per_s,
+                          "latency_ms_per_sample": point.latency_ms_per_sample}}
+            for point in points]
+
+
+def run_benchmark(folder: str, settings: BenchmarkSettings, *, command: str) -> list[dict[str, Any]]:
+    """Measure the saved classifier in `folder` against its static alternatives; append the rows to
+    `settings.output` and return them."""
+    loaded = load_benchmarked_model(folder)
+    data = benchmark_data(loaded, settings)
+    announce(f"benchmark of {folder} ({loaded.method.title}) on {settings.dataset} {settings.split}: static "
+             f"alternatives fine-tuned like phase 1 ({loaded.budget.num_train_epochs:g} epochs, lr "
+             f"{loaded.budget.learning_rate:g}, batch {loaded.budget.batch_size}, max length "
+             f"{loaded.budget.max_length})")
+    candidates = adaptive_candidates(loaded, settings) + static_candidates(loaded, data, settings)
+    split = data.dataset[settings.split]
+    points = measure_candidates(candidates, loaded.tokenizer, split["text"], split["label"], baseline=VANILLA,
+                                batch_size=settings.batch_size, latency_samples=settings.latency_samples,
+                                repeats=settings.repeats)
+    rows = result_rows(points, loaded, settings, num_samples=len(split), command=command)
+    append_rows(settings.output, rows)
+    return rows

@@ -1,0 +1,182 @@
+"""Benchmark results as data: the rows `adaptive-zoo benchmark` appends to a JSONL file, the current ones among
+them (each (method, dataset)'s latest run), the two targets read off them, BENCHMARKS.md's generated summary table
+and one Pareto plot per dataset.
+
+Targets, for each classifier method and dataset, at the operating point the saved model ships with:
+1. the adaptive model is at least as accurate as every static alternative (fewer layers, shorter inputs, int8) that
+   is at least as fast (measured throughput at batch 32);
+2. the adaptive model with int8 stacked on it is the fastest point within 1 accuracy point of the full model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .plots import plot_tradeoff
+
+SCHEMA_VERSION = 1
+ROW_FIELDS = ("schema_version", "run_id", "date", "method", "dataset", "split", "num_samples", "model", "base_model",
+              "series", "point", "operating_point", "chosen", "metrics", "ratios", "absolute", "budget", "timing",
+              "command", "git_commit", "machine", "threads", "torch_version")
+"""Every row has exactly these keys."""
+STATIC_SERIES = ("depth", "length", "vanilla+int8")
+SUMMARY_START, SUMMARY_END = "<!-- benchmark-summary:start -->", "<!-- benchmark-summary:end -->"
+ACCURACY_TOLERANCE = 0.01
+"""Target 2's "within 1 accuracy point of the full model"."""
+
+
+def check_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with exactly `ROW_FIELDS`, in that order; a ValueError naming what differs otherwise."""
+    missing, extra = set(ROW_FIELDS) - set(row), set(row) - set(ROW_FIELDS)
+    if missing or extra:
+        raise ValueError(f"A benchmark row must have exactly {ROW_FIELDS}: missing {sorted(missing)}, extra "
+                         f"{sorted(extra)}.")
+    return {key: row[key] for key in ROW_FIELDS}
+
+
+def append_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(check_row(row), sort_keys=False, default=str) + "\n")
+    return path
+
+
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [check_row(json.loads(line)) for line in lines if line.strip()]
+
+
+def current_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each (method, dataset)'s latest run (by date), in file order."""
+    latest: dict[tuple[str, str], tuple[str, str]] = {}
+    for row in rows:
+        key = (row["method"], row["dataset"])
+        if key not in latest or row["date"] >= latest[key][0]:
+            latest[key] = (row["date"], row["run_id"])
+    return [row for row in rows if latest[(row["method"], row["dataset"])][1] == row["run_id"]]
+
+
+@dataclass
+class Verdict:
+    """The two targets, for one run (one method on one dataset)."""
+
+    method: str
+    dataset: str
+    chosen: dict[str, Any]
+    full: dict[str, Any]
+    faster_statics: list[dict[str, Any]]
+    """Static alternatives at least as fast as the chosen point (throughput)."""
+    best_faster_static: dict[str, Any] | None
+    target_1: bool
+    fastest_within_tolerance: dict[str, Any]
+    target_2: bool | None
+    """None where the run measured no adaptive+int8 point."""
+
+
+def _accuracy(row: dict[str, Any]) -> float:
+    return row["metrics"]["accuracy"]
+
+
+def _throughput(row: dict[str, Any]) -> float:
+    return row["ratios"]["throughput_speedup"]
+
+
+def verdict(run_rows: Sequence[dict[str, Any]]) -> Verdict:
+    """The targets read off the rows of one run."""
+    method = run_rows[0]["method"]
+    chosen = next(row for row in run_rows if row["series"] == method and row["chosen"])
+    full = next(row for row in run_rows if row["series"] == "vanilla")
+    faster = [row for row in run_rows if row["series"] in STATIC_SERIES and _throughput(row) >= _throughput(chosen)]
+    best = max(faster, key=_accuracy, default=None)
+    within = [row for row in run_rows if _accuracy(row) >= _accuracy(full) - ACCURACY_TOLERANCE - 1e-9]
+    fastest = max(within, key=_throughput)
+    has_int8 = any(row["series"] == f"{method}+int8" for row in run_rows)
+    return Verdict(method=method, dataset=run_rows[0]["dataset"], chosen=chosen, full=full, faster_statics=faster,
+                   best_faster_static=best, target_1=all(_accuracy(chosen) >= _accuracy(row) for row in faster),
+                   fastest_within_tolerance=fastest,
+                   target_2=(fastest["series"] == f"{method}+int8") if has_int8 else None)
+
+
+def runs_of(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by run, in file order."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["run_id"], []).append(row)
+    return list(runs.values())
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _point_text(row: dict[str, Any]) -> str:
+    return (f"{row['point']}: {_pct(_accuracy(row))}, {_throughput(row):.2f}x throughput, "
+            f"{row['ratios']['latency_speedup']:.2f}x latency")
+
+
+def _yes_no(flag: bool | None) -> str:
+    return "not measured" if flag is None else ("**met**" if flag else "**missed**")
+
+
+def summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The Markdown summary of the current rows: one line per (method, dataset) run."""
+    header = ("| dataset | method | full model (vanilla) | adaptive, shipped point: accuracy, throughput / latency / "
+              "FLOPs speed-up | most accurate static alternative at least as fast | target 1 | fastest point within "
+              "1 point of the full model | target 2 | command |\n|---|---|---|---|---|---|---|---|---|")
+    lines = [header]
+    for run in sorted(runs_of(current_rows(rows)), key=lambda run: (run[0]["dataset"], run[0]["method"])):
+        result = verdict(run)
+        chosen, ratios = result.chosen, result.chosen["ratios"]
+        best = result.best_faster_static
+        lines.append(
+            f"| {result.dataset} | {result.method} | {_pct(_accuracy(result.full))} | {_pct(_accuracy(chosen))} "
+            f"({chosen['point']}): {ratios['throughput_speedup']:.2f}x / {ratios['latency_speedup']:.2f}x / "
+            f"{ratios['flops_speedup']:.2f}x | {'none' if best is None else _point_text(best)} | "
+            f"{_yes_no(result.target_1)} | {_point_text(result.fastest_within_tolerance)} | "
+            f"{_yes_no(result.target_2)} | `{chosen['command']}` |")
+    return "\n".join(lines)
+
+
+def plot_label(row: dict[str, Any]) -> str:
+    """A Pareto-plot line: the method's own lines by name, the static ones named with the run they belong to."""
+    if row["series"] in (*STATIC_SERIES, "vanilla"):
+        return f"{row['series']} ({row['method']} run)"
+    return row["series"]
+
+
+def pareto_plots(rows: Sequence[dict[str, Any]], folder: str | os.PathLike) -> list[Path]:
+    """One PNG per dataset of the current rows: accuracy against measured throughput speed-up, one line per method
+    and per static alternative."""
+    paths = []
+    current = current_rows(rows)
+    for dataset in sorted({row["dataset"] for row in current}):
+        points = [{"series": plot_label(row), "speedup": _throughput(row), "accuracy": 100 * _accuracy(row)}
+                  for row in current if row["dataset"] == dataset]
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(dataset).stem)
+        paths.append(plot_tradeoff(points, "speedup", "accuracy", Path(folder) / f"pareto_{name}.png",
+                                   series_key="series", title=f"{dataset}: accuracy vs measured throughput",
+                                   xlabel="throughput speed-up vs the full vanilla model (batch 32)",
+                                   ylabel="test accuracy (%)"))
+    return paths
+
+
+def update_markdown(path: str | os.PathLike, table: str, plots: Sequence[Path]) -> Path:
+    """Replace the text between the summary markers of the Markdown file with the table and links to the plots."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if SUMMARY_START not in text or SUMMARY_END not in text:
+        raise ValueError(f"{path} has no {SUMMARY_START} ... {SUMMARY_END} section to fill in.")
+    links = " ".join(f"[{plot.stem}]({os.path.relpath(plot, path.parent)})" for plot in plots)
+    body = (f"{SUMMARY_START}\n<!-- generated by `adaptive-zoo summarize-benchmarks` from the results file; edit "
+            f"that, not this table -->\n\n{table}\n\nPareto plots: {links or 'none yet'}\n{SUMMARY_END}")
+    before, rest = text.split(SUMMARY_START, 1)
+    path.write_text(before + body + rest.split(SUMMARY_END, 1)[1], encoding="utf-8")
+    return path

@@ -1,0 +1,162 @@
+"""The static shortcuts a user would deploy instead of an adaptive classifier, fine-tuned with the adaptive model's
+own phase-1 budget (`FinetuningBudget`):
+
+* depth: the backbone cut to its first k layers, its classifier reading the tokens the way the adaptive model's
+  exits do ([CLS] through BERT's pooler, or the token mean through the same dense + tanh, as DeeBERT's mean
+  off-ramps);
+* length: the whole backbone with inputs truncated to a shorter max length.
+
+Each is a plain transformers BERT classifier, fine-tuned on a stock `Trainer`, and cached on disk under a key of
+everything that made it (`StaticBaseline.cache_key`), so a second benchmark on the same data and budget reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import DatasetDict
+from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding, Trainer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from ..data.text import tokenize_classification
+from ..progress import announce, attach_progress
+from .common import from_pretrained_with_new_parts, training_arguments
+
+POOLING_FIELD = "zoo_baseline_pooling"
+"""The config field a saved depth baseline records its pooling in ("cls" or "mean")."""
+
+
+@dataclass(frozen=True)
+class FinetuningBudget:
+    """What the adaptive model's own phase 1 (plain fine-tuning) was given, read from its training record."""
+
+    base_model: str
+    dataset: str
+    num_train_epochs: float
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    max_train_samples: int | None
+    seed: int
+    warmup_ratio: float
+    weight_decay: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StaticBaseline:
+    """One static alternative: `num_layers` of the backbone at `max_length` input tokens, pooled by `pooling`."""
+
+    kind: str
+    """"depth" (fewer layers) or "length" (shorter inputs)."""
+    num_layers: int
+    max_length: int
+    pooling: str = "cls"
+
+    @property
+    def name(self) -> str:
+        if self.kind == "depth":
+            return f"first {self.num_layers} layer{'s' if self.num_layers > 1 else ''} ({self.pooling} pooling)"
+        return f"max length {self.max_length}"
+
+    def cache_key(self, budget: FinetuningBudget, base_path: str) -> str:
+        """A stable key of the budget, the base model's weights file and this baseline's shape."""
+        weights = Path(base_path) / "model.safetensors"
+        identity = {"budget": budget.to_dict(), "baseline": asdict(self),
+                    "base_weights": weights.stat().st_size if weights.is_file() else base_path}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return f"{Path(budget.dataset).stem}-{self.kind}-{self.num_layers}l-{self.max_length}t-{digest}"
+
+
+class MeanPooledBertForSequenceClassification(BertForSequenceClassification):
+    """BERT's classification head over the masked mean of the last layer's token states, passed through the pooler's
+    dense + tanh: the computation of DeeBERT's mean-pooled off-ramp, for a depth baseline pooled the same way.
+    (BertModel still pools [CLS] as well: one H x H product per input, counted in its FLOPs.)"""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
+        states = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                           **kwargs).last_hidden_state  # (B, T, H)
+        if attention_mask is None:
+            attention_mask = torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
+        weights = attention_mask.to(states.dtype).unsqueeze(-1)  # (B, T, 1)
+        mean = (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, H)
+        logits = self.classifier(self.dropout(self.bert.pooler.activation(self.bert.pooler.dense(mean))))  # (B, C)
+        loss = None if labels is None else torch.nn.functional.cross_entropy(logits, labels.view(-1))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def model_class_for(pooling: str) -> type[BertForSequenceClassification]:
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"A depth baseline pools by 'cls' or 'mean', got {pooling!r}.")
+    return MeanPooledBertForSequenceClassification if pooling == "mean" else BertForSequenceClassification
+
+
+def build_static_baseline(base_path: str, label_names: list[str], baseline: StaticBaseline):
+    """The pretrained backbone cut to `baseline.num_layers` layers, with a new classifier."""
+    config = BertConfig.from_pretrained(
+        base_path, num_hidden_layers=baseline.num_layers, num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
+    )
+    setattr(config, POOLING_FIELD, baseline.pooling)
+    return from_pretrained_with_new_parts(
+        model_class_for(baseline.pooling), base_path, ("classifier.",),
+        f"a static baseline ({baseline.name}): the first {baseline.num_layers} pretrained layers and a new classifier",
+        config=config,
+    )
+
+
+def finetune_static_baseline(model, tokenizer, dataset: DatasetDict, budget: FinetuningBudget,
+                             baseline: StaticBaseline, work_dir: str | os.PathLike):
+    """Fine-tune on the train split with the budget (no evaluation or checkpoints in between: the last epoch's
+    weights are the baseline)."""
+    encoded = tokenize_classification(DatasetDict(train=dataset["train"]), tokenizer, baseline.max_length)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(
+            work_dir, num_train_epochs=budget.num_train_epochs, learning_rate=budget.learning_rate,
+            per_device_train_batch_size=budget.batch_size, warmup_steps=budget.warmup_ratio,
+            weight_decay=budget.weight_decay, seed=budget.seed, data_seed=budget.seed,
+            eval_strategy="no", save_strategy="no",
+        ),
+        train_dataset=encoded["train"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+    )
+    attach_progress(trainer, f"fine-tuning the static baseline {baseline.name}").train()
+    return trainer.model.eval()
+
+
+def load_cached_baseline(folder: Path):
+    config = json.loads((folder / "config.json").read_text())
+    return model_class_for(config.get(POOLING_FIELD, "cls")).from_pretrained(folder).eval()
+
+
+def cached_static_baseline(cache_dir: str | os.PathLike, base_path: str, label_names: list[str], tokenizer,
+                           dataset: DatasetDict, budget: FinetuningBudget, baseline: StaticBaseline):
+    """The fine-tuned baseline from `cache_dir` if it is there, else built, fine-tuned and saved there first."""
+    folder = Path(cache_dir) / baseline.cache_key(budget, base_path)
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        announce(f"static baseline {baseline.name}: reusing {folder}")
+        return load_cached_baseline(folder)
+    torch.manual_seed(budget.seed)  # the new classifier's initialisation
+    model = build_static_baseline(base_path, label_names, baseline)
+    work_dir = folder.with_name(folder.name + ".work")
+    model = finetune_static_baseline(model, tokenizer, dataset, budget, baseline, work_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # an incomplete earlier attempt
+    model.save_pretrained(partial)
+    (partial / "baseline.json").write_text(json.dumps({"budget": budget.to_dict(), "baseline": asdict(baseline)},
+                                                       indent=2))
+    partial.replace(folder)  # nothing half-written is ever reused
+    return load_cached_baseline(folder)

@@ -133,6 +133,21 @@ class AdaptiveModelTesterMixin:
             vanilla = self.tester.vanilla_model(model)(**inputs).logits
         torch.testing.assert_close(adaptive, vanilla, rtol=0, atol=1e-6)
 
+    def test_over_long_input_is_a_clear_error(self, tokenizer):
+        model = self.tester.create_model()
+        config = model.config
+        usable = config.max_position_embeddings
+        if config.vanilla_model_type == "roberta":
+            usable -= config.pad_token_id + 1  # RoBERTa's position ids start after the padding index
+        inputs = self.batch(tokenizer, texts=[" ".join(["word"] * (usable + 8))])
+        inputs = {name: value[:, : usable + 1] for name, value in inputs.items()}
+        with torch.inference_mode(), pytest.raises(ValueError, match=f"{usable + 1} tokens but the model has only "
+                                                                     f"{usable} positions"):
+            model(**inputs)
+        fits = {name: value[:, :usable] for name, value in inputs.items()}
+        with torch.inference_mode():
+            model(**fits)  # the longest input the model takes runs
+
     def test_vanilla_model_type_builds_the_vanilla_model(self, tokenizer):
         model = self.tester.create_model()
         inputs = self.batch(tokenizer)

@@ -870,3 +870,15 @@ def test_finetune_dat_trains_and_evaluates_with_the_stock_trainer(tiny_tokenizer
     history = trainer.state.log_history
     assert any("eval_loss" in entry and math.isfinite(entry["eval_loss"]) for entry in history)
     assert not torch.equal(before, trainer.model.exit_predictor.classifier.weight.detach())
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_over_long_target_is_a_clear_error(adaptive, tiny_tokenizer_dir):
+    model = create_model()
+    model.config.adaptive = adaptive
+    positions = model.config.max_position_embeddings
+    source = torch.full((1, 4), 7)
+    with torch.inference_mode(), pytest.raises(ValueError, match=f"target has {positions + 1} tokens"):
+        model(input_ids=source, decoder_input_ids=torch.full((1, positions + 1), 7))
+    with torch.inference_mode():
+        model(input_ids=source, decoder_input_ids=torch.full((1, positions), 7))  # the longest target runs

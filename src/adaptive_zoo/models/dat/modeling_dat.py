@@ -655,6 +655,12 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         use_cache = self.config.use_cache if use_cache is None else use_cache
 
         if encoder_outputs is None:
+            if source is not None and source.shape[1] > self.config.max_position_embeddings:
+                raise ValueError(
+                    f"The input has {source.shape[1]} tokens but the model has only "
+                    f"{self.config.max_position_embeddings} positions: tokenize with `truncation=True` (for a "
+                    "pipeline: `pipe(texts, truncation=True)`), which cuts to the saved tokenizer's `model_max_length`."
+                )
             encoder_outputs = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                                  inputs_embeds=inputs_embeds)
         elif not isinstance(encoder_outputs, BaseModelOutput):
@@ -713,6 +719,12 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         if embeds is None:
             embeds = decoder.embed_tokens(decoder_inputs["input_ids"])
         length = embeds.shape[1]
+        if past_length + length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"The target has {past_length + length} tokens but the decoder has only "
+                f"{self.config.max_position_embeddings} positions: truncate the targets (`max_target_length`) or "
+                f"generate at most {self.config.max_position_embeddings} tokens (`max_length`)."
+            )
         position_ids = torch.arange(length, device=embeds.device) + past_length
         positions = decoder.embed_positions(embeds, past_length, position_ids=position_ids).to(embeds.device)
         hidden = decoder.layernorm_embedding(embeds + positions)

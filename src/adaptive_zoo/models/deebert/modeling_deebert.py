@@ -117,15 +117,18 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
 
 def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
     """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
-    more tokens than the model has positions."""
+    more tokens than the model has positions (RoBERTa's hold `max_position_embeddings - pad_token_id - 1`)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
     batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-    if sequence_length > config.max_position_embeddings:
+    positions = config.max_position_embeddings
+    if getattr(config, "vanilla_model_type", None) == "roberta":
+        positions -= (config.pad_token_id or 0) + 1  # RoBERTa's position ids start after the padding index
+    if sequence_length > positions:
         raise ValueError(
-            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
-            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
-            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+            f"The input has {sequence_length} tokens but the model has only {positions} positions: tokenize with "
+            "`truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts to the saved tokenizer's "
+            "`model_max_length`, the length the model was trained at."
         )
     return batch_size, sequence_length
 
@@ -364,9 +367,6 @@ class DeeBertClassifierMixin:
     def final_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def check_sequence_length(self, sequence_length: int) -> None:
-        """Backbone-specific position checks beyond `checked_input_shape`'s (none for BERT)."""
-
     def classify_at(
         self, layer_index: int, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -403,8 +403,7 @@ class DeeBertClassifierMixin:
         Early exit happens only in eval mode with `config.entropy_threshold` set and `config.adaptive` True; in
         training every sample runs every layer so that every off-ramp sees every sample.
         """
-        _, sequence_length = check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
-        self.check_sequence_length(sequence_length)
+        check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
         threshold = None if self.training or not self.config.adaptive else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
@@ -588,14 +587,6 @@ class DeeRobertaForSequenceClassification(DeeBertClassifierMixin, DeeRobertaPreT
         """RobertaForSequenceClassification's head over the `<s>` state. (B, T, H) -> (B, C)."""
         return self.classifier(hidden_states)
 
-    def check_sequence_length(self, sequence_length: int) -> None:
-        """RoBERTa's positions start after the padding index: `max_position_embeddings - pad_token_id - 1` tokens."""
-        usable = self.config.max_position_embeddings - (self.config.pad_token_id or 0) - 1
-        if sequence_length > usable:
-            raise ValueError(
-                f"The input has {sequence_length} tokens but this RoBERTa has only {usable} usable positions "
-                f"({self.config.max_position_embeddings} minus the padding offset): tokenize with `truncation=True`."
-            )
 
 
 __all__ = [

@@ -514,15 +514,18 @@ def check_inputs_have_content(input_ids: torch.Tensor | None, attention_mask: to
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.checked_input_shape
 def checked_input_shape(config, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[int, int]:
     """(batch_size, sequence_length) of inputs given as exactly one of `input_ids` and `inputs_embeds`, refusing
-    more tokens than the model has positions."""
+    more tokens than the model has positions (RoBERTa's hold `max_position_embeddings - pad_token_id - 1`)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
     batch_size, sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-    if sequence_length > config.max_position_embeddings:
+    positions = config.max_position_embeddings
+    if getattr(config, "vanilla_model_type", None) == "roberta":
+        positions -= (config.pad_token_id or 0) + 1  # RoBERTa's position ids start after the padding index
+    if sequence_length > positions:
         raise ValueError(
-            f"The input has {sequence_length} tokens but the model has only {config.max_position_embeddings} "
-            "positions: tokenize with `truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts "
-            "to the saved tokenizer's `model_max_length`, the length the model was trained at."
+            f"The input has {sequence_length} tokens but the model has only {positions} positions: tokenize with "
+            "`truncation=True` (for a pipeline: `pipe(texts, truncation=True)`), which cuts to the saved tokenizer's "
+            "`model_max_length`, the length the model was trained at."
         )
     return batch_size, sequence_length
 

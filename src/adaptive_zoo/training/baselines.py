@@ -1,13 +1,17 @@
-"""The static shortcuts a user would deploy instead of an adaptive classifier, fine-tuned with the adaptive model's
-own phase-1 budget (`FinetuningBudget`):
+"""The static shortcuts a user would deploy instead of an adaptive model, fine-tuned with the adaptive model's
+own phase-1 budget (`FinetuningBudget`; `GenerationBudget` for a seq2seq model):
 
 * depth: the backbone cut to its first k layers, its classifier reading the tokens the way the adaptive model's
   exits do ([CLS] through BERT's pooler, or the token mean through the same dense + tanh, as DeeBERT's mean
   off-ramps);
-* length: the whole backbone with inputs truncated to a shorter max length.
+* length: the whole backbone with inputs truncated to a shorter max length;
+* seq2seq depth (`GenerationBaseline`): the BART the adaptive model's recipe started from, with only its lowest k
+  decoder layers (against an adaptive decoder, the Depth-Adaptive Transformer) or encoder layers (against token
+  exits in the encoder, HashEE-BART).
 
-Each is a plain transformers BERT classifier, fine-tuned on a stock `Trainer`, and cached on disk under a key of
-everything that made it (`StaticBaseline.cache_key`), so a second benchmark on the same data and budget reuses it.
+Each is a plain transformers BERT classifier (or `BartForConditionalGeneration`), fine-tuned on a stock `Trainer`
+(`Seq2SeqTrainer`), and cached on disk under a key of everything that made it (`StaticBaseline.cache_key`,
+`GenerationBaseline.cache_key`), so a second benchmark on the same data and budget reuses it.
 """
 
 from __future__ import annotations
@@ -16,16 +20,27 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import DatasetDict
-from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding, Trainer
+from torch import nn
+from transformers import (
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForSequenceClassification,
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    Trainer,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..data.text import tokenize_classification
+from ..data.text import tokenize_classification, tokenize_seq2seq
 from ..progress import announce, attach_progress
 from .common import from_pretrained_with_new_parts, training_arguments
 
@@ -50,6 +65,16 @@ class FinetuningBudget:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationBudget(FinetuningBudget):
+    """A seq2seq model's training budget: `max_length` is the source length; besides it, the summary length and
+    how the recipe built the BART it started from (`warm_start`: the recipe's warm-start settings, e.g.
+    `cross_attention_init`, `encoder_layers`, `from_scratch`), which the depth baselines start from too."""
+
+    max_target_length: int = 32
+    warm_start: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,26 +162,116 @@ def finetune_static_baseline(model, tokenizer, dataset: DatasetDict, budget: Fin
 
 def load_cached_baseline(folder: Path):
     config = json.loads((folder / "config.json").read_text())
+    if config.get("is_encoder_decoder"):
+        return BartForConditionalGeneration.from_pretrained(folder).eval()
     return model_class_for(config.get(POOLING_FIELD, "cls")).from_pretrained(folder).eval()
 
 
-def cached_static_baseline(cache_dir: str | os.PathLike, base_path: str, label_names: list[str], tokenizer,
-                           dataset: DatasetDict, budget: FinetuningBudget, baseline: StaticBaseline):
-    """The fine-tuned baseline from `cache_dir` if it is there, else built, fine-tuned and saved there first."""
-    folder = Path(cache_dir) / baseline.cache_key(budget, base_path)
+def cached_baseline(folder: Path, name: str, record: dict[str, Any], make: Callable[[Path], nn.Module]):
+    """The baseline saved in `folder` if it is complete there, else `make(work_dir)` (build and fine-tune) saved
+    there first, atomically (a half-written folder is never reused), with `record` as baseline.json."""
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        announce(f"static baseline {baseline.name}: reusing {folder}")
+        announce(f"static baseline {name}: reusing {folder}")
         return load_cached_baseline(folder)
-    torch.manual_seed(budget.seed)  # the new classifier's initialisation
-    model = build_static_baseline(base_path, label_names, baseline)
     work_dir = folder.with_name(folder.name + ".work")
-    model = finetune_static_baseline(model, tokenizer, dataset, budget, baseline, work_dir)
+    model = make(work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)  # an incomplete earlier attempt
     model.save_pretrained(partial)
-    (partial / "baseline.json").write_text(json.dumps({"budget": budget.to_dict(), "baseline": asdict(baseline)},
-                                                       indent=2))
+    (partial / "baseline.json").write_text(json.dumps(record, indent=2, default=str))
     partial.replace(folder)  # nothing half-written is ever reused
     return load_cached_baseline(folder)
+
+
+def cached_static_baseline(cache_dir: str | os.PathLike, base_path: str, label_names: list[str], tokenizer,
+                           dataset: DatasetDict, budget: FinetuningBudget, baseline: StaticBaseline):
+    """The fine-tuned baseline from `cache_dir` if it is there, else built, fine-tuned and saved there first."""
+
+    def make(work_dir: Path):
+        torch.manual_seed(budget.seed)  # the new classifier's initialisation
+        model = build_static_baseline(base_path, label_names, baseline)
+        return finetune_static_baseline(model, tokenizer, dataset, budget, baseline, work_dir)
+
+    folder = Path(cache_dir) / baseline.cache_key(budget, base_path)
+    return cached_baseline(folder, baseline.name, {"budget": budget.to_dict(), "baseline": asdict(baseline)}, make)
+
+
+# -- seq2seq: fewer encoder or decoder layers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationBaseline:
+    """One static seq2seq alternative: the starting BART with only its lowest `num_layers` layers on `side`
+    ("decoder" or "encoder"), fine-tuned at `max_length` source tokens."""
+
+    side: str
+    num_layers: int
+    max_length: int
+    kind: str = "depth"
+
+    @property
+    def name(self) -> str:
+        return f"first {self.num_layers} {self.side} layer{'s' if self.num_layers > 1 else ''}"
+
+    def cache_key(self, budget: GenerationBudget, base_path: str) -> str:
+        """A stable key of the budget (warm start included), the base model's weights file and this shape."""
+        weights = Path(base_path) / "model.safetensors"
+        identity = {"budget": budget.to_dict(), "baseline": asdict(self),
+                    "base_weights": weights.stat().st_size if weights.is_file() else base_path}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return f"{Path(budget.dataset).stem}-seq2seq-{self.side}{self.num_layers}l-{self.max_length}t-{digest}"
+
+
+def keep_lowest_layers(bart: BartForConditionalGeneration, side: str, num_layers: int) -> BartForConditionalGeneration:
+    """Keep only the lowest `num_layers` layers of the BART's encoder or decoder (`side`), in place; the config
+    says so (`encoder_layers` / `decoder_layers`), so the model saves and reloads with that depth."""
+    if side not in ("encoder", "decoder"):
+        raise ValueError(f"A seq2seq depth baseline cuts the 'encoder' or the 'decoder', got {side!r}.")
+    stack = bart.get_encoder() if side == "encoder" else bart.get_decoder()
+    total = len(stack.layers)
+    if not 1 <= num_layers <= total:
+        raise ValueError(f"A {side} of {total} layers cannot be cut to {num_layers}.")
+    stack.layers = nn.ModuleList(list(stack.layers)[:num_layers])
+    setattr(bart.config, f"{side}_layers", num_layers)
+    return bart
+
+
+def finetune_generation_baseline(model: BartForConditionalGeneration, tokenizer, dataset: DatasetDict,
+                                 budget: GenerationBudget, baseline: GenerationBaseline,
+                                 work_dir: str | os.PathLike) -> BartForConditionalGeneration:
+    """Fine-tune with teacher forcing on the train split with the budget (no evaluation or checkpoints in between:
+    the last epoch's weights are the baseline), then turn the key/value cache back on for generation."""
+    encoded = tokenize_seq2seq(DatasetDict(train=dataset["train"]), tokenizer, baseline.max_length,
+                               budget.max_target_length, decoder_start_token_id=model.config.decoder_start_token_id)
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=training_arguments(
+            work_dir, arguments_class=Seq2SeqTrainingArguments, num_train_epochs=budget.num_train_epochs,
+            learning_rate=budget.learning_rate, per_device_train_batch_size=budget.batch_size,
+            warmup_steps=budget.warmup_ratio, weight_decay=budget.weight_decay, seed=budget.seed,
+            data_seed=budget.seed, eval_strategy="no", save_strategy="no", predict_with_generate=False,
+        ),
+        train_dataset=encoded["train"],
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        processing_class=tokenizer,
+    )
+    attach_progress(trainer, f"fine-tuning the static baseline {baseline.name}").train()
+    model = trainer.model.eval()
+    model.config.use_cache = True  # the Trainer turns it off; generation wants it
+    return model
+
+
+def cached_generation_baseline(cache_dir: str | os.PathLike, base_path: str,
+                               start: Callable[[], BartForConditionalGeneration], tokenizer, dataset: DatasetDict,
+                               budget: GenerationBudget, baseline: GenerationBaseline) -> BartForConditionalGeneration:
+    """The fine-tuned seq2seq baseline from `cache_dir` if it is there, else `start()` (the recipe's starting
+    BART, built afresh) cut to the baseline's depth, fine-tuned and saved there first."""
+
+    def make(work_dir: Path):
+        model = keep_lowest_layers(start(), baseline.side, baseline.num_layers)
+        return finetune_generation_baseline(model, tokenizer, dataset, budget, baseline, work_dir)
+
+    folder = Path(cache_dir) / baseline.cache_key(budget, base_path)
+    return cached_baseline(folder, baseline.name, {"budget": budget.to_dict(), "baseline": asdict(baseline)}, make)

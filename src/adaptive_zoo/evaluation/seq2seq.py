@@ -94,6 +94,34 @@ def generate_flops(model: PreTrainedModel, batches: Sequence[dict], **generate_k
         return count_flops(lambda: generate_all(model, batches, **generate_kwargs))
 
 
+def generate_with_flops(model: PreTrainedModel, batches: Sequence[dict],
+                        **generate_kwargs) -> tuple[list[torch.Tensor], int]:
+    """The generated ids of every batch and the FLOPs executed to generate them, in one counted pass."""
+    generated: list[torch.Tensor] = []
+    with torch.inference_mode():
+        flops = count_flops(lambda: generated.extend(generate_all(model, batches, **generate_kwargs)))
+    return generated, flops
+
+
+def generation_mean_exit(model: PreTrainedModel, batches: Sequence[dict],
+                         generated: Sequence[torch.Tensor]) -> float | None:
+    """The mean exit of an adaptive seq2seq model's generation: the average exit block of the generated tokens for
+    a model whose decoder adapts (the Depth-Adaptive Transformer, `generated_exits`), the mean encoder exit layer
+    of the source tokens for one with token exits in its encoder (HashEE-BART, `token_exit_layers`); None for a
+    model that reports neither (vanilla BART) or runs with its adaptivity off."""
+    if not getattr(model.config, "adaptive", False):
+        return None
+    if hasattr(model, "generated_exit_layers"):
+        exits = generated_exits(model, batches, generated)
+        return float(exits.float().mean()) if exits.numel() else None
+    with torch.inference_mode():
+        probe = model.get_encoder()(input_ids=batches[0]["input_ids"][:1],
+                                    attention_mask=batches[0]["attention_mask"][:1])
+    if getattr(probe, "token_exit_layers", None) is None:
+        return None
+    return float(torch.cat(token_exit_layers(model, batches)).float().mean())
+
+
 def token_exit_layers(model: PreTrainedModel, batches: Sequence[dict]) -> list[torch.Tensor]:
     """Each real (non-padding) token's encoder exit layer, one 1-D tensor per example."""
     rows = []

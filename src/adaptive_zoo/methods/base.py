@@ -119,6 +119,9 @@ class Method:
     """After a successful run, keep the checkpoints' weights (only their optimizer states go)."""
     base_families: ClassVar[Mapping[str, str]] = {}
     """The `model_type`s a `--base-model` checkpoint may have, each with the words that name it in a refusal."""
+    depth_baseline_side: ClassVar[str | None] = None
+    """A seq2seq method's adaptive stack, which `adaptive-zoo benchmark`'s depth baselines cut to k layers: "decoder"
+    (the Depth-Adaptive Transformer) or "encoder" (HashEE-BART's token exits)."""
     phase1_warmup_ratio: ClassVar[float] = 0.06
     phase1_weight_decay: ClassVar[float] = 0.01
     """The warm-up and weight decay of the method's plain fine-tuning phase; with the recorded epochs, learning rate,
@@ -223,6 +226,12 @@ class Method:
 
     def set_operating_point(self, model: PreTrainedModel, point: OperatingPoint) -> None:
         """Put `model` at `point` (cheap: it runs before every timed call of a shared model)."""
+
+    def starting_bart(self, run: RecipeRun) -> PreTrainedModel:
+        """A seq2seq method's starting point, built afresh exactly as its recipe builds it before adding the adaptive
+        parts (a BART warm-started from BERT, or a pretrained BART): `build` starts from it, and so do the benchmark's
+        depth baselines."""
+        raise NotImplementedError(f"{self.title} does not train a seq2seq model.")
 
     def exit_pooling(self, config: PretrainedConfig) -> str:
         """How the model's exits read the tokens ("cls" or "mean"): the depth baselines pool the same way."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, BartForConditionalGeneration
 
 from ..data import select_first, tokenize_seq2seq
 from ..evaluation.operating_points import THRESHOLD_METRICS, choose_confidence_thresholds
@@ -25,7 +25,7 @@ from ..training.dat import (
     finetune_dat,
     keep_lowest_encoder_layers,
 )
-from .base import ModelFamily, RecipeRun, register_method
+from .base import ModelFamily, OperatingPoint, RecipeRun, register_method
 from .tasks import (
     GenerationMethod,
     base_is_bart,
@@ -48,6 +48,9 @@ EXIT_PREDICTION_TEXT = {
 }
 DEFAULT_COMPUTE_BUDGET = 0.5
 DEFAULT_THRESHOLD_TRIALS = 100
+BENCHMARK_THRESHOLD_SETTINGS = 6
+"""Threshold settings of the recorded validation search that `adaptive-zoo benchmark` measures besides the shipped
+one: evenly spaced along the search's Pareto front (best score for its average exit)."""
 
 
 @dataclass
@@ -89,14 +92,31 @@ class DepthAdaptive(GenerationMethod):
     families = (ModelFamily(DepthAdaptiveTransformerConfig, {AutoModelForSeq2SeqLM: DepthAdaptiveTransformer}),)
     settings_class = DATSettings
     default_dataset = "bbc_headlines"
+    depth_baseline_side = "decoder"
+
+    def _warm_started_bart(self, run: RecipeRun) -> BartForConditionalGeneration:
+        settings = run.settings
+        bart, warm_start = seq2seq_base(run, decoder_layers=settings.decoder_layers, seed=settings.seed,
+                                        cross_attention_init=settings.cross_attention_init or "self_attention")
+        return keep_lowest_encoder_layers(bart, warm_start, settings.encoder_layers)
+
+    def starting_bart(self, run: RecipeRun) -> BartForConditionalGeneration:
+        """The warm-started BART of `build`, or with `--from-scratch` a randomly initialised BART of its shape
+        (seeded with the run's seed)."""
+        bart = self._warm_started_bart(run)
+        if not run.settings.from_scratch:
+            return bart
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(run.settings.seed)
+            scratch = BartForConditionalGeneration(bart.config)
+        scratch.generation_config = bart.generation_config
+        return scratch
 
     def build(self, run: RecipeRun) -> DepthAdaptiveTransformer:
         """The shape (and, unless from scratch, the weights) of the BART; every paper field is validated here,
         before any training."""
         settings = run.settings
-        bart, warm_start = seq2seq_base(run, decoder_layers=settings.decoder_layers, seed=settings.seed,
-                                        cross_attention_init=settings.cross_attention_init or "self_attention")
-        keep_lowest_encoder_layers(bart, warm_start, settings.encoder_layers)
+        bart = self._warm_started_bart(run)
         config = dat_config_from_bart(bart.config, **settings.model_overrides())
         if settings.exit_prediction == "confidence" and settings.resolved_compute_budget * config.num_exits < 1:
             raise ValueError(
@@ -212,3 +232,41 @@ class DepthAdaptive(GenerationMethod):
                 "full_depth_score": search.trials[0].score,
                 "chosen": {"score": search.best.score, "average_exit": search.best.average_exit},
                 "search": search.to_dict()}
+
+    def operating_points(self, model, record: dict[str, Any]) -> list[OperatingPoint]:
+        """Full depth (every token runs all N blocks: exactly vanilla BART), then for confidence exits the shipped
+        thresholds T_n and a few settings along the Pareto front of the latest recorded threshold search (a
+        calibration's, else training's), or for learned exits the model as saved."""
+        points = [OperatingPoint("full depth", {"adaptive": False})]
+        config = model.config
+        if config.exit_prediction != "confidence":
+            return points + [OperatingPoint(f"{config.exit_prediction} exits", {"adaptive": True}, chosen=True)]
+        search = (record.get("calibrations") or [{}])[-1].get("search") or record.get("threshold_search") or {}
+        front = threshold_front(search.get("trials", []))
+        step = max(1, -(-len(front) // BENCHMARK_THRESHOLD_SETTINGS))
+        saved = config.resolved_confidence_thresholds()
+        by_label: dict[str, OperatingPoint] = {}
+        for thresholds in [*front[::step], saved]:
+            thresholds = [float(t) for t in thresholds[: config.num_exits - 1]]
+            label = "T=" + "/".join(f"{t:.3g}" for t in thresholds)
+            if all(t >= 1.0 for t in thresholds) and thresholds != saved:
+                continue  # never exits: the full-depth point already
+            by_label[label] = OperatingPoint(label, {"adaptive": True, "confidence_thresholds": thresholds},
+                                             chosen=thresholds == saved)
+        return points + list(by_label.values())
+
+    def set_operating_point(self, model, point: OperatingPoint) -> None:
+        model.config.adaptive = point.values["adaptive"]
+        if "confidence_thresholds" in point.values:
+            model.config.confidence_thresholds = list(point.values["confidence_thresholds"])
+
+
+def threshold_front(trials: list[dict[str, Any]]) -> list[list[float]]:
+    """The thresholds of the search trials no other trial beats (a higher score at an average exit no larger), by
+    increasing average exit."""
+    front, best = [], float("-inf")
+    for trial in sorted(trials, key=lambda trial: (trial["average_exit"], -trial["score"])):
+        if trial["score"] > best:
+            front.append(list(trial["thresholds"]))
+            best = trial["score"]
+    return front

@@ -53,6 +53,7 @@ class HashEE(ClassifierMethod):
     settings_class = HashEETrainingArguments
     tasks = ("classification", "seq2seq")
     reports_token_exits = True
+    depth_baseline_side = "encoder"  # HashEE-BART's tokens exit the encoder
     nothing_to_calibrate = "HashEE's exits are fixed by its hash table (token id -> layer), not by a tuned threshold"
 
     def _seq2seq(self, run: RecipeRun) -> bool:
@@ -81,12 +82,16 @@ class HashEE(ClassifierMethod):
             run.artifacts["table"] = table
             return build_hashee_bert(run.base_path, run.task.label_names, table, tokenizer.all_special_ids,
                                      fine_tuned=run.base_is_classifier)
-        options = {} if settings.cross_attention_init is None else {"cross_attention_init": settings.cross_attention_init}
-        bart, _ = seq2seq_base(run, **options)
+        bart = self.starting_bart(run)
         table = table_for(settings, tokenizer, train, num_layers=bart.config.encoder_layers,
                           vocab_size=bart.config.vocab_size, embeddings=bart.get_input_embeddings().weight.detach())
         run.artifacts.update(table=table, warm_started_bart=bart)
         return build_hashee_bart(bart, table, tokenizer.all_special_ids)
+
+    def starting_bart(self, run: RecipeRun):
+        settings = run.settings
+        options = {} if settings.cross_attention_init is None else {"cross_attention_init": settings.cross_attention_init}
+        return seq2seq_base(run, **options)[0]
 
     def train(self, run: RecipeRun, model):
         settings, tokenizer = run.settings, run.tokenizer

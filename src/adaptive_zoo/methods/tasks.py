@@ -18,6 +18,7 @@ from transformers import (
 from ..data import check_label_count, load_task_data, select_first
 from ..evaluation.classification import evaluate_classifier, mean_token_exit
 from ..evaluation.reports import ClassificationReport, EvaluationOptions, EvaluationReport
+from ..training.baselines import GenerationBudget
 from ..training.warm_start import WarmStartReport, bart_from_bert
 from .base import Method, ModelFamily, RecipeRun
 
@@ -190,6 +191,21 @@ def generation_arguments(run: RecipeRun) -> dict[str, Any]:
     settings = run.settings
     return dict(batch_size=settings.eval_batch_size, max_source_length=settings.max_length,
                 max_new_tokens=settings.max_target_length, num_beams=settings.num_beams)
+
+
+WARM_START_FIELDS = ("cross_attention_init", "decoder_layers", "encoder_layers", "from_scratch")
+"""The training settings that shape a seq2seq recipe's starting BART (those a method has)."""
+
+
+def generation_budget(method: Method, record: dict[str, Any]) -> GenerationBudget:
+    """A seq2seq model's training budget for the benchmark's static alternatives: the method's phase-1 budget plus
+    the summary length and the settings its starting BART was built with (`WARM_START_FIELDS`)."""
+    budget, training = method.phase1_budget(record), record["training"]
+    if "max_target_length" not in training:
+        raise ValueError("The folder's adaptive_zoo_results.json \"training\" record has no max_target_length: it is "
+                         "not a seq2seq training record.")
+    return GenerationBudget(**budget.to_dict(), max_target_length=int(training["max_target_length"]),
+                            warm_start={key: training[key] for key in WARM_START_FIELDS if key in training})
 
 
 class GenerationMethod(Method):

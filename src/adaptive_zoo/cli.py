@@ -32,7 +32,15 @@ from .backbones import base_model_problem, looks_like_hub_repo_id, resolve_base_
 from .benchmark import BenchmarkSettings, run_benchmark
 from .calibrate import CalibrationSettings, calibrate_folder
 from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
-from .evaluation.benchmark_results import pareto_plots, read_rows, summary_table, update_markdown, verdict
+from .evaluation.benchmark_results import (
+    pareto_plots,
+    quality_metric,
+    quality_text,
+    read_rows,
+    summary_table,
+    update_markdown,
+    verdict,
+)
 from .evaluation.explain import explain_text, render_html, render_png
 from .evaluation.reports import EvaluationOptions, EvaluationReport
 from .hashing import build_hash_table, save_hash_table
@@ -301,22 +309,29 @@ def _add_quickstart_parser(subparsers) -> None:
 
 def _add_benchmark_parsers(subparsers) -> None:
     benchmark = _subcommand(
-        subparsers, "benchmark", "Measure a saved classifier against the static shortcuts (fewer layers, shorter "
-        "inputs, int8) in one run.",
-        description="Measure a saved adaptive classifier, in one run on one split, against the static alternatives a "
-        "user would deploy instead: the backbone cut to k layers, inputs truncated to shorter lengths (each "
-        "fine-tuned with the model's own phase-1 budget, cached), int8 dynamic quantization of the full model and of "
-        "the adaptive one. Every point: accuracy, executed FLOPs, throughput (batch 32) and latency (batch 1) as "
-        "ratios against the full vanilla model timed in the same run; rows are appended to --output.",
+        subparsers, "benchmark", "Measure a saved model against the static shortcuts (fewer layers, shorter inputs, "
+        "int8) in one run.",
+        description="Measure a saved adaptive model, in one run on one split, against the static alternatives a user "
+        "would deploy instead, each fine-tuned with the model's own training budget and cached. A classifier: the "
+        "backbone cut to k layers, inputs truncated to shorter lengths, int8 dynamic quantization of the full model and "
+        "of the adaptive one; every point's accuracy. A seq2seq model (Depth-Adaptive Transformer, HashEE-BART): the "
+        "same starting BART with only its lowest k decoder layers (Depth-Adaptive Transformer) or encoder layers "
+        "(HashEE-BART, whose tokens exit the encoder), and int8; every candidate, vanilla BART included, generates "
+        "greedily with the model's generation settings, and each point's ROUGE-1 (ROUGE-2/L too) is recorded under "
+        "its own name. Every point: executed FLOPs (of the whole generate call for seq2seq), throughput (batch 32) and "
+        "latency (batch 1) as ratios against the full vanilla model timed in the same run; rows are appended to "
+        "--output.",
     )
-    benchmark.add_argument("model", help="A folder written by `adaptive-zoo train` (a classifier).")
+    benchmark.add_argument("model", help="A folder written by `adaptive-zoo train` (a classifier, or a Depth-Adaptive "
+                           "Transformer or HashEE-BART summarizer).")
     _add_plain_settings_arguments(benchmark, BenchmarkSettings)
     summarize = _subcommand(
         subparsers, "summarize-benchmarks", "Write BENCHMARKS.md's summary table and the Pareto plots from the "
         "results file.",
         description="Read the benchmark results file, keep each (method, dataset)'s latest run, and write the summary "
         "table (the two targets read off the rows, the command of each row) between the markers of the Markdown "
-        "file, and one Pareto plot per dataset (accuracy against measured throughput speed-up).",
+        "file, and one Pareto plot per dataset (accuracy, or ROUGE-1 for a summarization dataset, against measured "
+        "throughput speed-up).",
     )
     summarize.add_argument("--results", default="benchmarks/results.jsonl", help="The results file.")
     summarize.add_argument("--markdown", default="BENCHMARKS.md", help="The Markdown file whose summary is replaced.")
@@ -527,13 +542,14 @@ def run_benchmark_command(args: argparse.Namespace) -> Outcome:
     settings = BenchmarkSettings(**{f.name: getattr(args, f.name) for f in setting_fields(BenchmarkSettings)
                                     if getattr(args, f.name) is not None})
     rows = run_benchmark(args.model, settings, command="adaptive-zoo " + shlex.join(args.argv))
-    lines = [f"{row['point']:<40} accuracy {100 * row['metrics']['accuracy']:6.2f} | FLOPs "
+    metric = quality_metric(rows[0]).label
+    lines = [f"{row['point']:<40} {metric} {quality_text(row).split()[0]:>6} | FLOPs "
              f"{row['ratios']['flops_speedup']:5.2f}x | throughput {row['ratios']['throughput_speedup']:5.2f}x | "
              f"latency {row['ratios']['latency_speedup']:5.2f}x" for row in rows]
     result = verdict(rows)
-    lines += [f"target 1 (at least as accurate as every static alternative at least as fast): "
+    lines += [f"target 1 (at least as good by {metric} as every static alternative at least as fast): "
               f"{_target_text(result.target_1)}",
-              f"target 2 (adaptive+int8 the fastest point within 1 point of the full model): "
+              f"target 2 (adaptive+int8 the fastest point within 1 {metric} point of the full model): "
               f"{_target_text(result.target_2)} (the fastest: {result.fastest_within_tolerance['point']})",
               f"{len(rows)} rows appended to {settings.output}"]
     return None, lines

@@ -1,17 +1,22 @@
-"""`adaptive-zoo benchmark` end to end on a tiny DeeBERT trained by the command line (1 epoch per stage), the
-results file's fixed schema, the summary table and Pareto plot made from it, and int8 quantization."""
+"""`adaptive-zoo benchmark` end to end on a tiny DeeBERT trained by the command line (1 epoch per stage) and on a
+tiny Depth-Adaptive Transformer and HashEE-BART (1 epoch, a few dozen toy text/summary pairs), the results file's
+fixed schema, the summary table and Pareto plot made from it, and int8 quantization."""
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 
 import pytest
 import torch
-from tiny import tiny_bert_config
+from safetensors.torch import load_file
+from tiny import tiny_bert_config, write_tiny_summarization_csv
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSeq2SeqLM, BertConfig, BertForSequenceClassification
 
 from adaptive_zoo.cli import main
+from adaptive_zoo.evaluation import benchmark_results
 from adaptive_zoo.evaluation.benchmark import quantize_int8
 from adaptive_zoo.evaluation.benchmark_results import (
     ROW_FIELDS,
@@ -209,7 +214,132 @@ def test_deebert_operating_points_come_from_the_validation_sweep():
     assert [point.label for point in points if point.chosen] == ["S=0.5"]
 
 
-def test_a_seq2seq_folder_is_refused_clearly(tmp_path, capsys):
+# -- seq2seq: the Depth-Adaptive Transformer (adaptive decoder) and HashEE-BART (token exits in the encoder) --------
+
+SEQ2SEQ_ARGS = ["--num-train-epochs", "1", "--max-length", "32", "--max-target-length", "8", "--batch-size", "8",
+                "--learning-rate", "1e-3"]
+SEQ2SEQ_LAYERS = 4  # the tiny BERT's layers: encoder and decoder of the warm-started BART
+
+
+@pytest.fixture(scope="module")
+def summarization_csv(tmp_path_factory):
+    return write_tiny_summarization_csv(tmp_path_factory.mktemp("sum") / "toy_sum.csv", num_rows=40)
+
+
+@pytest.fixture(scope="module")
+def seq2seq_benchmarks(tmp_path_factory, tiny_bert_dir, summarization_csv):
+    """A tiny DAT (confidence exits, thresholds searched on validation) and a tiny HashEE-BART, each trained by the
+    command line and benchmarked into one results file, with depth baselines k = 1, 2."""
+    work = tmp_path_factory.mktemp("seq2seq-bench")
+    folders = {"dat": work / "dat", "hashee": work / "hashee-bart"}
+    assert main(["train", "dat", "--dataset", str(summarization_csv), "--output-dir", str(folders["dat"]),
+                 "--base-model", str(tiny_bert_dir), "--exit-prediction", "confidence", "--compute-budget", "0.5",
+                 "--threshold-trials", "2", *SEQ2SEQ_ARGS]) == 0
+    assert main(["train", "hashee", "--dataset", str(summarization_csv), "--output-dir", str(folders["hashee"]),
+                 "--base-model", str(tiny_bert_dir), *SEQ2SEQ_ARGS]) == 0
+    results, cache = work / "results.jsonl", work / "cache"
+    for folder in folders.values():
+        assert main(["benchmark", str(folder), "--dataset", str(summarization_csv), "--output", str(results),
+                     "--cache-dir", str(cache), "--depths", "1", "2", "--repeats", "1", "--latency-samples", "2",
+                     "--batch-size", "8"]) == 0
+    rows = read_rows(results)
+    return {"folders": folders, "results": results, "cache": cache,
+            "rows": {method: [row for row in rows if row["method"] == method] for method in folders}}
+
+
+@pytest.mark.parametrize("method", ["dat", "hashee"])
+def test_seq2seq_benchmark_rows_carry_rouge_under_its_own_name(seq2seq_benchmarks, method):
+    rows = seq2seq_benchmarks["rows"][method]
+    assert {row["series"] for row in rows} == {"vanilla", method, f"{method}+int8", "vanilla+int8", "depth"}
+    assert sum(row["chosen"] for row in rows if row["series"] == method) == 1
+    for row in rows:
+        assert tuple(row) == ROW_FIELDS
+        metrics = row["metrics"]
+        assert "accuracy" not in metrics and {"rouge1", "rouge2", "rougeL"} <= set(metrics)
+        assert 0.0 <= metrics["rouge1"] <= 100.0 and metrics["flops"] > 0 and metrics["mean_generated_tokens"] > 0
+        assert row["timing"]["generation"] == {"max_new_tokens": 8, "num_beams": 1, "do_sample": False}
+        assert row["budget"]["max_target_length"] == 8 and row["budget"]["num_train_epochs"] == 1.0
+        assert row["ratios"]["throughput_speedup"] > 0 and row["ratios"]["latency_speedup"] > 0
+    vanilla = next(row for row in rows if row["series"] == "vanilla")
+    assert vanilla["ratios"]["flops_speedup"] == 1.0 and vanilla["metrics"]["mean_exit_layer"] is None
+    assert benchmark_results.quality_metric(vanilla).label == "ROUGE-1"
+
+
+@pytest.mark.parametrize(("method", "side"), [("dat", "decoder"), ("hashee", "encoder")])
+def test_seq2seq_depth_baselines_have_fewer_layers_of_the_adapted_stack(seq2seq_benchmarks, method, side):
+    other = "encoder" if side == "decoder" else "decoder"
+    depth = {row["operating_point"]["num_layers"]: row for row in seq2seq_benchmarks["rows"][method]
+             if row["series"] == "depth"}
+    assert set(depth) == {1, 2}
+    for k, row in depth.items():
+        point = row["operating_point"]
+        assert point["side"] == side and point[f"{side}_layers"] == k and point[f"{other}_layers"] == SEQ2SEQ_LAYERS
+        assert row["point"] == f"first {k} {side} layer{'s' if k > 1 else ''}"
+    cached = [folder for folder in seq2seq_benchmarks["cache"].iterdir() if f"-seq2seq-{side}" in folder.name]
+    assert len(cached) == 2
+    for folder in cached:
+        config = json.loads((folder / "config.json").read_text())
+        layers = {int(key.split(".")[3]) for key in load_file(folder / "model.safetensors")
+                  if key.startswith(f"model.{side}.layers.")}
+        assert config["model_type"] == "bart" and layers == set(range(config[f"{side}_layers"]))
+        assert config[f"{side}_layers"] < SEQ2SEQ_LAYERS == config[f"{other}_layers"]
+
+
+def test_dat_at_full_depth_generates_exactly_what_vanilla_bart_does(seq2seq_benchmarks):
+    rows = {row["point"]: row for row in seq2seq_benchmarks["rows"]["dat"]}
+    vanilla, full = rows["vanilla (full model)"], rows["dat full depth"]
+    quality = ("rouge1", "rouge2", "rougeL", "rougeLsum", "mean_generated_tokens")
+    assert {key: full["metrics"][key] for key in quality} == {key: vanilla["metrics"][key] for key in quality}
+    config = json.loads((seq2seq_benchmarks["folders"]["dat"] / "config.json").read_text())
+    chosen = next(row for row in rows.values() if row["series"] == "dat" and row["chosen"])
+    assert chosen["operating_point"]["confidence_thresholds"] == config["confidence_thresholds"][:SEQ2SEQ_LAYERS - 1]
+    assert 1.0 <= chosen["metrics"]["mean_exit_layer"] <= SEQ2SEQ_LAYERS  # the generated tokens' average exit
+
+
+def test_dat_operating_points_follow_the_recorded_threshold_search(seq2seq_benchmarks):
+    folder = seq2seq_benchmarks["folders"]["dat"]
+    model, method = AutoModelForSeq2SeqLM.from_pretrained(folder), METHODS["dat"]
+    record = json.loads((folder / "adaptive_zoo_results.json").read_text())
+    points = method.operating_points(model, record)
+    assert points[0].label == "full depth" and points[0].values == {"adaptive": False}
+    assert [point.chosen for point in points].count(True) == 1
+    searched = {tuple(trial["thresholds"]) for trial in record["threshold_search"]["trials"]}
+    assert all(tuple(point.values["confidence_thresholds"]) in searched for point in points[1:])
+    method.set_operating_point(model, points[0])
+    assert model.config.adaptive is False
+    method.set_operating_point(model, points[-1])
+    assert model.config.adaptive and model.config.confidence_thresholds == points[-1].values["confidence_thresholds"]
+
+
+def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path, monkeypatch):
+    labels = []
+    original = benchmark_results.plot_tradeoff
+    monkeypatch.setattr(benchmark_results, "plot_tradeoff",
+                        lambda *args, **kwargs: labels.append(kwargs["ylabel"]) or original(*args, **kwargs))
+    markdown = tmp_path / "BENCHMARKS.md"
+    markdown.write_text(f"# Benchmarks\n\n{SUMMARY_START}\n{SUMMARY_END}\n")
+    assert main(["summarize-benchmarks", "--results", str(seq2seq_benchmarks["results"]), "--markdown",
+                 str(markdown), "--plots-dir", str(tmp_path / "plots")]) == 0
+    table_rows = [line for line in markdown.read_text().splitlines() if line.startswith("| toy_sum.csv")
+                  or "| dat |" in line or "| hashee |" in line]
+    assert len(table_rows) == 2 and all("ROUGE-1" in line for line in table_rows)
+    assert labels == ["test ROUGE-1"]
+
+
+def test_verdict_reads_rouge_points_for_seq2seq_rows():
+    def row(series, rouge1, throughput, chosen=False):
+        return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
+                "metrics": {"rouge1": rouge1}, "ratios": {"throughput_speedup": throughput}}
+
+    rows = [row("vanilla", 30.0, 1.0, True), row("m", 29.5, 2.0, True), row("m+int8", 29.2, 3.0, True),
+            row("depth", 25.0, 2.5)]
+    result = verdict(rows)  # 29.2 is within 1 ROUGE-1 point of 30.0; a fraction scale would call it 0.8 points off
+    assert result.target_1 and result.target_2
+    rows[2] = row("m+int8", 28.9, 3.0, True)
+    assert verdict(rows).target_2 is False
+
+
+def _tiny_hashee_bart_folder(folder):
     torch.manual_seed(0)
     config = HashEEBartConfig(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
                               decoder_attention_heads=4, encoder_ffn_dim=37, decoder_ffn_dim=37,
@@ -217,6 +347,33 @@ def test_a_seq2seq_folder_is_refused_clearly(tmp_path, capsys):
                               decoder_start_token_id=2)
     model = HashEEBartForConditionalGeneration(config)
     model.set_hash_table([1 + i % 2 for i in range(99)])
-    model.save_pretrained(tmp_path / "bart")
-    assert main(["benchmark", str(tmp_path / "bart"), "--dataset", "bbc_headlines"]) == 2
-    assert "measures classifiers only" in capsys.readouterr().err
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_seq2seq_folder_without_its_results_record_is_refused(tmp_path, capsys):
+    folder = _tiny_hashee_bart_folder(tmp_path / "bart")
+    assert main(["benchmark", str(folder), "--dataset", "bbc_headlines"]) == 2
+    assert "has no adaptive_zoo_results.json" in capsys.readouterr().err
+
+
+def test_seq2seq_refusals_name_what_does_not_apply(seq2seq_benchmarks, summarization_csv, tmp_path, capsys):
+    folder = seq2seq_benchmarks["folders"]["hashee"]
+    common = ["--output", str(tmp_path / "r.jsonl"), "--cache-dir", str(tmp_path / "cache")]
+    assert main(["benchmark", str(folder), "--dataset", str(summarization_csv), "--baselines", "length",
+                 *common]) == 2
+    assert "apply to classifiers only" in capsys.readouterr().err
+    classification = tmp_path / "labels.csv"
+    with classification.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([[f"w{i} w{i + 1} w{i + 2}", ["a", "b"][i % 2]] for i in range(20)])
+    assert main(["benchmark", str(folder), "--dataset", str(classification), *common]) == 2
+    error = capsys.readouterr().err
+    assert "is a classification dataset" in error and "is a seq2seq model" in error
+    copy = tmp_path / "no-record"
+    shutil.copytree(folder, copy)
+    (copy / "adaptive_zoo_results.json").unlink()
+    assert main(["benchmark", str(copy), "--dataset", str(summarization_csv), *common]) == 2
+    assert "has no adaptive_zoo_results.json" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists()

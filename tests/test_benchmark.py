@@ -11,9 +11,15 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny import tiny_bert_config, write_tiny_summarization_csv
+from tiny import save_tiny_bart, tiny_bert_config, write_tiny_summarization_csv
 from torch import nn
-from transformers import AutoModelForSeq2SeqLM, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from adaptive_zoo.cli import main
 from adaptive_zoo.evaluation import benchmark_results
@@ -38,7 +44,12 @@ from adaptive_zoo.models.hashee import (
     HashEEBertConfig,
     HashEEBertForSequenceClassification,
 )
-from adaptive_zoo.training.baselines import MeanPooledBertForSequenceClassification
+from adaptive_zoo.training.baselines import (
+    GenerationBaseline,
+    GenerationBudget,
+    MeanPooledBertForSequenceClassification,
+    keep_lowest_layers,
+)
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "category"]
 
@@ -337,6 +348,49 @@ def test_verdict_reads_rouge_points_for_seq2seq_rows():
     assert result.target_1 and result.target_2
     rows[2] = row("m+int8", 28.9, 3.0, True)
     assert verdict(rows).target_2 is False
+
+
+def test_dat_from_a_pretrained_bart_with_learned_exits(tmp_path, summarization_csv):
+    """The other starting point: a pretrained BART (3 + 3 layers) kept to its lowest 2 decoder layers, multinomial
+    exits (no thresholds: full depth and the model as saved); the depth baseline starts from that BART."""
+    bart = save_tiny_bart(tmp_path / "tiny-bart")
+    folder, results, cache = tmp_path / "dat", tmp_path / "results.jsonl", tmp_path / "cache"
+    assert main(["train", "dat", "--dataset", str(summarization_csv), "--output-dir", str(folder), "--base-model",
+                 str(bart), "--decoder-layers", "2", "--max-train-samples", "16", *SEQ2SEQ_ARGS]) == 0
+    assert main(["benchmark", str(folder), "--dataset", str(summarization_csv), "--output", str(results),
+                 "--cache-dir", str(cache), "--baselines", "depth", "--repeats", "1", "--latency-samples", "2"]) == 0
+    rows = {row["point"]: row for row in read_rows(results)}
+    assert set(rows) == {"vanilla (full model)", "dat full depth", "dat multinomial exits", "first 1 decoder layer"}
+    assert rows["dat multinomial exits"]["chosen"] and not rows["dat full depth"]["chosen"]
+    assert rows["dat full depth"]["metrics"]["rouge1"] == rows["vanilla (full model)"]["metrics"]["rouge1"]
+    assert rows["first 1 decoder layer"]["operating_point"]["encoder_layers"] == 3
+    assert rows["first 1 decoder layer"]["budget"]["warm_start"]["decoder_layers"] == 2
+    (baseline,) = cache.iterdir()
+    config, tiny = json.loads((baseline / "config.json").read_text()), BartConfig.from_pretrained(bart)
+    assert (config["decoder_layers"], config["encoder_layers"]) == (1, 3)
+    assert (config["vocab_size"], config["decoder_start_token_id"]) == (tiny.vocab_size, tiny.decoder_start_token_id)
+
+
+def test_keep_lowest_layers_keeps_the_lowest_ones_and_the_cache_key_tracks_the_start():
+    torch.manual_seed(0)
+    config = BartConfig(vocab_size=99, d_model=16, encoder_layers=3, decoder_layers=3, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=20, decoder_ffn_dim=20, max_position_embeddings=32)
+    bart = BartForConditionalGeneration(config)
+    first = bart.model.decoder.layers[0].fc1.weight.clone()
+    keep_lowest_layers(bart, "decoder", 1)
+    assert len(bart.model.decoder.layers) == bart.config.decoder_layers == 1
+    assert torch.equal(bart.model.decoder.layers[0].fc1.weight, first) and len(bart.model.encoder.layers) == 3
+    with pytest.raises(ValueError, match="'encoder' or the 'decoder'"):
+        keep_lowest_layers(bart, "middle", 1)
+    with pytest.raises(ValueError, match="cannot be cut to 4"):
+        keep_lowest_layers(bart, "encoder", 4)
+    budget = dict(base_model="b", dataset="d.csv", num_train_epochs=1.0, learning_rate=1e-3, batch_size=8,
+                  max_length=32, max_train_samples=None, seed=42, warmup_ratio=0.06, weight_decay=0.01,
+                  max_target_length=8)
+    baseline = GenerationBaseline("decoder", 1, 32)
+    keys = {baseline.cache_key(GenerationBudget(**budget, warm_start=start), "b")
+            for start in ({"cross_attention_init": None}, {"cross_attention_init": "fresh"})}
+    assert len(keys) == 2 and all(key.startswith("d-seq2seq-decoder1l-32t-") for key in keys)
 
 
 def _tiny_hashee_bart_folder(folder):

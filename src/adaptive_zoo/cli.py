@@ -313,9 +313,9 @@ def _add_benchmark_parsers(subparsers) -> None:
         "int8) in one run.",
         description="Measure a saved adaptive model, in one run on one split, against the static alternatives a user "
         "would deploy instead, each fine-tuned with the model's own training budget and cached. A classifier: the "
-        "backbone cut to k layers, inputs truncated to shorter lengths, int8 dynamic quantization of the full model and "
-        "of the adaptive one; every point's accuracy. A seq2seq model (Depth-Adaptive Transformer, HashEE-BART): the "
-        "same starting BART with only its lowest k decoder layers (Depth-Adaptive Transformer) or encoder layers "
+        "backbone cut to k layers, inputs truncated to shorter lengths, int8 dynamic quantization of the full model "
+        "and of the adaptive one; every point's accuracy. A seq2seq model (Depth-Adaptive Transformer, HashEE-BART): "
+        "the same starting BART with only its lowest k decoder layers (Depth-Adaptive Transformer) or encoder layers "
         "(HashEE-BART, whose tokens exit the encoder), and int8; every candidate, vanilla BART included, generates "
         "greedily with the model's generation settings, and each point's ROUGE-1 (ROUGE-2/L too) is recorded under "
         "its own name. Every point: executed FLOPs (of the whole generate call for seq2seq), throughput (batch 32) and "

@@ -162,9 +162,10 @@ def _yes_no(flag: bool | None) -> str:
 
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     """The Markdown summary of the current rows: one line per (method, dataset) run."""
-    header = ("| dataset | method | full model (vanilla) | adaptive, shipped point: accuracy (or ROUGE-1), throughput / "
-              "latency / FLOPs speed-up | best static alternative at least as fast | target 1 | fastest point within "
-              "1 point of the full model | target 2 | command |\n|---|---|---|---|---|---|---|---|---|")
+    header = ("| dataset | method | full model (vanilla) | adaptive, shipped point: accuracy (or ROUGE-1), "
+              "throughput / latency / FLOPs speed-up | best static alternative at least as fast | target 1 | "
+              "fastest point within 1 point of the full model | target 2 | command |\n"
+              "|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for run in sorted(runs_of(current_rows(rows)), key=lambda run: (run[0]["dataset"], run[0]["method"])):
         result = verdict(run)

@@ -89,9 +89,8 @@ class HashEE(ClassifierMethod):
         return build_hashee_bart(bart, table, tokenizer.all_special_ids)
 
     def starting_bart(self, run: RecipeRun):
-        settings = run.settings
-        options = {} if settings.cross_attention_init is None else {"cross_attention_init": settings.cross_attention_init}
-        return seq2seq_base(run, **options)[0]
+        init = run.settings.cross_attention_init
+        return seq2seq_base(run, **({} if init is None else {"cross_attention_init": init}))[0]
 
     def train(self, run: RecipeRun, model):
         settings, tokenizer = run.settings, run.tokenizer

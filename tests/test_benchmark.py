@@ -36,6 +36,7 @@ from adaptive_zoo.evaluation.benchmark_results import (
 from adaptive_zoo.evaluation.classification import full_depth
 from adaptive_zoo.evaluation.measure import count_flops
 from adaptive_zoo.methods import METHODS
+from adaptive_zoo.methods.dat import threshold_front
 from adaptive_zoo.models.adapler import AdapLeRBertForSequenceClassification, AdapLeRConfig
 from adaptive_zoo.models.deebert import DeeBertConfig, DeeBertForSequenceClassification
 from adaptive_zoo.models.hashee import (
@@ -274,6 +275,8 @@ def test_seq2seq_benchmark_rows_carry_rouge_under_its_own_name(seq2seq_benchmark
     vanilla = next(row for row in rows if row["series"] == "vanilla")
     assert vanilla["ratios"]["flops_speedup"] == 1.0 and vanilla["metrics"]["mean_exit_layer"] is None
     assert benchmark_results.quality_metric(vanilla).label == "ROUGE-1"
+    shipped = next(row for row in rows if row["series"] == method and row["chosen"])
+    assert 1.0 <= shipped["metrics"]["mean_exit_layer"] <= SEQ2SEQ_LAYERS  # DAT: generated tokens; HashEE: sources
 
 
 @pytest.mark.parametrize(("method", "side"), [("dat", "decoder"), ("hashee", "encoder")])
@@ -320,6 +323,14 @@ def test_dat_operating_points_follow_the_recorded_threshold_search(seq2seq_bench
     assert model.config.adaptive is False
     method.set_operating_point(model, points[-1])
     assert model.config.adaptive and model.config.confidence_thresholds == points[-1].values["confidence_thresholds"]
+
+
+def test_threshold_front_keeps_the_searched_settings_nothing_beats():
+    trials = [{"thresholds": [1.0, 1.0], "average_exit": 3.0, "score": 20.0},
+              {"thresholds": [0.0, 0.0], "average_exit": 1.0, "score": 10.0},
+              {"thresholds": [0.5, 0.5], "average_exit": 2.0, "score": 9.0},  # slower and worse than exit at block 1
+              {"thresholds": [0.9, 0.2], "average_exit": 2.5, "score": 15.0}]
+    assert threshold_front(trials) == [[0.0, 0.0], [0.9, 0.2], [1.0, 1.0]]
 
 
 def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ own phase-1 budget (`FinetuningBudget`):
   off-ramps);
 * length: the whole backbone with inputs truncated to a shorter max length.
 
-Each is a plain transformers BERT classifier, fine-tuned on a stock `Trainer`, and cached on disk under a key of
+Each is a plain transformers classifier of the backbone's own family (BERT, RoBERTa), fine-tuned on a stock
+`Trainer`, and cached on disk under a key of
 everything that made it (`StaticBaseline.cache_key`), so a second benchmark on the same data and budget reuses it.
 """
 
@@ -22,7 +23,14 @@ from typing import Any
 
 import torch
 from datasets import DatasetDict
-from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding, Trainer
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    Trainer,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..data.text import tokenize_classification
@@ -94,23 +102,33 @@ class MeanPooledBertForSequenceClassification(BertForSequenceClassification):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def model_class_for(pooling: str) -> type[BertForSequenceClassification]:
+def model_class_for(pooling: str, model_type: str) -> type[PreTrainedModel]:
+    """The classifier class of a baseline: the family's own stock classifier for [CLS] (`<s>`) pooling, or the
+    mean-pooled BERT classifier (BERT only: DeeBERT pools by mean on mean-pooled BERT backbones such as MiniLM)."""
     if pooling not in ("cls", "mean"):
         raise ValueError(f"A depth baseline pools by 'cls' or 'mean', got {pooling!r}.")
-    return MeanPooledBertForSequenceClassification if pooling == "mean" else BertForSequenceClassification
+    if pooling == "cls":
+        return AutoModelForSequenceClassification
+    if model_type != "bert":
+        raise ValueError(f"A mean-pooled depth baseline is built on BERT only; this backbone is a {model_type!r}.")
+    return MeanPooledBertForSequenceClassification
 
 
 def build_static_baseline(base_path: str, label_names: list[str], baseline: StaticBaseline):
-    """The pretrained backbone cut to `baseline.num_layers` layers, with a new classifier."""
-    config = BertConfig.from_pretrained(
+    """The pretrained backbone cut to `baseline.num_layers` layers, with a new classifier; every other weight must
+    come from the checkpoint (a backbone of a family whose weights do not fit would be a random baseline)."""
+    config = AutoConfig.from_pretrained(
         base_path, num_hidden_layers=baseline.num_layers, num_labels=len(label_names),
         id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
     )
+    if config.model_type not in ("bert", "roberta"):
+        raise ValueError(f"Static baselines are built on BERT or RoBERTa backbones; {base_path} is a "
+                         f"{config.model_type!r} model.")
     setattr(config, POOLING_FIELD, baseline.pooling)
     return from_pretrained_with_new_parts(
-        model_class_for(baseline.pooling), base_path, ("classifier.",),
+        model_class_for(baseline.pooling, config.model_type), base_path, ("classifier.",),
         f"a static baseline ({baseline.name}): the first {baseline.num_layers} pretrained layers and a new classifier",
-        config=config,
+        strict_new_parts=True, config=config,
     )
 
 
@@ -137,7 +155,7 @@ def finetune_static_baseline(model, tokenizer, dataset: DatasetDict, budget: Fin
 
 def load_cached_baseline(folder: Path):
     config = json.loads((folder / "config.json").read_text())
-    return model_class_for(config.get(POOLING_FIELD, "cls")).from_pretrained(folder).eval()
+    return model_class_for(config.get(POOLING_FIELD, "cls"), config["model_type"]).from_pretrained(folder).eval()
 
 
 def cached_static_baseline(cache_dir: str | os.PathLike, base_path: str, label_names: list[str], tokenizer,

@@ -215,6 +215,7 @@ def test_other_bert_shaped_encoders_are_refused_by_name(family, tmp_path, tiny_c
                  *CLASSIFIER_ARGS]) == 2
     error = capsys.readouterr().err
     assert f"'{family}' model" in error and "Supported base-model families for this run: bert" in error
+    assert {"electra": "no pooler", "xlm-roberta": "no XLM-RoBERTa family yet"}[family] in error  # the reason
 
 
 def test_readme_lists_the_base_families_each_method_accepts():

@@ -180,6 +180,38 @@ def test_mean_pooled_depth_baseline_reads_the_token_mean():
     assert json.loads(config.to_json_string())["zoo_baseline_pooling"] == "mean"
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_depth_baseline_keeps_the_first_pretrained_layers_of_its_own_family(family, tmp_path):
+    from tiny import save_tiny_bert, save_tiny_roberta
+    from transformers import AutoModel
+
+    from adaptive_zoo.training.baselines import StaticBaseline, build_static_baseline
+
+    base = (save_tiny_bert if family == "bert" else save_tiny_roberta)(tmp_path / family)
+    model = build_static_baseline(str(base), ["a", "b", "c"], StaticBaseline("depth", 2, 32))
+    assert model.config.model_type == family and model.config.num_hidden_layers == 2
+    pretrained = AutoModel.from_pretrained(base).state_dict()
+    kept = getattr(model, family).state_dict()
+    layer = "encoder.layer.1.attention.self.query.weight"
+    assert torch.equal(kept[layer], pretrained[layer]) and "encoder.layer.2.output.dense.weight" not in kept
+    if family == "roberta":
+        with pytest.raises(ValueError, match="mean-pooled depth baseline is built on BERT only"):
+            build_static_baseline(str(base), ["a", "b", "c"], StaticBaseline("depth", 2, 32, "mean"))
+
+
+def test_a_baseline_whose_weights_do_not_fit_is_an_error_not_a_random_model(tmp_path):
+    from tiny import save_tiny_tokenizer
+    from transformers import AutoConfig, AutoModel
+
+    from adaptive_zoo.training.baselines import StaticBaseline, build_static_baseline
+
+    base = tmp_path / "electra"
+    AutoModel.from_config(AutoConfig.for_model("electra", **tiny_bert_config())).save_pretrained(base)
+    save_tiny_tokenizer(base)
+    with pytest.raises(ValueError, match="BERT or RoBERTa backbones"):
+        build_static_baseline(str(base), ["a", "b", "c"], StaticBaseline("depth", 2, 32))
+
+
 def _tiny_classifier(kind: str):
     torch.manual_seed(0)
     if kind == "deebert":

@@ -128,3 +128,15 @@ def test_generic_label_names_are_accepted_by_count_and_said(caplog):
     config = BertConfig(num_labels=2)
     with pytest.raises(ValueError, match="2 labels"):
         check_classifier_labels(SimpleNamespace(**{**vars(run), "base_config": config}))
+
+
+@pytest.mark.parametrize("method", ["deebert", "adapler", "hashee"])
+def test_a_tokenizer_that_is_not_the_classifiers_is_refused_before_training(method, tmp_path, tiny_csv, capsys):
+    from tiny import save_tiny_bpe_tokenizer
+
+    folder = save_classifier(tmp_path / "classifier-with-bpe", NAMES)
+    save_tiny_bpe_tokenizer(folder)  # RoBERTa-style BPE over a BERT: <pad> is id 1, the BERT pads with 0
+    output = tmp_path / "out"
+    assert train(method, folder, output, tiny_csv) == 2
+    assert "not this model's tokenizer" in capsys.readouterr().err
+    assert not output.exists() and not (tmp_path / "out-training").exists()

@@ -258,6 +258,11 @@ UNSUPPORTED_FAMILY_REASONS = {
     "marian": "Marian is not BART's architecture: it has fixed sinusoidal positions (no learned ones) and scales "
     "its embeddings, so its weights do not fit a BART.",
     "t5": "T5 is not BART-shaped: relative position buckets, RMS-style LayerNorm before each block, no biases.",
+    "electra": "ELECTRA is not BERT's architecture: its embeddings may have another width (projected into the "
+    "encoder), it has no pooler, and its classifier head (dense, GELU, dense) is neither BERT's nor RoBERTa's.",
+    "xlm-roberta": "XLM-RoBERTa has RoBERTa's layers, but the zoo has no XLM-RoBERTa family yet (its models would "
+    "be compared with XLMRobertaForSequenceClassification and need tests with its SentencePiece tokenizer).",
+    "distilbert": "DistilBERT is not BERT's architecture: no token type embeddings, no pooler, other weight names.",
 }
 """Why a family that looks close is still refused, where that is not obvious."""
 

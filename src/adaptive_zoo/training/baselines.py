@@ -9,9 +9,10 @@ own phase-1 budget (`FinetuningBudget`; `GenerationBudget` for a seq2seq model):
   decoder layers (against an adaptive decoder, the Depth-Adaptive Transformer) or encoder layers (against token
   exits in the encoder, HashEE-BART).
 
-Each is a plain transformers BERT classifier (or `BartForConditionalGeneration`), fine-tuned on a stock `Trainer`
-(`Seq2SeqTrainer`), and cached on disk under a key of everything that made it (`StaticBaseline.cache_key`,
-`GenerationBaseline.cache_key`), so a second benchmark on the same data and budget reuses it.
+Each is a plain transformers classifier of the backbone's own family (BERT, RoBERTa) or a
+`BartForConditionalGeneration`, fine-tuned on a stock `Trainer` (`Seq2SeqTrainer`), and cached on disk under a key of
+everything that made it (`StaticBaseline.cache_key`, `GenerationBaseline.cache_key`), so a second benchmark on the
+same data and budget reuses it.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import torch
 from datasets import DatasetDict
 from torch import nn
 from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
     BartForConditionalGeneration,
-    BertConfig,
     BertForSequenceClassification,
     DataCollatorForSeq2Seq,
     DataCollatorWithPadding,
+    PreTrainedModel,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     Trainer,
@@ -119,23 +122,33 @@ class MeanPooledBertForSequenceClassification(BertForSequenceClassification):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def model_class_for(pooling: str) -> type[BertForSequenceClassification]:
+def model_class_for(pooling: str, model_type: str) -> type[PreTrainedModel]:
+    """The classifier class of a baseline: the family's own stock classifier for [CLS] (`<s>`) pooling, or the
+    mean-pooled BERT classifier (BERT only: DeeBERT pools by mean on mean-pooled BERT backbones such as MiniLM)."""
     if pooling not in ("cls", "mean"):
         raise ValueError(f"A depth baseline pools by 'cls' or 'mean', got {pooling!r}.")
-    return MeanPooledBertForSequenceClassification if pooling == "mean" else BertForSequenceClassification
+    if pooling == "cls":
+        return AutoModelForSequenceClassification
+    if model_type != "bert":
+        raise ValueError(f"A mean-pooled depth baseline is built on BERT only; this backbone is a {model_type!r}.")
+    return MeanPooledBertForSequenceClassification
 
 
 def build_static_baseline(base_path: str, label_names: list[str], baseline: StaticBaseline):
-    """The pretrained backbone cut to `baseline.num_layers` layers, with a new classifier."""
-    config = BertConfig.from_pretrained(
+    """The pretrained backbone cut to `baseline.num_layers` layers, with a new classifier; every other weight must
+    come from the checkpoint (a backbone of a family whose weights do not fit would be a random baseline)."""
+    config = AutoConfig.from_pretrained(
         base_path, num_hidden_layers=baseline.num_layers, num_labels=len(label_names),
         id2label=dict(enumerate(label_names)), label2id={name: i for i, name in enumerate(label_names)},
     )
+    if config.model_type not in ("bert", "roberta"):
+        raise ValueError(f"Static baselines are built on BERT or RoBERTa backbones; {base_path} is a "
+                         f"{config.model_type!r} model.")
     setattr(config, POOLING_FIELD, baseline.pooling)
     return from_pretrained_with_new_parts(
-        model_class_for(baseline.pooling), base_path, ("classifier.",),
+        model_class_for(baseline.pooling, config.model_type), base_path, ("classifier.",),
         f"a static baseline ({baseline.name}): the first {baseline.num_layers} pretrained layers and a new classifier",
-        config=config,
+        strict_new_parts=True, config=config,
     )
 
 
@@ -164,7 +177,7 @@ def load_cached_baseline(folder: Path):
     config = json.loads((folder / "config.json").read_text())
     if config.get("is_encoder_decoder"):
         return BartForConditionalGeneration.from_pretrained(folder).eval()
-    return model_class_for(config.get(POOLING_FIELD, "cls")).from_pretrained(folder).eval()
+    return model_class_for(config.get(POOLING_FIELD, "cls"), config["model_type"]).from_pretrained(folder).eval()
 
 
 def cached_baseline(folder: Path, name: str, record: dict[str, Any], make: Callable[[Path], nn.Module]):

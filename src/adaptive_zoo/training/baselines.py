@@ -80,6 +80,15 @@ class GenerationBudget(FinetuningBudget):
     warm_start: dict[str, Any] = field(default_factory=dict)
 
 
+def identity_digest(budget: Any, baseline: Any, base_path: str) -> str:
+    """16 hex digits of everything that made a baseline: the budget, the baseline's shape and the base model's
+    weights file (its size; the path when it is not a local file)."""
+    weights = Path(base_path) / "model.safetensors"
+    identity = {"budget": budget.to_dict(), "baseline": asdict(baseline),
+                "base_weights": weights.stat().st_size if weights.is_file() else base_path}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class StaticBaseline:
     """One static alternative: `num_layers` of the backbone at `max_length` input tokens, pooled by `pooling`."""
@@ -98,10 +107,7 @@ class StaticBaseline:
 
     def cache_key(self, budget: FinetuningBudget, base_path: str) -> str:
         """A stable key of the budget, the base model's weights file and this baseline's shape."""
-        weights = Path(base_path) / "model.safetensors"
-        identity = {"budget": budget.to_dict(), "baseline": asdict(self),
-                    "base_weights": weights.stat().st_size if weights.is_file() else base_path}
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        digest = identity_digest(budget, self, base_path)
         return f"{Path(budget.dataset).stem}-{self.kind}-{self.num_layers}l-{self.max_length}t-{digest}"
 
 
@@ -230,10 +236,7 @@ class GenerationBaseline:
 
     def cache_key(self, budget: GenerationBudget, base_path: str) -> str:
         """A stable key of the budget (warm start included), the base model's weights file and this shape."""
-        weights = Path(base_path) / "model.safetensors"
-        identity = {"budget": budget.to_dict(), "baseline": asdict(self),
-                    "base_weights": weights.stat().st_size if weights.is_file() else base_path}
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        digest = identity_digest(budget, self, base_path)
         return f"{Path(budget.dataset).stem}-seq2seq-{self.side}{self.num_layers}l-{self.max_length}t-{digest}"
 
 

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python -m pytest -q -p no:cacheprovider "$@"
+# One pytest-xdist worker per core (PYTEST_WORKERS=0: one process); --dist loadfile keeps each test file, and its
+# module-scoped trained models, on one worker.
+python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"

@@ -1,8 +1,28 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the per-process settings that let the suite run on several pytest-xdist workers."""
 
 from __future__ import annotations
 
-import pytest
+import atexit
+import os
+import shutil
+import tempfile
+
+# Before anything imports transformers (which reads HF_MODULES_CACHE once, at import): every test process copies
+# the `trust_remote_code` modules it loads into a cache of its own, not into the user's ~/.cache, and two xdist
+# workers never write the same `transformers_modules/<folder name>` at once.
+if "HF_MODULES_CACHE" not in os.environ:
+    _modules_cache = tempfile.mkdtemp(prefix="adaptive-zoo-tests-modules-")
+    os.environ["HF_MODULES_CACHE"] = _modules_cache
+    atexit.register(shutil.rmtree, _modules_cache, ignore_errors=True)
+
+# Under xdist (scripts/test.sh runs one worker per core), each worker gets its share of the cores, so that two
+# workers do not run 2 x 2 math threads on 2 cores; the subprocesses tests start inherit the same share.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("OMP_NUM_THREADS", _threads)
+    os.environ.setdefault("MKL_NUM_THREADS", _threads)
+
+import pytest  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------
 # Loopback Hub (tests/hub_server.py)

@@ -131,6 +131,31 @@ def test_summary_table_and_pareto_plot_from_the_results(benchmarked, tmp_path):
     assert len(plots) == 1 and plots[0].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_model_trained_with_its_exits_on_is_measured_against_a_fine_tuned_vanilla_model(tiny_bert_dir, tiny_csv,
+                                                                                          tmp_path):
+    """HashEE trains the backbone with its token exits on: the benchmark's full model is the backbone fine-tuned
+    with the same budget (cached like the other baselines), not HashEE's weights with the exits off."""
+    folder, results, cache = tmp_path / "hashee", tmp_path / "results.jsonl", tmp_path / "cache"
+    assert main(["train", "hashee", "--dataset", str(tiny_csv), *COLUMNS, "--output-dir", str(folder),
+                 "--base-model", str(tiny_bert_dir), "--max-length", "32", "--num-train-epochs", "1",
+                 "--batch-size", "8"]) == 0
+    assert main(["benchmark", str(folder), "--dataset", str(tiny_csv), "--output", str(results), "--cache-dir",
+                 str(cache), "--baselines", "int8", "--repeats", "1", "--latency-samples", "2",
+                 "--batch-size", "8"]) == 0
+    rows = {row["series"]: row for row in read_rows(results)}
+    assert set(rows) == {"vanilla", "hashee", "hashee+int8", "vanilla+int8"}
+    assert rows["vanilla"]["operating_point"] == {"weights": "fine-tuned with the same budget"}
+    assert rows["vanilla+int8"]["operating_point"]["weights"] == "fine-tuned with the same budget"
+    (cached,) = cache.iterdir()
+    config = json.loads((cached / "config.json").read_text())
+    layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+    assert "-full-" in cached.name and config["model_type"] == "bert" and config["num_hidden_layers"] == layers
+    reference, adaptive = load_file(cached / "model.safetensors"), load_file(folder / "model.safetensors")
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(reference[key], adaptive[key])  # trained apart from HashEE's backbone
+    assert rows["vanilla"]["ratios"]["flops_speedup"] == 1.0
+
+
 def test_verdict_reads_the_targets_off_the_rows():
     def row(series, accuracy, throughput, chosen=False):
         return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
@@ -331,11 +356,24 @@ def test_seq2seq_depth_baselines_have_fewer_layers_of_the_adapted_stack(seq2seq_
         assert config[f"{side}_layers"] < SEQ2SEQ_LAYERS == config[f"{other}_layers"]
 
 
-def test_dat_at_full_depth_generates_exactly_what_vanilla_bart_does(seq2seq_benchmarks):
+@pytest.mark.parametrize("method", ["dat", "hashee"])
+def test_seq2seq_reference_is_the_starting_bart_fine_tuned_with_the_same_budget(seq2seq_benchmarks, method):
+    """Both models train their BART with the exits on, so their weights with the exits off are no fair reference:
+    the full model is the starting BART, every layer kept, fine-tuned with the model's own budget."""
+    rows = seq2seq_benchmarks["rows"][method]
+    reference = next(row for row in rows if row["series"] == "vanilla")
+    assert reference["operating_point"] == {"weights": "fine-tuned with the same budget"}
+    assert next(row for row in rows if row["series"] == "vanilla+int8")["operating_point"] == {
+        "weights": "fine-tuned with the same budget", "quantization": "int8"}
+    full = [folder for folder in seq2seq_benchmarks["cache"].iterdir() if "-seq2seq-full-" in folder.name]
+    assert len(full) == 2  # one per model: their budgets differ
+    for folder in full:
+        config = json.loads((folder / "config.json").read_text())
+        assert config["encoder_layers"] == config["decoder_layers"] == SEQ2SEQ_LAYERS
+
+
+def test_dat_shipped_point_carries_its_thresholds(seq2seq_benchmarks):
     rows = {row["point"]: row for row in seq2seq_benchmarks["rows"]["dat"]}
-    vanilla, full = rows["vanilla (full model)"], rows["dat full depth"]
-    quality = ("rouge1", "rouge2", "rougeL", "rougeLsum", "mean_generated_tokens")
-    assert {key: full["metrics"][key] for key in quality} == {key: vanilla["metrics"][key] for key in quality}
     config = json.loads((seq2seq_benchmarks["folders"]["dat"] / "config.json").read_text())
     chosen = next(row for row in rows.values() if row["series"] == "dat" and row["chosen"])
     assert chosen["operating_point"]["confidence_thresholds"] == config["confidence_thresholds"][:SEQ2SEQ_LAYERS - 1]
@@ -405,11 +443,14 @@ def test_dat_from_a_pretrained_bart_with_learned_exits(tmp_path, summarization_c
     rows = {row["point"]: row for row in read_rows(results)}
     assert set(rows) == {"vanilla (full model)", "dat full depth", "dat multinomial exits", "first 1 decoder layer"}
     assert rows["dat multinomial exits"]["chosen"] and not rows["dat full depth"]["chosen"]
-    assert rows["dat full depth"]["metrics"]["rouge1"] == rows["vanilla (full model)"]["metrics"]["rouge1"]
     assert rows["first 1 decoder layer"]["operating_point"]["encoder_layers"] == 3
     assert rows["first 1 decoder layer"]["budget"]["warm_start"]["decoder_layers"] == 2
-    (baseline,) = cache.iterdir()
-    config, tiny = json.loads((baseline / "config.json").read_text()), BartConfig.from_pretrained(bart)
+    baselines = {folder.name.split("-")[-3]: folder for folder in cache.iterdir()}
+    assert set(baselines) == {"decoder1l", "full"}
+    tiny = BartConfig.from_pretrained(bart)
+    config = json.loads((baselines["full"] / "config.json").read_text())  # the reference: the kept 2 + 3 layers
+    assert (config["decoder_layers"], config["encoder_layers"]) == (2, 3)
+    config = json.loads((baselines["decoder1l"] / "config.json").read_text())
     assert (config["decoder_layers"], config["encoder_layers"]) == (1, 3)
     assert (config["vocab_size"], config["decoder_start_token_id"]) == (tiny.vocab_size, tiny.decoder_start_token_id)
 

@@ -2,14 +2,16 @@
 deploy instead, measured in one run on one split.
 
     load the folder -> its data (the split it was trained and measured on) -> the model's training budget (from its
-    adaptive_zoo_results.json "training" record) -> the candidates: the full vanilla model (the reference), the
+    adaptive_zoo_results.json "training" record) -> the candidates: the full vanilla model (the reference: the
+    adaptive weights in the plain class where they are a plain fine-tune, as DeeBERT's are, else the whole backbone
+    fine-tuned with the same budget), the
     adaptive model at each of its operating points (`Method.operating_points`), the static alternatives
     fine-tuned with that budget (cached on disk), int8 dynamic quantization of the vanilla and of the adaptive
     model -> quality, executed FLOPs, throughput and latency of every candidate
     (`evaluation.benchmark.measure_candidates`) -> fixed-schema rows appended to the results file.
 
 What differs between a classifier and a seq2seq model is one object per task (`ClassifierBenchmark`,
-`GenerationBenchmark`): how the folder loads, its vanilla reference, which static alternatives apply and how they
+`GenerationBenchmark`): how the folder loads, how its vanilla reference is built, which static alternatives apply and how they
 are built, and how a pass is scored (accuracy; greedy generation scored by ROUGE-1). For a seq2seq model the depth
 alternatives keep the lowest k layers of the stack the method adapts (`Method.depth_baseline_side`: the decoder for
 the Depth-Adaptive Transformer, the encoder for HashEE-BART), starting from the BART its recipe starts from
@@ -145,8 +147,23 @@ class TaskBenchmark:
         """Refuse data the model cannot be measured on (beyond its kind)."""
 
     def vanilla(self, model: PreTrainedModel) -> PreTrainedModel:
-        """The reference: the plain transformers model with the same weights."""
+        """The plain transformers model with the same weights."""
         return vanilla_counterpart(model)
+
+    def reference(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings) -> Candidate:
+        """The full vanilla model every ratio and the targets are taken against: the adaptive weights themselves in
+        the plain transformers class where they are a plain fine-tune (`Method.full_depth_is_a_plain_fine_tune`),
+        else the whole backbone fine-tuned with the same budget (the model a user would have instead; the adaptive
+        weights with their adaptivity off were trained for it and are no fair reference)."""
+        if loaded.method.full_depth_is_a_plain_fine_tune:
+            return Candidate(VANILLA, "vanilla", self.vanilla(loaded.model), loaded.budget.max_length,
+                             {"weights": "the adaptive model's"}, chosen=True)
+        return Candidate(VANILLA, "vanilla", self.fine_tuned_full_model(loaded, data, settings),
+                         loaded.budget.max_length, {"weights": "fine-tuned with the same budget"}, chosen=True)
+
+    def fine_tuned_full_model(self, loaded: BenchmarkedModel, data: TaskData,
+                              settings: BenchmarkSettings) -> PreTrainedModel:
+        raise NotImplementedError
 
     def static_candidates(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
                           kinds: tuple[str, ...]) -> list[Candidate]:
@@ -178,6 +195,14 @@ class ClassifierBenchmark(TaskBenchmark):
             candidates.append(Candidate(baseline.name, baseline.kind, model, baseline.max_length, values))
         return candidates
 
+    def fine_tuned_full_model(self, loaded: BenchmarkedModel, data: TaskData,
+                              settings: BenchmarkSettings) -> PreTrainedModel:
+        """Every layer of the backbone at the full length, the family's stock [CLS] classifier, fine-tuned with the
+        phase-1 budget (or read from the cache)."""
+        baseline = StaticBaseline("full", loaded.model.config.num_hidden_layers, loaded.budget.max_length)
+        return cached_static_baseline(settings.cache_dir, resolve_base_model(loaded.budget.base_model),
+                                      data.label_names, loaded.tokenizer, data.dataset, loaded.budget, baseline)
+
     def scorer(self, loaded: BenchmarkedModel, split: Any, settings: BenchmarkSettings) -> Scorer:
         return ClassificationScorer(loaded.tokenizer, split["text"], split["label"], batch_size=settings.batch_size)
 
@@ -204,6 +229,24 @@ class GenerationBenchmark(TaskBenchmark):
     def vanilla(self, model: PreTrainedModel) -> PreTrainedModel:
         return seq2seq_vanilla(model)
 
+    def fine_tuned_full_model(self, loaded: BenchmarkedModel, data: TaskData,
+                              settings: BenchmarkSettings) -> PreTrainedModel:
+        """The BART the recipe started from, every layer kept, fine-tuned with the model's budget (or read from the
+        cache), generating with the model's own generation config."""
+        side = loaded.method.depth_baseline_side
+        total = getattr(loaded.model.config, f"{side}_layers")
+        return self._depth_baseline(loaded, data, settings, GenerationBaseline(side, total, loaded.budget.max_length,
+                                                                             kind="full"))
+
+    def _depth_baseline(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
+                        baseline: GenerationBaseline) -> PreTrainedModel:
+        run = recipe_run(loaded, data)
+        model = cached_generation_baseline(settings.cache_dir, run.base_path,
+                                           functools.partial(loaded.method.starting_bart, run), loaded.tokenizer,
+                                           data.dataset, loaded.budget, baseline)
+        model.generation_config = copy.deepcopy(loaded.model.generation_config)
+        return model
+
     def static_candidates(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
                           kinds: tuple[str, ...]) -> list[Candidate]:
         """The starting BART with the lowest k layers of the adapted stack (k = 1 .. L-1 by default), fine-tuned
@@ -211,19 +254,14 @@ class GenerationBenchmark(TaskBenchmark):
         config."""
         if "depth" not in kinds:
             return []
-        method, config, budget = loaded.method, loaded.model.config, loaded.budget
-        side = method.depth_baseline_side
-        total = getattr(config, f"{side}_layers")
-        run = recipe_run(loaded, data)
+        budget, side = loaded.budget, loaded.method.depth_baseline_side
+        total = getattr(loaded.model.config, f"{side}_layers")
         candidates = []
         for k in sorted(set(settings.depths or range(1, total))):
             if k >= total:
                 continue
             baseline = GenerationBaseline(side, k, budget.max_length)
-            model = cached_generation_baseline(settings.cache_dir, run.base_path,
-                                               functools.partial(method.starting_bart, run), loaded.tokenizer,
-                                               data.dataset, budget, baseline)
-            model.generation_config = copy.deepcopy(loaded.model.generation_config)
+            model = self._depth_baseline(loaded, data, settings, baseline)
             values = {"side": side, "num_layers": k, "encoder_layers": model.config.encoder_layers,
                       "decoder_layers": model.config.decoder_layers, "max_length": budget.max_length}
             candidates.append(Candidate(baseline.name, "depth", model, budget.max_length, values))
@@ -283,13 +321,12 @@ def recipe_run(loaded: BenchmarkedModel, data: TaskData) -> RecipeRun:
                      base_config=AutoConfig.from_pretrained(base_path))
 
 
-def adaptive_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...]) -> list[Candidate]:
+def adaptive_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...], reference: Candidate) -> list[Candidate]:
     """The full vanilla model (the reference), the adaptive model at each operating point, and with int8 both the
     vanilla model and the adaptive one at its shipped point, quantized."""
     method, model, length = loaded.method, loaded.model, loaded.budget.max_length
     points = method.operating_points(model, loaded.record)
-    vanilla = loaded.task.vanilla(model)
-    candidates = [Candidate(VANILLA, "vanilla", vanilla, length, chosen=True)]
+    candidates = [reference]
     candidates += [Candidate(f"{method.name} {point.label}", method.name, model, length, dict(point.values),
                              functools.partial(method.set_operating_point, model, point), point.chosen)
                    for point in points]
@@ -297,7 +334,8 @@ def adaptive_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...]) -> lis
         chosen = next(point for point in points if point.chosen)
         quantized = quantize_int8(model)
         candidates += [
-            Candidate("vanilla int8", "vanilla+int8", quantize_int8(vanilla), length, {"quantization": "int8"}),
+            Candidate("vanilla int8", "vanilla+int8", quantize_int8(reference.model), length,
+                      {**reference.operating_point, "quantization": "int8"}),
             Candidate(f"{method.name} {chosen.label} int8", f"{method.name}+int8", quantized, length,
                       {**chosen.values, "quantization": "int8"},
                       functools.partial(method.set_operating_point, quantized, chosen), True),
@@ -385,7 +423,9 @@ def run_benchmark(folder: str, settings: BenchmarkSettings, *, command: str) -> 
              f"alternatives ({', '.join(kinds)}) fine-tuned like the model ({loaded.budget.num_train_epochs:g} "
              f"epochs, lr {loaded.budget.learning_rate:g}, batch {loaded.budget.batch_size}, max length "
              f"{loaded.budget.max_length})")
-    candidates = adaptive_candidates(loaded, kinds) + loaded.task.static_candidates(loaded, data, settings, kinds)
+    reference = loaded.task.reference(loaded, data, settings)
+    candidates = (adaptive_candidates(loaded, kinds, reference)
+                  + loaded.task.static_candidates(loaded, data, settings, kinds))
     split = data.dataset[settings.split]
     points = measure_candidates(candidates, loaded.task.scorer(loaded, split, settings), baseline=VANILLA,
                                 latency_samples=settings.latency_samples, repeats=settings.repeats)

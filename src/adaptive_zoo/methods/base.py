@@ -122,6 +122,11 @@ class Method:
     depth_baseline_side: ClassVar[str | None] = None
     """A seq2seq method's adaptive stack, which `adaptive-zoo benchmark`'s depth baselines cut to k layers: "decoder"
     (the Depth-Adaptive Transformer) or "encoder" (HashEE-BART's token exits)."""
+    full_depth_is_a_plain_fine_tune: ClassVar[bool] = False
+    """The saved weights, run without the adaptive parts, are exactly a plain fine-tune of the backbone (DeeBERT:
+    stage 2 trains only the off-ramps). Otherwise (the backbone was trained with its exits or token removal on),
+    `adaptive-zoo benchmark` fine-tunes the full vanilla backbone with the phase-1 budget as its reference: the
+    model a user would have instead, not the adaptive weights with the adaptivity switched off."""
     phase1_warmup_ratio: ClassVar[float] = 0.06
     phase1_weight_decay: ClassVar[float] = 0.01
     """The warm-up and weight decay of the method's plain fine-tuning phase; with the recorded epochs, learning rate,

@@ -39,6 +39,7 @@ class DeeBert(ClassifierMethod):
                                    (DeeRobertaConfig, DeeRobertaForSequenceClassification, DeeRobertaModel))
     settings_class = DeeBertTrainingArguments
     phase1_warmup_ratio, phase1_weight_decay = 0.1, 0.0  # stage 1 of `train_deebert`
+    full_depth_is_a_plain_fine_tune = True  # stage 2 freezes what stage 1 trained
 
     def build(self, run: RecipeRun):
         pooling = run.settings.off_ramp_pooling

@@ -94,13 +94,16 @@ class StaticBaseline:
     """One static alternative: `num_layers` of the backbone at `max_length` input tokens, pooled by `pooling`."""
 
     kind: str
-    """"depth" (fewer layers) or "length" (shorter inputs)."""
+    """"depth" (fewer layers), "length" (shorter inputs) or "full" (every layer at the full length: the vanilla
+    fine-tune the benchmark takes as its reference where the adaptive weights are not one)."""
     num_layers: int
     max_length: int
     pooling: str = "cls"
 
     @property
     def name(self) -> str:
+        if self.kind == "full":
+            return "vanilla, fine-tuned with the same budget"
         if self.kind == "depth":
             return f"first {self.num_layers} layer{'s' if self.num_layers > 1 else ''} ({self.pooling} pooling)"
         return f"max length {self.max_length}"
@@ -229,15 +232,19 @@ class GenerationBaseline:
     num_layers: int
     max_length: int
     kind: str = "depth"
+    """"depth" (fewer layers) or "full" (every layer: the benchmark's vanilla reference for a seq2seq model)."""
 
     @property
     def name(self) -> str:
+        if self.kind == "full":
+            return "vanilla BART, fine-tuned with the same budget"
         return f"first {self.num_layers} {self.side} layer{'s' if self.num_layers > 1 else ''}"
 
     def cache_key(self, budget: GenerationBudget, base_path: str) -> str:
         """A stable key of the budget (warm start included), the base model's weights file and this shape."""
         digest = identity_digest(budget, self, base_path)
-        return f"{Path(budget.dataset).stem}-seq2seq-{self.side}{self.num_layers}l-{self.max_length}t-{digest}"
+        shape = "full" if self.kind == "full" else f"{self.side}{self.num_layers}l"
+        return f"{Path(budget.dataset).stem}-seq2seq-{shape}-{self.max_length}t-{digest}"
 
 
 def keep_lowest_layers(bart: BartForConditionalGeneration, side: str, num_layers: int) -> BartForConditionalGeneration:

@@ -19,7 +19,7 @@ from adaptive_zoo.evaluation.measure import (
     model_flops,
     pad_batch,
 )
-from adaptive_zoo.evaluation.plots import plot_tradeoff
+from adaptive_zoo.evaluation.plots import line_style, plot_tradeoff
 
 
 def _tiny_bert(attn_implementation: str) -> BertForSequenceClassification:
@@ -150,3 +150,13 @@ def test_plot_tradeoff_writes_png(tmp_path):
     )
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 1000
+
+
+def test_many_series_never_share_a_colour_and_marker(tmp_path):
+    """A benchmark plot of two methods has 12 lines; matplotlib's default cycle has 10 colours."""
+    styles = [tuple(sorted(line_style(index).items())) for index in range(30)]
+    assert len(set(styles)) == 30
+    points = [{"speedup": 1.0 + k, "accuracy": 0.5 + 0.01 * k, "series": f"line {index}"}
+              for index in range(12) for k in range(2)]
+    path = plot_tradeoff(points, "speedup", "accuracy", tmp_path / "many.png", series_key="series")
+    assert path.read_bytes().startswith(b"\x89PNG")

@@ -38,6 +38,16 @@ def _resolve_chosen(
     return points[chosen]
 
 
+LINE_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def line_style(index: int) -> dict[str, str]:
+    """The colour and marker of the `index`-th line: matplotlib's 10 default colours, then the same colours with the
+    next marker, so that no two of up to 60 lines look alike (a benchmark plot has one line per method and per
+    static alternative of each run: 12 with two methods)."""
+    return {"color": f"C{index % 10}", "marker": LINE_MARKERS[(index // 10) % len(LINE_MARKERS)]}
+
+
 def plot_tradeoff(
     points: Sequence[Mapping[str, Any]],
     x: str,
@@ -84,10 +94,10 @@ def plot_tradeoff(
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
 
-    for name, series in _group(points, series_key).items():
+    for index, (name, series) in enumerate(_group(points, series_key).items()):
         series = sorted(series, key=lambda point: point[x])
         axes.plot(
-            [point[x] for point in series], [point[y] for point in series], marker="o", label=name or None
+            [point[x] for point in series], [point[y] for point in series], label=name or None, **line_style(index)
         )
         if label_key is not None:
             for point in series:

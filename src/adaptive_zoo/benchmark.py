@@ -11,11 +11,11 @@ deploy instead, measured in one run on one split.
     (`evaluation.benchmark.measure_candidates`) -> fixed-schema rows appended to the results file.
 
 What differs between a classifier and a seq2seq model is one object per task (`ClassifierBenchmark`,
-`GenerationBenchmark`): how the folder loads, how its vanilla reference is built, which static alternatives apply and how they
-are built, and how a pass is scored (accuracy; greedy generation scored by ROUGE-1). For a seq2seq model the depth
-alternatives keep the lowest k layers of the stack the method adapts (`Method.depth_baseline_side`: the decoder for
-the Depth-Adaptive Transformer, the encoder for HashEE-BART), starting from the BART its recipe starts from
-(`Method.starting_bart`); shorter inputs are not measured for seq2seq (each would be another full-size seq2seq
+`GenerationBenchmark`): how the folder loads, how its vanilla reference is built, which static alternatives apply
+and how they are built, and how a pass is scored (accuracy; greedy generation scored by ROUGE-1). For a seq2seq
+model the depth alternatives keep the lowest k layers of the stack the method adapts (`Method.depth_baseline_side`:
+the decoder for the Depth-Adaptive Transformer, the encoder for HashEE-BART), starting from the BART its recipe
+starts from (`Method.starting_bart`); shorter inputs are not measured for seq2seq (each would be another full-size seq2seq
 fine-tune).
 
 Fine-tuning lives in `training.baselines`, measurement in `evaluation.benchmark`, the results file, the targets,
@@ -235,10 +235,10 @@ class GenerationBenchmark(TaskBenchmark):
         cache), generating with the model's own generation config."""
         side = loaded.method.depth_baseline_side
         total = getattr(loaded.model.config, f"{side}_layers")
-        return self._depth_baseline(loaded, data, settings, GenerationBaseline(side, total, loaded.budget.max_length,
+        return self._fine_tuned_bart(loaded, data, settings, GenerationBaseline(side, total, loaded.budget.max_length,
                                                                              kind="full"))
 
-    def _depth_baseline(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
+    def _fine_tuned_bart(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
                         baseline: GenerationBaseline) -> PreTrainedModel:
         run = recipe_run(loaded, data)
         model = cached_generation_baseline(settings.cache_dir, run.base_path,
@@ -261,7 +261,7 @@ class GenerationBenchmark(TaskBenchmark):
             if k >= total:
                 continue
             baseline = GenerationBaseline(side, k, budget.max_length)
-            model = self._depth_baseline(loaded, data, settings, baseline)
+            model = self._fine_tuned_bart(loaded, data, settings, baseline)
             values = {"side": side, "num_layers": k, "encoder_layers": model.config.encoder_layers,
                       "decoder_layers": model.config.decoder_layers, "max_length": budget.max_length}
             candidates.append(Candidate(baseline.name, "depth", model, budget.max_length, values))

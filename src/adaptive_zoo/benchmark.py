@@ -15,8 +15,8 @@ What differs between a classifier and a seq2seq model is one object per task (`C
 and how they are built, and how a pass is scored (accuracy; greedy generation scored by ROUGE-1). For a seq2seq
 model the depth alternatives keep the lowest k layers of the stack the method adapts (`Method.depth_baseline_side`:
 the decoder for the Depth-Adaptive Transformer, the encoder for HashEE-BART), starting from the BART its recipe
-starts from (`Method.starting_bart`); shorter inputs are not measured for seq2seq (each would be another full-size seq2seq
-fine-tune).
+starts from (`Method.starting_bart`); shorter inputs are not measured for seq2seq (each would be another full-size
+seq2seq fine-tune).
 
 Fine-tuning lives in `training.baselines`, measurement in `evaluation.benchmark`, the results file, the targets,
 the summary table and the Pareto plots in `evaluation.benchmark_results`; this module only puts them together.

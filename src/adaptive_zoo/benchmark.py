@@ -156,10 +156,10 @@ class TaskBenchmark:
         else the whole backbone fine-tuned with the same budget (the model a user would have instead; the adaptive
         weights with their adaptivity off were trained for it and are no fair reference)."""
         if loaded.method.full_depth_is_a_plain_fine_tune:
-            return Candidate(VANILLA, "vanilla", self.vanilla(loaded.model), loaded.budget.max_length,
-                             {"weights": "the adaptive model's"}, chosen=True)
-        return Candidate(VANILLA, "vanilla", self.fine_tuned_full_model(loaded, data, settings),
-                         loaded.budget.max_length, {"weights": "fine-tuned with the same budget"}, chosen=True)
+            model, weights = self.vanilla(loaded.model), "the adaptive model's"
+        else:
+            model, weights = self.fine_tuned_full_model(loaded, data, settings), "fine-tuned with the same budget"
+        return Candidate(VANILLA, "vanilla", model, loaded.budget.max_length, {"weights": weights}, chosen=True)
 
     def fine_tuned_full_model(self, loaded: BenchmarkedModel, data: TaskData,
                               settings: BenchmarkSettings) -> PreTrainedModel:
@@ -235,12 +235,11 @@ class GenerationBenchmark(TaskBenchmark):
         cache), generating with the model's own generation config."""
         side = loaded.method.depth_baseline_side
         total = getattr(loaded.model.config, f"{side}_layers")
-        return self._fine_tuned_bart(loaded, data, settings, GenerationBaseline(side, total, loaded.budget.max_length,
-                                                                             kind="full"))
+        baseline = GenerationBaseline(side, total, loaded.budget.max_length, kind="full")
+        return self._fine_tuned_bart(loaded, recipe_run(loaded, data), data, settings, baseline)
 
-    def _fine_tuned_bart(self, loaded: BenchmarkedModel, data: TaskData, settings: BenchmarkSettings,
-                        baseline: GenerationBaseline) -> PreTrainedModel:
-        run = recipe_run(loaded, data)
+    def _fine_tuned_bart(self, loaded: BenchmarkedModel, run: RecipeRun, data: TaskData, settings: BenchmarkSettings,
+                         baseline: GenerationBaseline) -> PreTrainedModel:
         model = cached_generation_baseline(settings.cache_dir, run.base_path,
                                            functools.partial(loaded.method.starting_bart, run), loaded.tokenizer,
                                            data.dataset, loaded.budget, baseline)
@@ -256,12 +255,13 @@ class GenerationBenchmark(TaskBenchmark):
             return []
         budget, side = loaded.budget, loaded.method.depth_baseline_side
         total = getattr(loaded.model.config, f"{side}_layers")
+        run = recipe_run(loaded, data)  # the starting BART's settings, read once for every k
         candidates = []
         for k in sorted(set(settings.depths or range(1, total))):
             if k >= total:
                 continue
             baseline = GenerationBaseline(side, k, budget.max_length)
-            model = self._fine_tuned_bart(loaded, data, settings, baseline)
+            model = self._fine_tuned_bart(loaded, run, data, settings, baseline)
             values = {"side": side, "num_layers": k, "encoder_layers": model.config.encoder_layers,
                       "decoder_layers": model.config.decoder_layers, "max_length": budget.max_length}
             candidates.append(Candidate(baseline.name, "depth", model, budget.max_length, values))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.metadata
 import json
 import platform
 
@@ -29,6 +30,7 @@ from adaptive_zoo.backbones import resolve_base_model
 from adaptive_zoo.data import load_task_data
 from adaptive_zoo.evaluation.benchmark import quantize_int8
 from adaptive_zoo.evaluation.measure import compare_wallclock
+from adaptive_zoo.evaluation.operating_points import encoded_batches
 
 
 def torchao_int8(model: torch.nn.Module) -> torch.nn.Module | None:
@@ -58,8 +60,7 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=3).eval()
     texts = load_task_data(args.dataset).dataset["test"]["text"][: args.texts]
-    batches = [tokenizer(texts[i : i + 32], padding=True, truncation=True, max_length=args.max_length,
-                         return_tensors="pt") for i in range(0, len(texts), 32)]
+    _, batches = encoded_batches(tokenizer, texts, args.max_length, 32)  # as the benchmark encodes and pads them
 
     candidates = {"float32": model, "quantize_dynamic int8": quantize_int8(model)}
     ao = torchao_int8(model)
@@ -83,12 +84,8 @@ def main() -> None:
               "torch": torch.__version__, "texts": len(texts), "max_length": args.max_length,
               "candidates": {name: {"throughput_speedup": timing.speedup[name], "max_abs_logit_error": error[name]}
                              for name in candidates}}
-    try:
-        import torchao
-
-        result["torchao"] = torchao.__version__
-    except ImportError:
-        pass
+    if ao is not None:
+        result["torchao"] = importlib.metadata.version("torchao")
     print(json.dumps(result, indent=2))
 
 

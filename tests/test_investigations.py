@@ -25,14 +25,17 @@ def test_script_is_indexed_and_documented(script: Path):
     assert f"investigations/{script.name}" in docstring, f"{script.name}'s docstring does not give its command"
 
 
+def is_private(dotted_name: str) -> bool:
+    return any(part.startswith("_") for part in dotted_name.split("."))
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
 def test_script_uses_public_names_only(script: Path):
-    private = []
+    imported = []  # every dotted name of adaptive_zoo the script imports
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("adaptive_zoo"):
-            private += [f"{node.module}" for part in node.module.split(".") if part.startswith("_")]
-            private += [f"{node.module}.{alias.name}" for alias in node.names if alias.name.startswith("_")]
+            imported += [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
-            private += [alias.name for alias in node.names
-                        if alias.name.startswith("adaptive_zoo") and any(p.startswith("_") for p in alias.name.split("."))]
+            imported += [alias.name for alias in node.names if alias.name.startswith("adaptive_zoo")]
+    private = [name for name in imported if is_private(name)]
     assert not private, f"{script.name} imports private names: {private}"

@@ -21,6 +21,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
+from adaptive_zoo.benchmark import TASK_BENCHMARKS, BenchmarkedModel, own_weights_candidates
 from adaptive_zoo.cli import main
 from adaptive_zoo.evaluation import benchmark_results
 from adaptive_zoo.evaluation.benchmark import quantize_int8
@@ -46,6 +47,7 @@ from adaptive_zoo.models.hashee import (
     HashEEBertForSequenceClassification,
 )
 from adaptive_zoo.training.baselines import (
+    FinetuningBudget,
     GenerationBaseline,
     GenerationBudget,
     MeanPooledBertForSequenceClassification,
@@ -143,9 +145,13 @@ def test_a_model_trained_with_its_exits_on_is_measured_against_a_fine_tuned_vani
                  str(cache), "--baselines", "int8", "--repeats", "1", "--latency-samples", "2",
                  "--batch-size", "8"]) == 0
     rows = {row["series"]: row for row in read_rows(results)}
-    assert set(rows) == {"vanilla", "hashee", "hashee+int8", "vanilla+int8"}
+    assert set(rows) == {"vanilla", "hashee", "hashee+int8", "vanilla+int8", "own weights", "own weights+int8"}
     assert rows["vanilla"]["operating_point"] == {"weights": "fine-tuned with the same budget"}
     assert rows["vanilla+int8"]["operating_point"]["weights"] == "fine-tuned with the same budget"
+    own = "the adaptive model's, adaptivity off"
+    assert rows["own weights"]["operating_point"] == {"weights": own}
+    assert rows["own weights+int8"]["operating_point"] == {"weights": own, "quantization": "int8"}
+    assert rows["own weights"]["metrics"]["flops"] == rows["vanilla"]["metrics"]["flops"]  # every token, every layer
     (cached,) = cache.iterdir()
     config = json.loads((cached / "config.json").read_text())
     layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
@@ -168,6 +174,38 @@ def test_verdict_reads_the_targets_off_the_rows():
     rows[3] = row("depth", 0.92, 3.5)  # a static shortcut faster than everything, and more accurate
     result = verdict(rows)
     assert not result.target_1 and not result.target_2 and result.fastest_within_tolerance["series"] == "depth"
+
+
+def test_verdict_reads_the_adaptive_model_against_its_own_weights_too():
+    """A model trained longer than the reference (AdapLeR's phase 3) can beat every fine-tuned alternative by its
+    training alone: its own weights quantized, as fast and as accurate as it, is a shortcut it must beat as well."""
+    def row(series, accuracy, throughput, chosen=False):
+        return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
+                "metrics": {"accuracy": accuracy}, "ratios": {"throughput_speedup": throughput}}
+
+    rows = [row("vanilla", 0.72, 1.0, True), row("m", 0.76, 1.2, True), row("m+int8", 0.75, 1.9, True),
+            row("vanilla+int8", 0.71, 1.5), row("own weights", 0.77, 1.0), row("own weights+int8", 0.765, 1.4)]
+    result = verdict(rows)
+    assert not result.target_1 and result.best_faster_static["series"] == "own weights+int8"
+    assert result.target_2  # the stack is still the fastest point within a point of the full model
+
+
+def test_own_weights_candidates_are_the_adaptive_weights_in_the_plain_class(tiny_bert_dir):
+    """What the benchmark measures as "own weights" is the saved model's parameters, not the reference's, in the
+    stock class (every token through every layer), and its int8 copy."""
+    torch.manual_seed(0)
+    model = AdapLeRBertForSequenceClassification(AdapLeRConfig(**tiny_bert_config(), num_labels=3)).eval()
+    budget = FinetuningBudget(base_model="b", dataset="d", num_train_epochs=1.0, learning_rate=1e-3, batch_size=8,
+                              max_length=16, max_train_samples=None, seed=0, warmup_ratio=0.0, weight_decay=0.0)
+    loaded = BenchmarkedModel(folder="f", method=METHODS["adapler"], task=TASK_BENCHMARKS["classification"],
+                              model=model, tokenizer=None, record={}, budget=budget)
+    plain, quantized = own_weights_candidates(loaded, ("int8",))
+    assert type(plain.model) is BertForSequenceClassification and (plain.series, quantized.series) == (
+        "own weights", "own weights+int8")
+    own = model.state_dict()
+    assert all(torch.equal(value, own[key]) for key, value in plain.model.state_dict().items())
+    assert isinstance(quantized.model.bert.encoder.layer[0].attention.self.query, torch.ao.nn.quantized.dynamic.Linear)
+    assert [candidate.series for candidate in own_weights_candidates(loaded, ("depth",))] == ["own weights"]
 
 
 def test_current_rows_keep_each_method_and_datasets_latest_run():
@@ -319,7 +357,8 @@ def seq2seq_benchmarks(tmp_path_factory, tiny_bert_dir, summarization_csv):
 @pytest.mark.parametrize("method", ["dat", "hashee"])
 def test_seq2seq_benchmark_rows_carry_rouge_under_its_own_name(seq2seq_benchmarks, method):
     rows = seq2seq_benchmarks["rows"][method]
-    assert {row["series"] for row in rows} == {"vanilla", method, f"{method}+int8", "vanilla+int8", "depth"}
+    assert {row["series"] for row in rows} == {"vanilla", method, f"{method}+int8", "vanilla+int8", "depth",
+                                               "own weights", "own weights+int8"}
     assert sum(row["chosen"] for row in rows if row["series"] == method) == 1
     for row in rows:
         assert tuple(row) == ROW_FIELDS
@@ -441,7 +480,9 @@ def test_dat_from_a_pretrained_bart_with_learned_exits(tmp_path, summarization_c
     assert main(["benchmark", str(folder), "--dataset", str(summarization_csv), "--output", str(results),
                  "--cache-dir", str(cache), "--baselines", "depth", "--repeats", "1", "--latency-samples", "2"]) == 0
     rows = {row["point"]: row for row in read_rows(results)}
-    assert set(rows) == {"vanilla (full model)", "dat full depth", "dat multinomial exits", "first 1 decoder layer"}
+    assert set(rows) == {"vanilla (full model)", "dat full depth", "dat multinomial exits", "first 1 decoder layer",
+                         "own weights, adaptivity off"}  # no int8 asked for: no quantized rows
+    assert rows["own weights, adaptivity off"]["metrics"]["rouge1"] == rows["dat full depth"]["metrics"]["rouge1"]
     assert rows["dat multinomial exits"]["chosen"] and not rows["dat full depth"]["chosen"]
     assert rows["first 1 decoder layer"]["operating_point"]["encoder_layers"] == 3
     assert rows["first 1 decoder layer"]["budget"]["warm_start"]["decoder_layers"] == 2

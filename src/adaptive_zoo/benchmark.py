@@ -7,7 +7,8 @@ deploy instead, measured in one run on one split.
     fine-tuned with the same budget), the
     adaptive model at each of its operating points (`Method.operating_points`), the static alternatives
     fine-tuned with that budget (cached on disk), int8 dynamic quantization of the vanilla and of the adaptive
-    model -> quality, executed FLOPs, throughput and latency of every candidate
+    model, and where the reference is another fine-tune the adaptive weights with the adaptivity off (plain and
+    int8: the training held fixed) -> quality, executed FLOPs, throughput and latency of every candidate
     (`evaluation.benchmark.measure_candidates`) -> fixed-schema rows appended to the results file.
 
 What differs between a classifier and a seq2seq model is one object per task (`ClassifierBenchmark`,
@@ -79,6 +80,7 @@ BASELINE_KINDS = ("depth", "length", "int8")
 DEFAULT_CACHE_DIR = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "adaptive-zoo",
                                  "baselines")
 VANILLA = "vanilla (full model)"
+OWN_WEIGHTS = "own weights, adaptivity off"
 
 
 @dataclass
@@ -323,7 +325,10 @@ def recipe_run(loaded: BenchmarkedModel, data: TaskData) -> RecipeRun:
 
 def adaptive_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...], reference: Candidate) -> list[Candidate]:
     """The full vanilla model (the reference), the adaptive model at each operating point, and with int8 both the
-    vanilla model and the adaptive one at its shipped point, quantized."""
+    vanilla model and the adaptive one at its shipped point, quantized. Where the reference is another fine-tune
+    (the adaptive weights trained longer, or with their adaptivity on), also the adaptive model's own weights with
+    the adaptivity off, as they are and with int8: the shortcut its owner would take instead, with the training held
+    fixed (`own_weights_candidates`)."""
     method, model, length = loaded.method, loaded.model, loaded.budget.max_length
     points = method.operating_points(model, loaded.record)
     candidates = [reference]
@@ -340,6 +345,22 @@ def adaptive_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...], refere
                       {**chosen.values, "quantization": "int8"},
                       functools.partial(method.set_operating_point, quantized, chosen), True),
         ]
+    if not method.full_depth_is_a_plain_fine_tune:
+        candidates += own_weights_candidates(loaded, kinds)
+    return candidates
+
+
+def own_weights_candidates(loaded: BenchmarkedModel, kinds: tuple[str, ...]) -> list[Candidate]:
+    """The adaptive model's weights in the plain transformers class (every token through every layer), and with
+    "int8" also quantized. Their ratios are still taken against the reference; their accuracy differs from it by
+    training alone (AdapLeR's phase 3, the exits' losses), so the adaptive model is read against them too."""
+    length = loaded.budget.max_length
+    own = loaded.task.vanilla(loaded.model)
+    values = {"weights": "the adaptive model's, adaptivity off"}
+    candidates = [Candidate(OWN_WEIGHTS, "own weights", own, length, values)]
+    if "int8" in kinds:
+        candidates.append(Candidate(f"{OWN_WEIGHTS} int8", "own weights+int8", quantize_int8(own), length,
+                                    {**values, "quantization": "int8"}))
     return candidates
 
 

@@ -53,7 +53,7 @@ class Candidate:
     """Unique within a benchmark, e.g. "deebert S=0.12" or "first 2 layers (mean pooling)"."""
     series: str
     """The line it belongs to in the Pareto plot: the method, "<method>+int8", "vanilla", "vanilla+int8", "depth",
-    "length"."""
+    "length", "own weights", "own weights+int8"."""
     model: nn.Module
     max_length: int
     operating_point: dict[str, Any] = field(default_factory=dict)

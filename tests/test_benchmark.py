@@ -162,10 +162,14 @@ def test_a_model_trained_with_its_exits_on_is_measured_against_a_fine_tuned_vani
     assert rows["vanilla"]["ratios"]["flops_speedup"] == 1.0
 
 
+def verdict_row(series, quality, throughput, chosen=False, metric="accuracy"):
+    """A results row with only what `verdict` reads."""
+    return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
+            "metrics": {metric: quality}, "ratios": {"throughput_speedup": throughput}}
+
+
 def test_verdict_reads_the_targets_off_the_rows():
-    def row(series, accuracy, throughput, chosen=False):
-        return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
-                "metrics": {"accuracy": accuracy}, "ratios": {"throughput_speedup": throughput}}
+    row = verdict_row
 
     rows = [row("vanilla", 0.90, 1.0, True), row("m", 0.90, 2.0, True), row("m+int8", 0.895, 3.0, True),
             row("depth", 0.85, 2.5), row("length", 0.91, 1.5), row("vanilla+int8", 0.90, 2.0)]
@@ -179,9 +183,7 @@ def test_verdict_reads_the_targets_off_the_rows():
 def test_verdict_reads_the_adaptive_model_against_its_own_weights_too():
     """A model trained longer than the reference (AdapLeR's phase 3) can beat every fine-tuned alternative by its
     training alone: its own weights quantized, as fast and as accurate as it, is a shortcut it must beat as well."""
-    def row(series, accuracy, throughput, chosen=False):
-        return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
-                "metrics": {"accuracy": accuracy}, "ratios": {"throughput_speedup": throughput}}
+    row = verdict_row
 
     rows = [row("vanilla", 0.72, 1.0, True), row("m", 0.76, 1.2, True), row("m+int8", 0.75, 1.9, True),
             row("vanilla+int8", 0.71, 1.5), row("own weights", 0.77, 1.0), row("own weights+int8", 0.765, 1.4)]
@@ -459,8 +461,7 @@ def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path
 
 def test_verdict_reads_rouge_points_for_seq2seq_rows():
     def row(series, rouge1, throughput, chosen=False):
-        return {"method": "m", "dataset": "d", "series": series, "point": series, "chosen": chosen,
-                "metrics": {"rouge1": rouge1}, "ratios": {"throughput_speedup": throughput}}
+        return verdict_row(series, rouge1, throughput, chosen, metric="rouge1")
 
     rows = [row("vanilla", 30.0, 1.0, True), row("m", 29.5, 2.0, True), row("m+int8", 29.2, 3.0, True),
             row("depth", 25.0, 2.5)]

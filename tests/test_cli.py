@@ -4,6 +4,7 @@ folder, evaluate reports the agreed keys, push uploads it, and bad input gets a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import pytest
 from huggingface_hub import ModelCard
 
-from adaptive_zoo.cli import main
+from adaptive_zoo.cli import _OncePerMessage, configure_output, main
 from adaptive_zoo.hub.folder import check_hub_folder
 
 COLUMNS = ["--text-column", "sentence", "--label-column", "category"]
@@ -141,3 +142,25 @@ def test_a_failure_while_writing_leaves_no_folder(tmp_path, tiny_bert_dir, tiny_
               str(tmp_path / "out"), "--base-model", str(tiny_bert_dir), *TRAIN_ARGS])
     assert os.listdir(tmp_path) == ["out-training"] or not (tmp_path / "out").exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_repeated_generate_warnings_are_shown_once():
+    """transformers repeats some `generate` warnings on every call; a benchmark makes thousands of calls."""
+    generation_logger = logging.getLogger("transformers.generation.utils")
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    generation_logger.addHandler(handler)
+    filters_before = list(generation_logger.filters)
+    generation_logger.filters[:] = [kept for kept in filters_before if not isinstance(kept, _OncePerMessage)]
+    try:
+        configure_output(False)
+        configure_output(False)  # a second command in the same process adds no second filter
+        for _ in range(3):
+            generation_logger.warning("Both `max_new_tokens` (=%d) and `max_length` seem to have been set.", 24)
+        generation_logger.warning("another warning")
+        assert records == ["Both `max_new_tokens` (=24) and `max_length` seem to have been set.", "another warning"]
+        assert sum(isinstance(kept, _OncePerMessage) for kept in generation_logger.filters) == 1
+    finally:
+        generation_logger.removeHandler(handler)
+        generation_logger.filters[:] = filters_before

@@ -596,15 +596,36 @@ def run_quickstart(args: argparse.Namespace) -> Outcome:
                      f"CPU time | model folder: {folder}"]
 
 
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct message through once. transformers repeats some warnings on every `generate` call (e.g.
+    "Both `max_new_tokens` and `max_length` seem to have been set" for any model whose generation config has a
+    `max_length`, which BART's have), thousands of times in one benchmark."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
 def configure_output(verbose: bool) -> None:
     """Logging and progress display for one command: our INFO logs and transformers' own reports only with -v;
-    transformers' and datasets' tqdm bars only where they render (an interactive stderr)."""
+    transformers' and datasets' tqdm bars only where they render (an interactive stderr); `generate`'s warnings
+    once each."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("adaptive_zoo").setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("adaptive_zoo.progress").setLevel(logging.INFO)
     if verbose:
         transformers.logging.set_verbosity_info()
+    generation_logger = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(existing, _OncePerMessage) for existing in generation_logger.filters):
+        generation_logger.addFilter(_OncePerMessage())
     if not bars_enabled():
         transformers.logging.disable_progress_bar()
         datasets.disable_progress_bars()

@@ -445,10 +445,10 @@ def test_threshold_front_keeps_the_searched_settings_nothing_beats():
 
 
 def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path, monkeypatch):
-    labels = []
-    original = benchmark_results.plot_tradeoff
-    monkeypatch.setattr(benchmark_results, "plot_tradeoff",
-                        lambda *args, **kwargs: labels.append(kwargs["ylabel"]) or original(*args, **kwargs))
+    calls = []
+    original = benchmark_results.plot_tradeoff_panels
+    monkeypatch.setattr(benchmark_results, "plot_tradeoff_panels",
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or original(*args, **kwargs))
     markdown = tmp_path / "BENCHMARKS.md"
     markdown.write_text(f"# Benchmarks\n\n{SUMMARY_START}\n{SUMMARY_END}\n")
     assert main(["summarize-benchmarks", "--results", str(seq2seq_benchmarks["results"]), "--markdown",
@@ -456,7 +456,11 @@ def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path
     table_rows = [line for line in markdown.read_text().splitlines() if line.startswith("| toy_sum.csv")
                   or "| dat |" in line or "| hashee |" in line]
     assert len(table_rows) == 2 and all("ROUGE-1" in line for line in table_rows)
-    assert labels == ["test ROUGE-1"]
+    assert [kwargs["ylabel"] for _, kwargs in calls] == ["test ROUGE-1"]
+    (panels, *_), kwargs = calls[0]
+    assert sorted(title.split()[0] for title in panels) == ["dat", "hashee"]  # one panel per run
+    for title, points in panels.items():  # each run's shipped point is starred, and it is one of the run's points
+        assert kwargs["chosen"][title] in [{"speedup": p["speedup"], "quality": p["quality"]} for p in points]
 
 
 def test_verdict_reads_rouge_points_for_seq2seq_rows():

@@ -19,7 +19,7 @@ from adaptive_zoo.evaluation.measure import (
     model_flops,
     pad_batch,
 )
-from adaptive_zoo.evaluation.plots import line_style, plot_tradeoff
+from adaptive_zoo.evaluation.plots import line_style, plot_tradeoff, plot_tradeoff_panels
 
 
 def _tiny_bert(attn_implementation: str) -> BertForSequenceClassification:
@@ -160,3 +160,27 @@ def test_many_series_never_share_a_colour_and_marker(tmp_path):
               for index in range(12) for k in range(2)]
     path = plot_tradeoff(points, "speedup", "accuracy", tmp_path / "many.png", series_key="series")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_panels_give_a_series_the_same_style_in_every_panel(tmp_path, monkeypatch):
+    """A dataset's benchmark plot has one panel per method's run; "vanilla" or "depth" must look alike in all."""
+    from matplotlib.axes import Axes
+
+    drawn = []
+    original = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda axes, *args, **kwargs: drawn.append(
+        (axes.get_title(), kwargs.get("label"), kwargs["color"], kwargs["marker"])) or original(axes, *args, **kwargs))
+    panels = {"deebert": [{"speedup": 1.0, "accuracy": 98.0, "series": "vanilla"},
+                          {"speedup": 3.0, "accuracy": 97.0, "series": "deebert"},
+                          {"speedup": 2.0, "accuracy": 95.0, "series": "depth"}],
+              "hashee": [{"speedup": 2.0, "accuracy": 94.0, "series": "depth"},
+                         {"speedup": 1.0, "accuracy": 97.5, "series": "vanilla"},
+                         {"speedup": 2.2, "accuracy": 96.0, "series": "hashee"}]}
+    path = plot_tradeoff_panels(panels, "speedup", "accuracy", tmp_path / "panels.png", series_key="series",
+                                chosen={"hashee": {"speedup": 2.2, "accuracy": 96.0}})
+    assert path.read_bytes().startswith(b"\x89PNG")
+    styles = {}
+    for _, label, color, marker in drawn:
+        assert styles.setdefault(label, (color, marker)) == (color, marker)
+    assert sorted(styles) == ["deebert", "depth", "hashee", "vanilla"]
+    assert len(set(styles.values())) == 4

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .plots import plot_tradeoff
+from .plots import plot_tradeoff_panels
 
 SCHEMA_VERSION = 1
 ROW_FIELDS = ("schema_version", "run_id", "date", "method", "dataset", "split", "num_samples", "model", "base_model",
@@ -184,16 +184,10 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_label(row: dict[str, Any]) -> str:
-    """A Pareto-plot line: the method's own lines by name, the static ones named with the run they belong to."""
-    if row["series"] in (*STATIC_SERIES, "vanilla"):
-        return f"{row['series']} ({row['method']} run)"
-    return row["series"]
-
-
 def pareto_plots(rows: Sequence[dict[str, Any]], folder: str | os.PathLike) -> list[Path]:
     """One PNG per dataset of the current rows: quality (accuracy, or ROUGE-1 for a summarization dataset) against
-    measured throughput speed-up, one line per method and per static alternative."""
+    measured throughput speed-up, one panel per benchmark run (method), one line per series of the run (the adaptive
+    model, its int8 stack, the vanilla model and each static alternative), the shipped point starred."""
     paths = []
     current = current_rows(rows)
     for dataset in sorted({row["dataset"] for row in current}):
@@ -203,15 +197,22 @@ def pareto_plots(rows: Sequence[dict[str, Any]], folder: str | os.PathLike) -> l
             raise ValueError(f"The current rows of {dataset!r} mix quality metrics "
                              f"({', '.join(sorted(metric.label for metric in metrics))}): one plot cannot show both.")
         metric = metrics.pop()
-        points = [{"series": plot_label(row), "speedup": _throughput(row), "quality": _quality(row)}
-                  for row in dataset_rows]
+        panels, chosen = {}, {}
+        for run in sorted(runs_of(dataset_rows), key=lambda run: run[0]["method"]):
+            title = f"{run[0]['method']} ({Path(run[0]['model']).name})"
+            panels[title] = [{"series": row["series"], "speedup": _throughput(row), "quality": _quality(row)}
+                             for row in run]
+            shipped = verdict(run).chosen
+            chosen[title] = {"speedup": _throughput(shipped), "quality": _quality(shipped)}
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(dataset).stem)
         ylabel = "accuracy (%)" if metric.key == "accuracy" else metric.label
         split = dataset_rows[0]["split"]
-        paths.append(plot_tradeoff(points, "speedup", "quality", Path(folder) / f"pareto_{name}.png",
-                                   series_key="series", title=f"{dataset}: {metric.label} vs measured throughput",
-                                   xlabel="throughput speed-up vs the full vanilla model (batch 32)",
-                                   ylabel=f"{split} {ylabel}"))
+        paths.append(plot_tradeoff_panels(panels, "speedup", "quality", Path(folder) / f"pareto_{name}.png",
+                                          series_key="series", chosen=chosen,
+                                          title=f"{dataset}: {metric.label} vs measured throughput "
+                                                "(star: the shipped operating point)",
+                                          xlabel="throughput speed-up vs the full vanilla model (batch 32)",
+                                          ylabel=f"{split} {ylabel}"))
     return paths
 
 

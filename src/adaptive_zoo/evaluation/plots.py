@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_tradeoff"]
+__all__ = ["plot_tradeoff", "plot_tradeoff_panels"]
 
 
 def _group(points: Sequence[Mapping[str, Any]], series_key: str | None) -> dict[str, list[Mapping[str, Any]]]:
@@ -84,20 +84,89 @@ def plot_tradeoff(
     Returns:
         The path of the written PNG.
     """
+    figure = _new_figure((6.0, 4.5))
+    axes = figure.add_subplot()
+    _draw_tradeoff(axes, points, x, y, label_key=label_key, baseline_y=baseline_y, baseline_label=baseline_label,
+                   chosen=chosen, series_key=series_key)
+    axes.set_xlabel(xlabel or x)
+    axes.set_ylabel(ylabel or y)
+    if title:
+        axes.set_title(title)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_tradeoff_panels(
+    panels: Mapping[str, Sequence[Mapping[str, Any]]],
+    x: str,
+    y: str,
+    path: str | Path,
+    *,
+    series_key: str,
+    chosen: Mapping[str, Mapping[str, Any]] | None = None,
+    title: str | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> Path:
+    """Like `plot_tradeoff` with `series_key`, one panel per entry of `panels` (titled by its key), side by side,
+    each with its own y range. A series keeps its colour and marker in every panel, and one legend below the panels
+    names them all, so no legend covers a panel's points (e.g. one panel per benchmark run of a dataset).
+    `chosen` maps a panel's title to its point to star."""
+    names = list(_group([point for points in panels.values() for point in points], series_key))
+    figure = _new_figure((4.2 * len(panels), 4.6))
+    for index, (panel_title, points) in enumerate(panels.items()):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        _draw_tradeoff(axes, points, x, y, series_key=series_key, series_order=names,
+                       chosen=(chosen or {}).get(panel_title))
+        axes.set_title(panel_title, fontsize=10)
+        axes.set_xlabel(xlabel or x, fontsize=9)
+        if index == 0:
+            axes.set_ylabel(ylabel or y)
+    handles, labels = [], []
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title)
+    legend_rows = -(-len(labels) // 5)
+    return _save(figure, path, layout_rect=(0, 0.04 + 0.045 * legend_rows, 1, 1))
+
+
+def _new_figure(size: tuple[float, float]):
     # lazy: matplotlib costs every CLI start ~0.25 s, and only a finished run's plots need it
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    figure = Figure(figsize=size, dpi=120)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str | Path, layout_rect: tuple[float, float, float, float] | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(6.0, 4.5), dpi=120)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure.tight_layout(rect=layout_rect)
+    figure.savefig(path, format="png")
+    return path
 
-    for index, (name, series) in enumerate(_group(points, series_key).items()):
+
+def _draw_tradeoff(axes, points: Sequence[Mapping[str, Any]], x: str, y: str, *, label_key: str | None = None,
+                   baseline_y: float | None = None, baseline_label: str = "baseline",
+                   chosen: int | Mapping[str, Any] | None = None, series_key: str | None = None,
+                   series_order: Sequence[str] | None = None) -> None:
+    """`points` on `axes`: one line per series (sorted by `x`), styled by the series' place in `series_order`
+    (default: first seen here), optional labels, baseline and chosen point."""
+    groups = _group(points, series_key)
+    order = list(series_order) if series_order is not None else list(groups)
+    for name, series in groups.items():
         series = sorted(series, key=lambda point: point[x])
         axes.plot(
-            [point[x] for point in series], [point[y] for point in series], label=name or None, **line_style(index)
+            [point[x] for point in series], [point[y] for point in series], label=name or None,
+            **line_style(order.index(name))
         )
         if label_key is not None:
             for point in series:
@@ -117,13 +186,4 @@ def plot_tradeoff(
             [chosen_point[x]], [chosen_point[y]], marker="*", s=220, color="red", zorder=5, label="chosen"
         )
 
-    axes.set_xlabel(xlabel or x)
-    axes.set_ylabel(ylabel or y)
-    if title:
-        axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return path

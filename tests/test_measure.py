@@ -169,7 +169,7 @@ def test_panels_give_a_series_the_same_style_in_every_panel(tmp_path, monkeypatc
     drawn = []
     original = Axes.plot
     monkeypatch.setattr(Axes, "plot", lambda axes, *args, **kwargs: drawn.append(
-        (axes.get_title(), kwargs.get("label"), kwargs["color"], kwargs["marker"])) or original(axes, *args, **kwargs))
+        (kwargs.get("label"), kwargs["color"], kwargs["marker"])) or original(axes, *args, **kwargs))
     panels = {"deebert": [{"speedup": 1.0, "accuracy": 98.0, "series": "vanilla"},
                           {"speedup": 3.0, "accuracy": 97.0, "series": "deebert"},
                           {"speedup": 2.0, "accuracy": 95.0, "series": "depth"}],
@@ -180,7 +180,7 @@ def test_panels_give_a_series_the_same_style_in_every_panel(tmp_path, monkeypatc
                                 chosen={"hashee": {"speedup": 2.2, "accuracy": 96.0}})
     assert path.read_bytes().startswith(b"\x89PNG")
     styles = {}
-    for _, label, color, marker in drawn:
+    for label, color, marker in drawn:
         assert styles.setdefault(label, (color, marker)) == (color, marker)
     assert sorted(styles) == ["deebert", "depth", "hashee", "vanilla"]
     assert len(set(styles.values())) == 4

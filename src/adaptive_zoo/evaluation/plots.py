@@ -39,6 +39,7 @@ def _resolve_chosen(
 
 
 LINE_MARKERS = ("o", "s", "^", "D", "v", "P")
+LEGEND_COLUMNS = 5  # of the shared legend below a row of panels
 
 
 def line_style(index: int) -> dict[str, str]:
@@ -129,10 +130,11 @@ def plot_tradeoff_panels(
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS), fontsize=8,
+                  frameon=False)
     if title:
         figure.suptitle(title)
-    legend_rows = -(-len(labels) // 5)
+    legend_rows = -(-len(labels) // LEGEND_COLUMNS)
     return _save(figure, path, layout_rect=(0, 0.04 + 0.045 * legend_rows, 1, 1))
 
 

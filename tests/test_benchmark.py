@@ -21,7 +21,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from adaptive_zoo.benchmark import TASK_BENCHMARKS, BenchmarkedModel, own_weights_candidates
+from adaptive_zoo.benchmark import TASK_BENCHMARKS, BenchmarkedModel, machine, own_weights_candidates
 from adaptive_zoo.cli import main
 from adaptive_zoo.evaluation import benchmark_results
 from adaptive_zoo.evaluation.benchmark import quantize_int8
@@ -117,6 +117,12 @@ def test_rows_have_the_fixed_schema(benchmarked):
         assert tuple(row) == ROW_FIELDS
     with pytest.raises(ValueError, match="missing"):
         check_row({"method": "deebert"})
+
+
+def test_rows_name_the_instruction_set_int8_timings_depend_on(benchmarked):
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX2", "AVX512", "DEFAULT", ...
+    assert f", {capability}, " in machine()
+    assert {row["machine"] for row in read_rows(benchmarked["results"])} == {machine()}
 
 
 def test_summary_table_and_pareto_plot_from_the_results(benchmarked, tmp_path):

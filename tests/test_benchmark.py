@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from adaptive_zoo.benchmark import TASK_BENCHMARKS, BenchmarkedModel, machine, own_weights_candidates
+from adaptive_zoo.benchmark import TASK_BENCHMARKS, BenchmarkedModel, git_commit, machine, own_weights_candidates
 from adaptive_zoo.cli import main
 from adaptive_zoo.evaluation import benchmark_results
 from adaptive_zoo.evaluation.benchmark import quantize_int8
@@ -123,6 +124,36 @@ def test_rows_name_the_instruction_set_int8_timings_depend_on(benchmarked):
     capability = torch.backends.cpu.get_cpu_capability()  # "AVX2", "AVX512", "DEFAULT", ...
     assert f", {capability}, " in machine()
     assert {row["machine"] for row in read_rows(benchmarked["results"])} == {machine()}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_rows_are_marked_dirty_only_for_changes_to_the_package_source(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "model.py").write_text("LAYERS = 6\n")
+    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n")
+    (tmp_path / ".gitignore").write_text("__pycache__/\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "initial")
+    commit = git("rev-parse", "HEAD")
+    assert git_commit(package) == commit
+
+    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\nnew rows\n")  # docs and results, edited during a run
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "model.pyc").write_bytes(b"\0")  # ignored
+    assert git_commit(package) == commit
+
+    (package / "helper.py").write_text("")  # a new module the run may import
+    assert git_commit(package) == commit + "-dirty"
+    (package / "helper.py").unlink()
+    (package / "model.py").write_text("LAYERS = 3\n")
+    assert git_commit(package) == commit + "-dirty"
+    assert git_commit(tmp_path.parent / "no-such-checkout") == "unknown"
 
 
 def test_summary_table_and_pareto_plot_from_the_results(benchmarked, tmp_path):

@@ -382,17 +382,21 @@ def static_baselines(loaded: BenchmarkedModel, settings: BenchmarkSettings,
     return wanted
 
 
-def git_commit() -> str:
-    """The checked-out commit of the source tree ("-dirty" with uncommitted changes), or "unknown"."""
-    source = Path(__file__).resolve().parent
+def git_commit(source: Path | None = None) -> str:
+    """The checked-out commit of the package's source tree, or "unknown" outside a git checkout.
+
+    "-dirty" is appended when a file under `source` (this package by default) is modified or new and not ignored:
+    the code that produced the figures differs from the commit. Changes elsewhere in the checkout (BENCHMARKS.md,
+    the results file the run is appending to) do not change what was measured and do not mark the row."""
+    source = source or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "."], cwd=source,
+                                 capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return commit + ("-dirty" if dirty else "")
+    return commit + ("-dirty" if changes else "")
 
 
 def machine() -> str:

@@ -184,3 +184,20 @@ def test_panels_give_a_series_the_same_style_in_every_panel(tmp_path, monkeypatc
         assert styles.setdefault(label, (color, marker)) == (color, marker)
     assert sorted(styles) == ["deebert", "depth", "hashee", "vanilla"]
     assert len(set(styles.values())) == 4
+
+
+def test_a_one_panel_plot_keeps_its_title_and_legend_inside_the_image(tmp_path):
+    """A dataset benchmarked with one method gets a one-panel figure, narrower than its title and its legend of up to
+    a dozen series: nothing drawn may be cut at the image's edges (the PNG keeps a blank margin on every side)."""
+    from matplotlib.image import imread
+
+    series = ["vanilla", "adapler", "vanilla+int8", "adapler+int8", "own weights", "own weights+int8", "depth",
+              "length"]
+    panel = [{"speedup": 1.0 + index, "accuracy": 90.0 + index, "series": name} for index, name in enumerate(series)]
+    path = plot_tradeoff_panels({"adapler (a long run name that fills the panel)": panel}, "speedup", "accuracy",
+                                tmp_path / "one.png", series_key="series", chosen={},
+                                title="bbc_news_no_headline: accuracy vs measured throughput (star: the shipped point)")
+    pixels = imread(path)[..., :3]  # (height, width, RGB) floats in [0, 1]
+    margin = 3
+    edges = [pixels[:margin], pixels[-margin:], pixels[:, :margin], pixels[:, -margin:]]
+    assert all((edge > 0.99).all() for edge in edges)

@@ -40,6 +40,7 @@ def _resolve_chosen(
 
 LINE_MARKERS = ("o", "s", "^", "D", "v", "P")
 LEGEND_COLUMNS = 5  # of the shared legend below a row of panels
+MIN_PANELS_WIDTH = 6.5  # inches: a row of panels is at least as wide as a legend row of LEGEND_COLUMNS entries
 
 
 def line_style(index: int) -> dict[str, str]:
@@ -115,7 +116,7 @@ def plot_tradeoff_panels(
     names them all, so no legend covers a panel's points (e.g. one panel per benchmark run of a dataset).
     `chosen` maps a panel's title to its point to star."""
     names = list(_group([point for points in panels.values() for point in points], series_key))
-    figure = _new_figure((4.2 * len(panels), 4.6))
+    figure = _new_figure((max(4.2 * len(panels), MIN_PANELS_WIDTH), 4.6))
     for index, (panel_title, points) in enumerate(panels.items()):
         axes = figure.add_subplot(1, len(panels), index + 1)
         _draw_tradeoff(axes, points, x, y, series_key=series_key, series_order=names,
@@ -152,7 +153,8 @@ def _save(figure, path: str | Path, layout_rect: tuple[float, float, float, floa
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout(rect=layout_rect)
-    figure.savefig(path, format="png")
+    # "tight" grows the image to whatever is drawn: a one-panel figure is narrower than its title and its legend
+    figure.savefig(path, format="png", bbox_inches="tight", pad_inches=0.1)
     return path
 
 

@@ -124,6 +124,24 @@ class AdaptiveModelTesterMixin:
             with pytest.raises((ValueError, StrictDataclassError), match=next(iter(overrides))):
                 self.tester.get_config(**overrides)
 
+    def test_invalid_value_assigned_to_a_built_model_is_refused_where_it_is_set_or_used(self, tokenizer):
+        """The same values, assigned after construction (as `model.config.x = ...`): refused on assignment, leaving
+        the config as it was, or (a field the modules were built for) at the next forward, before any compute."""
+        inputs = self.batch(tokenizer)
+        for overrides in self.tester.invalid_configs:
+            model = self.tester.create_model()
+            (name, value), = overrides.items()
+            before = model.config.to_dict()
+            try:
+                setattr(model.config, name, value)
+            except (ValueError, StrictDataclassError) as error:
+                assert name in str(error) or name.replace("_", " ") in str(error)
+                assert model.config.to_dict() == before, f"a refused `{name}` changed the config"
+                continue
+            assert name in model.fixed_config_fields, f"`{name} = {value!r}` was accepted on a built config"
+            with pytest.raises(ValueError, match=rf"`config.{name}` was changed to"):
+                model(**inputs)
+
     # -- equivalence and invariance ------------------------------------------------------------------------
     def test_full_depth_equals_vanilla_model(self, tokenizer):
         model = self.tester.create_model()

@@ -517,4 +517,4 @@ def test_weights_share_names_with_bert_for_sequence_classification():
     assert set(vanilla.state_dict()) <= set(model.state_dict())
     assert {k for k in model.state_dict() if k not in vanilla.state_dict()} == {
         k for k in model.state_dict() if k.startswith("contribution_predictors.")
-    } | {"eta", "theta"}
+    } | {"eta", "theta", "soft_removal_lambda_value"}

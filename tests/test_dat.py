@@ -319,9 +319,10 @@ def test_config_defaults_and_assignment_validation():
                         ("exit_loss_weight", -1.0), ("num_mixed_samples", 0), ("exit_loss_weights", [-1.0] * N)]:
         with pytest.raises(StrictDataclassError, match=name):
             setattr(config, name, value)
-    config.confidence_thresholds = [0.5, 0.5]  # a wrong length passes assignment, fails where it is used
+    # a wrong length is refused on assignment too (checked against `decoder_layers`), and the config is left as it was
     with pytest.raises(ValueError, match="confidence_thresholds"):
-        config.resolved_confidence_thresholds()
+        config.confidence_thresholds = [0.5, 0.5]
+    assert config.confidence_thresholds == [0.9, 0.8, 0.7, 0.6]
 
 
 # -- exits at inference ----------------------------------------------------------------------------------------------
@@ -705,9 +706,8 @@ def test_bad_inputs_fail_clearly(inputs):
     with pytest.raises(ValueError, match="exit predictor"):
         model(**inputs)
     model.config.exit_prediction = "confidence"  # needs no predictor: fine
-    model.config.confidence_thresholds = [0.5, 0.5]
     with pytest.raises(ValueError, match="confidence_thresholds"):
-        model(**inputs)
+        model.config.confidence_thresholds = [0.5, 0.5]  # refused on assignment, before any forward
     with pytest.raises(ValueError, match="labels"):
         model(**inputs, labels=training_labels(inputs)[:-1])
 

@@ -55,10 +55,37 @@ def check_encoder_classifier(config, method: str, reason: str) -> None:
         )
 
 
+# Copied from adaptive_zoo.models.deebert.configuration_deebert.ValidatedOnEveryAssignment
+class ValidatedOnEveryAssignment:
+    """`@strict` runs a field's own validator when the field is assigned, but the class validators (`validate_*`,
+    which check fields against each other and against the backbone's, e.g. `problem_type` and `num_labels`) only
+    at construction. A config class names its own class validators in `assignment_validators` and the fields they
+    read in `fields_validated_on_assignment`; assigning one of those fields on a built config runs the validators
+    again and undoes an assignment they refuse, so that the zoo's fields are valid at every moment, not only when
+    built. (The backbone's own structural fields are left alone: transformers remaps them on config copies.)"""
+
+    assignment_validators: tuple[str, ...] = ()
+    fields_validated_on_assignment: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name not in self.fields_validated_on_assignment or not self.__dict__.get("_post_init_done", False):
+            super().__setattr__(name, value)  # another field, or the config is being built
+            return
+        before = dict(self.__dict__)
+        super().__setattr__(name, value)
+        try:
+            for validator in self.assignment_validators:
+                getattr(self, validator)()
+        except (ValueError, TypeError):
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+
 # Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
 # with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
 @dataclass(repr=False, eq=False)
-class AdapLeRConfigMixin:
+class AdapLeRConfigMixin(ValidatedOnEveryAssignment):
     """What the BERT and RoBERTa configurations of AdapLeR share: their fields (documented in `AdapLeRConfig`) and
     their validation."""
 
@@ -75,12 +102,19 @@ class AdapLeRConfigMixin:
     inference_mode: str = validated_field(check_inference_mode, default="remove")
     operating_point_stale: bool = False
 
+    assignment_validators = ("validate_adaptive_length",)
+    # `num_labels` is a property that sets `id2label`.
+    fields_validated_on_assignment = (
+        "problem_type", "id2label", "is_decoder", "add_cross_attention", "eta", "theta",
+        "contribution_predictor_hidden_size", "beta", "lambda_init", "lambda_growth", "gamma", "phi",
+    )
+
     def lambda_at_epoch(self, epoch: float) -> float:
         """The soft-removal λ of epoch `epoch` (0-based): lambda_init * lambda_growth ** epoch."""
         return float(self.lambda_init * self.lambda_growth**epoch)
 
     def validate_adaptive_length(self):
-        """Part of `@strict` validation: runs at construction."""
+        """Part of `@strict` validation: runs at construction, and on every assignment (`ValidatedOnEveryAssignment`)."""
         num_layers = self.num_hidden_layers
         for name in ("eta", "theta"):
             value = getattr(self, name)

@@ -32,9 +32,11 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -65,6 +67,12 @@ SUPPORTED_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 # Bounds that `clamp_adaptive_parameters_` keeps η and θ in after each optimiser step.
 ETA_MIN = 1e-3
 THETA_MIN = 1e-3
+# How to change η and θ, which live in the weights (for `check_config_unchanged`'s refusal).
+ETA_THETA_HINTS = {
+    name: f"change the weights instead: `with torch.no_grad(): model.{name}.copy_(torch.tensor(values))`, then "
+    "`model.sync_config_from_parameters()` keeps the config in step"
+    for name in ("eta", "theta")
+}
 
 
 @dataclass
@@ -291,20 +299,109 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
         )
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.ATTENTIONS_BEING_RECORDED
+ATTENTIONS_BEING_RECORDED: ContextVar[tuple[frozenset[int], list[torch.Tensor]] | None] = ContextVar(
+    "attentions_being_recorded", default=None
+)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.ATTENTION_HOOKS_LOCK
+ATTENTION_HOOKS_LOCK = threading.Lock()
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.record_attention_weights
+def record_attention_weights(module: nn.Module, args, output) -> None:
+    """Forward hook of every attention module: append its weights (the second output) to this context's recording,
+    if one is running and asked for this module."""
+    recording = ATTENTIONS_BEING_RECORDED.get()
+    if recording is not None and id(module) in recording[0]:
+        recording[1].append(output[1])
+
+
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.recording_attentions
 @contextmanager
 def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
-    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    """Collect the attention weights (the second output) of `attention_modules` during this forward, in call order.
+
+    Thread-safe: what is collected lives in a context variable, and the modules only carry one permanent hook
+    (`record_attention_weights`, installed on first use under a lock), which does nothing outside a recording."""
+    attention_modules = list(attention_modules)
+    if not attention_modules:
+        yield []
+        return
+    with ATTENTION_HOOKS_LOCK:
+        for module in attention_modules:
+            if not getattr(module, "records_attention_weights", False):
+                module.register_forward_hook(record_attention_weights)
+                module.records_attention_weights = True
     weights: list[torch.Tensor] = []
-    handles = [
-        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
-        for module in attention_modules
-    ]
+    token = ATTENTIONS_BEING_RECORDED.set((frozenset(id(module) for module in attention_modules), weights))
     try:
         yield weights
     finally:
-        for handle in handles:
-            handle.remove()
+        ATTENTIONS_BEING_RECORDED.reset(token)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_config_unchanged
+def check_config_unchanged(model: nn.Module, fixed_fields: dict[str, object], hints: dict[str, str]) -> None:
+    """Refuse to run a model whose config was changed, after the model was built, in a field that cannot take
+    effect without rebuilding it: `fixed_fields` maps each such field to the value the model was built with (or,
+    for a value held in the weights, the value the config was last kept in step with); `hints` says, per field,
+    how to change it properly (default: rebuild from the saved folder)."""
+    for name, built_with in fixed_fields.items():
+        value = getattr(model.config, name)
+        if value != built_with:
+            how = hints.get(name) or (
+                f"rebuild the model with it: `{type(model).__name__}.from_pretrained(folder, {name}=...)` (with "
+                "`ignore_mismatched_sizes=True` where weight shapes change), or build it anew from the config"
+            )
+            raise ValueError(
+                f"`config.{name}` was changed to {value!r} after this {type(model).__name__} was built with "
+                f"{built_with!r}, and the change cannot take effect on a built model. Set it back, or {how}."
+            )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.weights_checksum
+def weights_checksum(model: nn.Module) -> list[float]:
+    """One number per parameter (its sum, in float64): cheap next to a training step, and changed by any step."""
+    with torch.no_grad():
+        return [float(parameter.detach().sum(dtype=torch.float64)) for parameter in model.parameters()]
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.remember_weights_before_training
+def remember_weights_before_training(model: nn.Module) -> None:
+    """Called by a training-mode forward with gradients on, while the model has an operating point: keep a checksum
+    of the weights (once), so that a later check can tell whether an optimiser step followed. A forward alone,
+    with no step after it, leaves the operating point as it was."""
+    if model.config.operating_point_stale or getattr(model, "weights_before_training", None) is not None:
+        return
+    model.weights_before_training = weights_checksum(model)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.flag_operating_point_if_weights_changed
+def flag_operating_point_if_weights_changed(model: nn.Module) -> None:
+    """Set `config.operating_point_stale` if the weights changed (an optimiser step) since a training-mode forward
+    remembered them; called before every forward and before saving. Costs nothing unless a training-mode forward
+    came first."""
+    remembered = getattr(model, "weights_before_training", None)
+    if remembered is None:
+        return
+    model.weights_before_training = None
+    if weights_checksum(model) != remembered:
+        model.config.operating_point_stale = True
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.flag_operating_point_on_load
+def flag_operating_point_on_load(model: nn.Module, stale_after_load) -> None:
+    """Flag the operating point stale when other weights are loaded into the built model (`load_state_dict`, e.g.
+    a Trainer restoring its best checkpoint), if `stale_after_load(model, incompatible_keys)` says the point was
+    chosen for the weights the model had."""
+
+    def hook(module, incompatible_keys) -> None:
+        if stale_after_load(module, incompatible_keys):
+            module.config.operating_point_stale = True
+
+    model.register_load_state_dict_post_hook(hook)
 
 
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.StandardSwitchesMixin
@@ -342,6 +439,7 @@ class AdapLeRPreTrainedMixin(StandardSwitchesMixin):
             eta, theta = initial_eta_theta(module.config)
             init.copy_(module.eta, eta)
             init.copy_(module.theta, theta)
+            init.constant_(module.soft_removal_lambda_value, float(module.config.lambda_init))
 
 
 class AdapLeRPreTrainedModel(AdapLeRPreTrainedMixin, BertPreTrainedModel):
@@ -461,8 +559,48 @@ class AdapLeRClassifierMixin:
         eta, theta = initial_eta_theta(config)
         self.eta = nn.Parameter(eta)  # (L,) η^ℓ
         self.theta = nn.Parameter(theta)  # (L,) θ^ℓ
-        # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). Not saved: a plain attribute.
-        self.soft_removal_lambda: float = float(config.lambda_init)
+        # λ of eq. 4; training code sets it each epoch (config.lambda_at_epoch). A persistent buffer, so the λ that
+        # `inference_mode="mask"` uses survives save and load.
+        self.register_buffer("soft_removal_lambda_value", torch.tensor(float(config.lambda_init)))
+        # The config fields the modules were built for, and η/θ as the config was last kept in step with the
+        # weights: a later assignment to any of them is refused at the next forward (it could not take effect).
+        self.fixed_config_fields = {
+            name: getattr(config, name)
+            for name in ("num_labels", "num_hidden_layers", "contribution_predictor_hidden_size", "eta", "theta")
+        }
+        # A full AdapLeR state dict brings its own η and predictors; weights without them leave the point stale.
+        flag_operating_point_on_load(self, lambda model, keys: "eta" in keys.missing_keys)
+
+    @property
+    def soft_removal_lambda(self) -> float:
+        """λ of the soft-removal function (eq. 4), stored in the weights (`soft_removal_lambda_value`)."""
+        return float(self.soft_removal_lambda_value)
+
+    @soft_removal_lambda.setter
+    def soft_removal_lambda(self, value: float) -> None:
+        with torch.no_grad():
+            self.soft_removal_lambda_value.fill_(float(value))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`from_pretrained`, then the config kept in step with the loaded η and θ (the weights win: a checkpoint
+        saved by the zoo has them equal already; a differing config value is replaced, with a warning)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if isinstance(model, tuple):  # output_loading_info=True
+            return model
+        if model.config.eta is not None or model.config.theta is not None:
+            eta, theta = initial_eta_theta(model.config)
+            if not (torch.allclose(eta, model.eta.detach().float().cpu())
+                    and torch.allclose(theta, model.theta.detach().float().cpu())):
+                warnings.warn(
+                    "`config.eta` / `config.theta` differ from the η and θ stored in the checkpoint's weights, which "
+                    "win: the config now holds the weights' values. To change η, assign `model.eta` (see "
+                    "`sync_config_from_parameters`).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            model.sync_config_from_parameters()
+        return model
 
     # -- the η, θ objective ------------------------------------------------------------------------------------
     def adaptive_parameters(self) -> list[nn.Parameter]:
@@ -476,23 +614,31 @@ class AdapLeRClassifierMixin:
         self.theta.clamp_(min=THETA_MIN)
 
     def sync_config_from_parameters(self) -> None:
-        """Write the trained η and θ into `config.eta` / `config.theta` (`save_pretrained` does it too)."""
+        """Write the trained η and θ into `config.eta` / `config.theta` (`save_pretrained` does it too). η and θ
+        live in the weights: to change them, assign the parameters (`with torch.no_grad(): model.eta.copy_(...)`)
+        and call this; an assignment to `config.eta` alone is refused at the next forward."""
+        check_config_unchanged(self, self.fixed_config_fields, ETA_THETA_HINTS)
         self.config.eta = [float(v) for v in self.eta.detach().float().cpu().tolist()]
         self.config.theta = [float(v) for v in self.theta.detach().float().cpu().tolist()]
+        self.fixed_config_fields.update(eta=self.config.eta, theta=self.config.theta)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, with η and θ inside their bounds and written into the config, so the
-        saved `config.json` documents the trained values (Trainer checkpoints and `push_to_hub` save through here)."""
+        saved `config.json` documents the trained values, and the operating point flagged stale if the backbone was
+        trained without it (Trainer checkpoints and `push_to_hub` save through here)."""
+        check_config_unchanged(self, self.fixed_config_fields, ETA_THETA_HINTS)
+        flag_operating_point_if_weights_changed(self)
         self.clamp_adaptive_parameters_()
         self.sync_config_from_parameters()
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _check_training_step(self, labels, saliency) -> None:
-        """Before a training step: keep η, θ in bounds whatever the optimiser did, refuse what would silently train
-        a stale adaptive model, and flag the operating point when the backbone trains without it."""
-        self.clamp_adaptive_parameters_()
+        """Before a training-mode forward with gradients on: refuse what would silently train a stale adaptive
+        model, and remember the weights when the backbone trains without the adaptive objective, so that an
+        optimiser step flags the operating point stale (a forward alone changes nothing; η and θ are clamped after
+        each step by the zoo's training loop and before saving, not here)."""
         if self.config.inference_mode == "off" or not self.config.adaptive:
-            self.config.operating_point_stale = True
+            remember_weights_before_training(self)
         elif labels is not None and saliency is None:
             raise ValueError(
                 "AdapLeR's contribution predictors train against per-token saliencies (the paper's phase 2), which "
@@ -550,6 +696,8 @@ class AdapLeRClassifierMixin:
                 f"AdapLeR takes a 2-D `attention_mask` of shape {(batch_size, sequence_length)}; "
                 f"got {tuple(attention_mask.shape)}."
             )
+        check_config_unchanged(self, self.fixed_config_fields, ETA_THETA_HINTS)
+        flag_operating_point_if_weights_changed(self)
         if self.training and torch.is_grad_enabled():
             self._check_training_step(labels, saliency)
         mode = self.config.inference_mode if self.config.adaptive else "off"  # `adaptive=False`: "off", whatever mode

@@ -82,8 +82,35 @@ def check_num_mixed_samples(value: int) -> None:
         raise ValueError(f"`num_mixed_samples` (the paper's M) must be an integer >= 1; got {value!r}.")
 
 
+# Copied from adaptive_zoo.models.deebert.configuration_deebert.ValidatedOnEveryAssignment
+class ValidatedOnEveryAssignment:
+    """`@strict` runs a field's own validator when the field is assigned, but the class validators (`validate_*`,
+    which check fields against each other and against the backbone's, e.g. `problem_type` and `num_labels`) only
+    at construction. A config class names its own class validators in `assignment_validators` and the fields they
+    read in `fields_validated_on_assignment`; assigning one of those fields on a built config runs the validators
+    again and undoes an assignment they refuse, so that the zoo's fields are valid at every moment, not only when
+    built. (The backbone's own structural fields are left alone: transformers remaps them on config copies.)"""
+
+    assignment_validators: tuple[str, ...] = ()
+    fields_validated_on_assignment: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name not in self.fields_validated_on_assignment or not self.__dict__.get("_post_init_done", False):
+            super().__setattr__(name, value)  # another field, or the config is being built
+            return
+        before = dict(self.__dict__)
+        super().__setattr__(name, value)
+        try:
+            for validator in self.assignment_validators:
+                getattr(self, validator)()
+        except (ValueError, TypeError):
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+
 @strict
-class DepthAdaptiveTransformerConfig(BartConfig):
+class DepthAdaptiveTransformerConfig(ValidatedOnEveryAssignment, BartConfig):
     r"""
     Configuration of a [`DepthAdaptiveTransformer`]: a BART encoder-decoder whose decoder can emit the output
     distribution after any of its N blocks (N = `decoder_layers`), and which decides, per sequence or per
@@ -224,8 +251,11 @@ class DepthAdaptiveTransformerConfig(BartConfig):
         check_confidence_length(self.confidence_thresholds, self.num_exits)
         return [float(t) for t in self.confidence_thresholds[: self.num_exits - 1]]
 
+    assignment_validators = ("validate_depth_adaptive",)
+    fields_validated_on_assignment = ("exit_loss_weights", "confidence_thresholds", "decoder_layerdrop")
+
     def validate_depth_adaptive(self):
-        """Part of `@strict` validation: runs at construction (single fields are also checked on assignment)."""
+        """Part of `@strict` validation: runs at construction, and on every assignment (`ValidatedOnEveryAssignment`)."""
         if not isinstance(self.decoder_layers, int) or self.decoder_layers < 2:
             raise ValueError(
                 f"A depth-adaptive decoder needs `decoder_layers` >= 2 blocks to choose between; got {self.decoder_layers}."

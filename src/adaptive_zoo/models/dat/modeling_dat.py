@@ -130,6 +130,73 @@ class DepthAdaptiveGenerateOutput(ModelOutput):
     average_exit: torch.FloatTensor | None = None
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_config_unchanged
+def check_config_unchanged(model: nn.Module, fixed_fields: dict[str, object], hints: dict[str, str]) -> None:
+    """Refuse to run a model whose config was changed, after the model was built, in a field that cannot take
+    effect without rebuilding it: `fixed_fields` maps each such field to the value the model was built with (or,
+    for a value held in the weights, the value the config was last kept in step with); `hints` says, per field,
+    how to change it properly (default: rebuild from the saved folder)."""
+    for name, built_with in fixed_fields.items():
+        value = getattr(model.config, name)
+        if value != built_with:
+            how = hints.get(name) or (
+                f"rebuild the model with it: `{type(model).__name__}.from_pretrained(folder, {name}=...)` (with "
+                "`ignore_mismatched_sizes=True` where weight shapes change), or build it anew from the config"
+            )
+            raise ValueError(
+                f"`config.{name}` was changed to {value!r} after this {type(model).__name__} was built with "
+                f"{built_with!r}, and the change cannot take effect on a built model. Set it back, or {how}."
+            )
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.weights_checksum
+def weights_checksum(model: nn.Module) -> list[float]:
+    """One number per parameter (its sum, in float64): cheap next to a training step, and changed by any step."""
+    with torch.no_grad():
+        return [float(parameter.detach().sum(dtype=torch.float64)) for parameter in model.parameters()]
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.remember_weights_before_training
+def remember_weights_before_training(model: nn.Module) -> None:
+    """Called by a training-mode forward with gradients on, while the model has an operating point: keep a checksum
+    of the weights (once), so that a later check can tell whether an optimiser step followed. A forward alone,
+    with no step after it, leaves the operating point as it was."""
+    if model.config.operating_point_stale or getattr(model, "weights_before_training", None) is not None:
+        return
+    model.weights_before_training = weights_checksum(model)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.flag_operating_point_if_weights_changed
+def flag_operating_point_if_weights_changed(model: nn.Module) -> None:
+    """Set `config.operating_point_stale` if the weights changed (an optimiser step) since a training-mode forward
+    remembered them; called before every forward and before saving. Costs nothing unless a training-mode forward
+    came first."""
+    remembered = getattr(model, "weights_before_training", None)
+    if remembered is None:
+        return
+    model.weights_before_training = None
+    if weights_checksum(model) != remembered:
+        model.config.operating_point_stale = True
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.flag_operating_point_on_load
+def flag_operating_point_on_load(model: nn.Module, stale_after_load) -> None:
+    """Flag the operating point stale when other weights are loaded into the built model (`load_state_dict`, e.g.
+    a Trainer restoring its best checkpoint), if `stale_after_load(model, incompatible_keys)` says the point was
+    chosen for the weights the model had."""
+
+    def hook(module, incompatible_keys) -> None:
+        if stale_after_load(module, incompatible_keys):
+            module.config.operating_point_stale = True
+
+    model.register_load_state_dict_post_hook(hook)
+
+
+def has_confidence_thresholds(config) -> bool:
+    """Whether the model has an operating point to go stale: confidence exits with tuned thresholds T_n."""
+    return config.exit_prediction == "confidence" and config.confidence_thresholds is not None
+
+
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.warn_stale_operating_point
 def warn_stale_operating_point(model: nn.Module, operating_point: str, full_depth_setting: str) -> None:
     """Warn once per model that its operating point was tuned on weights that have been trained since."""
@@ -526,7 +593,19 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
         self.exit_predictor = None if config.exit_prediction == "confidence" else DepthAdaptiveExitPredictor(config)
+        # The decoder's blocks were built for this: a later change is refused. (A change of `exit_prediction` is checked
+        # where it is used: to "confidence" it takes effect, to a predictor the model was not built with it is refused.)
+        self.fixed_config_fields = {"decoder_layers": config.decoder_layers}
+        # T_n live in the config: other weights loaded into the model were not the ones they were tuned for.
+        flag_operating_point_on_load(self, lambda model, keys: has_confidence_thresholds(model.config))
         self.post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, after flagging the thresholds stale if an optimiser step changed the
+        weights since they were tuned (Trainer checkpoints and `push_to_hub` save through here too)."""
+        check_config_unchanged(self, self.fixed_config_fields, {})
+        flag_operating_point_if_weights_changed(self)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     # -- small pieces -----------------------------------------------------------------------------------------
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor):
@@ -641,6 +720,8 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
                 "`model.config.adaptive = False`)."
             )
 
+        check_config_unchanged(self, self.fixed_config_fields, {})
+        flag_operating_point_if_weights_changed(self)
         source = input_ids if input_ids is not None else inputs_embeds
         if labels is not None:
             if source is not None and labels.shape[0] != source.shape[0]:
@@ -671,9 +752,9 @@ class DepthAdaptiveTransformer(DepthAdaptiveTransformerPreTrainedModel, Generati
         decoder_inputs = dict(input_ids=decoder_input_ids, inputs_embeds=decoder_inputs_embeds,
                               attention_mask=decoder_attention_mask)
 
-        thresholded = self.config.exit_prediction == "confidence" and self.config.confidence_thresholds is not None
+        thresholded = has_confidence_thresholds(self.config)
         if self.training and torch.is_grad_enabled() and thresholded:
-            self.config.operating_point_stale = True  # T_n were tuned for the weights this step is about to change
+            remember_weights_before_training(self)  # T_n were tuned for these weights: an optimiser step flags them
         if (not self.training and thresholded and depth_adaptive and not output_exit_logits
                 and self.config.operating_point_stale):
             warn_stale_operating_point(self, "confidence thresholds T_n", "adaptive_depth=False")

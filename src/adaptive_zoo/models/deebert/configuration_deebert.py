@@ -36,15 +36,46 @@ def check_encoder_classifier(config, method: str, reason: str) -> None:
         )
 
 
+class ValidatedOnEveryAssignment:
+    """`@strict` runs a field's own validator when the field is assigned, but the class validators (`validate_*`,
+    which check fields against each other and against the backbone's, e.g. `problem_type` and `num_labels`) only
+    at construction. A config class names its own class validators in `assignment_validators` and the fields they
+    read in `fields_validated_on_assignment`; assigning one of those fields on a built config runs the validators
+    again and undoes an assignment they refuse, so that the zoo's fields are valid at every moment, not only when
+    built. (The backbone's own structural fields are left alone: transformers remaps them on config copies.)"""
+
+    assignment_validators: tuple[str, ...] = ()
+    fields_validated_on_assignment: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name not in self.fields_validated_on_assignment or not self.__dict__.get("_post_init_done", False):
+            super().__setattr__(name, value)  # another field, or the config is being built
+            return
+        before = dict(self.__dict__)
+        super().__setattr__(name, value)
+        try:
+            for validator in self.assignment_validators:
+                getattr(self, validator)()
+        except (ValueError, TypeError):
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+
 # Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
 # with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
 @dataclass(repr=False, eq=False)
-class DeeBertConfigMixin:
+class DeeBertConfigMixin(ValidatedOnEveryAssignment):
     """What DeeBERT's configurations share, whatever the backbone: its fields (documented in `DeeBertConfig`) and
     their validation."""
 
     # Exit information stays out of `Trainer.predict`'s predictions, so scripts can `argmax` them as logits.
     keys_to_ignore_at_inference = ["exit_layers", "ramp_logits"]
+    assignment_validators = ("validate_early_exit",)
+    # `num_labels` is a property that sets `id2label`.
+    fields_validated_on_assignment = (
+        "problem_type", "id2label", "is_decoder", "add_cross_attention", "off_ramp_pooling", "off_ramp_dropout",
+    )
 
     # The zoo's common off switch (documented above); type-checked at construction and on assignment by `@strict`.
     adaptive: bool = True
@@ -54,7 +85,7 @@ class DeeBertConfigMixin:
     operating_point_stale: bool = False
 
     def validate_early_exit(self):
-        """Part of `@strict` validation: runs at construction and on every assignment of a field."""
+        """Part of `@strict` validation: runs at construction, and on every assignment (`ValidatedOnEveryAssignment`)."""
         check_deebert_fields(self)
 
 

@@ -20,9 +20,11 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 `trust_remote_code` can load a saved folder without adaptive-zoo installed.
 """
 
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -178,25 +180,28 @@ class DeeBertOffRampPooler(nn.Module):
 
 
 class DeeBertOffRamp(nn.Module):
-    """The classifier after one intermediate layer: token pooling ([CLS] or mean), pooler, dropout, linear."""
+    """The classifier after one intermediate layer: token pooling ([CLS] or mean), pooler, dropout, linear.
+
+    Pooling and dropout are read from the config on every call, so a change of `off_ramp_pooling` or
+    `off_ramp_dropout` takes effect on the next forward (they hold no weights)."""
 
     def __init__(self, config: DeeBertConfig):
         super().__init__()
-        self.pooling = config.off_ramp_pooling
+        self.config = config
         self.pooler = DeeBertOffRampPooler(config)
-        self.dropout = nn.Dropout(off_ramp_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         # hidden_states: (B, T, H), attention_mask: (B, T) with 1 on real tokens -> logits (B, C)
-        if self.pooling == "cls":
+        if self.config.off_ramp_pooling == "cls":
             pooled_tokens = hidden_states[:, 0]  # (B, H)
         elif attention_mask is None:
             pooled_tokens = hidden_states.mean(dim=1)  # (B, H)
         else:
             weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, T, 1)
             pooled_tokens = (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)  # (B, H)
-        return self.classifier(self.dropout(self.pooler(pooled_tokens)))
+        pooled = nn.functional.dropout(self.pooler(pooled_tokens), off_ramp_dropout(self.config), self.training)
+        return self.classifier(pooled)
 
 
 def warn_stale_operating_point(model: nn.Module, operating_point: str, full_depth_setting: str) -> None:
@@ -306,19 +311,101 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
         )
 
 
+# The attention weights that the forward running in this thread (strictly: this context) collects, or None. Each
+# attention module gets one forward hook, once, that appends to it: nothing of a call is kept on the shared modules,
+# so concurrent forwards of one model (a server's request threads) each get their own attentions.
+ATTENTIONS_BEING_RECORDED: ContextVar[tuple[frozenset[int], list[torch.Tensor]] | None] = ContextVar(
+    "attentions_being_recorded", default=None
+)
+ATTENTION_HOOKS_LOCK = threading.Lock()
+
+
+def record_attention_weights(module: nn.Module, args, output) -> None:
+    """Forward hook of every attention module: append its weights (the second output) to this context's recording,
+    if one is running and asked for this module."""
+    recording = ATTENTIONS_BEING_RECORDED.get()
+    if recording is not None and id(module) in recording[0]:
+        recording[1].append(output[1])
+
+
 @contextmanager
 def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
-    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    """Collect the attention weights (the second output) of `attention_modules` during this forward, in call order.
+
+    Thread-safe: what is collected lives in a context variable, and the modules only carry one permanent hook
+    (`record_attention_weights`, installed on first use under a lock), which does nothing outside a recording."""
+    attention_modules = list(attention_modules)
+    if not attention_modules:
+        yield []
+        return
+    with ATTENTION_HOOKS_LOCK:
+        for module in attention_modules:
+            if not getattr(module, "records_attention_weights", False):
+                module.register_forward_hook(record_attention_weights)
+                module.records_attention_weights = True
     weights: list[torch.Tensor] = []
-    handles = [
-        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
-        for module in attention_modules
-    ]
+    token = ATTENTIONS_BEING_RECORDED.set((frozenset(id(module) for module in attention_modules), weights))
     try:
         yield weights
     finally:
-        for handle in handles:
-            handle.remove()
+        ATTENTIONS_BEING_RECORDED.reset(token)
+
+
+def check_config_unchanged(model: nn.Module, fixed_fields: dict[str, object], hints: dict[str, str]) -> None:
+    """Refuse to run a model whose config was changed, after the model was built, in a field that cannot take
+    effect without rebuilding it: `fixed_fields` maps each such field to the value the model was built with (or,
+    for a value held in the weights, the value the config was last kept in step with); `hints` says, per field,
+    how to change it properly (default: rebuild from the saved folder)."""
+    for name, built_with in fixed_fields.items():
+        value = getattr(model.config, name)
+        if value != built_with:
+            how = hints.get(name) or (
+                f"rebuild the model with it: `{type(model).__name__}.from_pretrained(folder, {name}=...)` (with "
+                "`ignore_mismatched_sizes=True` where weight shapes change), or build it anew from the config"
+            )
+            raise ValueError(
+                f"`config.{name}` was changed to {value!r} after this {type(model).__name__} was built with "
+                f"{built_with!r}, and the change cannot take effect on a built model. Set it back, or {how}."
+            )
+
+
+def weights_checksum(model: nn.Module) -> list[float]:
+    """One number per parameter (its sum, in float64): cheap next to a training step, and changed by any step."""
+    with torch.no_grad():
+        return [float(parameter.detach().sum(dtype=torch.float64)) for parameter in model.parameters()]
+
+
+def remember_weights_before_training(model: nn.Module) -> None:
+    """Called by a training-mode forward with gradients on, while the model has an operating point: keep a checksum
+    of the weights (once), so that a later check can tell whether an optimiser step followed. A forward alone,
+    with no step after it, leaves the operating point as it was."""
+    if model.config.operating_point_stale or getattr(model, "weights_before_training", None) is not None:
+        return
+    model.weights_before_training = weights_checksum(model)
+
+
+def flag_operating_point_if_weights_changed(model: nn.Module) -> None:
+    """Set `config.operating_point_stale` if the weights changed (an optimiser step) since a training-mode forward
+    remembered them; called before every forward and before saving. Costs nothing unless a training-mode forward
+    came first."""
+    remembered = getattr(model, "weights_before_training", None)
+    if remembered is None:
+        return
+    model.weights_before_training = None
+    if weights_checksum(model) != remembered:
+        model.config.operating_point_stale = True
+
+
+def flag_operating_point_on_load(model: nn.Module, stale_after_load) -> None:
+    """Flag the operating point stale when other weights are loaded into the built model (`load_state_dict`, e.g.
+    a Trainer restoring its best checkpoint), if `stale_after_load(model, incompatible_keys)` says the point was
+    chosen for the weights the model had."""
+
+    def hook(module, incompatible_keys) -> None:
+        if stale_after_load(module, incompatible_keys):
+            module.config.operating_point_stale = True
+
+    model.register_load_state_dict_post_hook(hook)
 
 
 class StandardSwitchesMixin:
@@ -367,6 +454,20 @@ class DeeBertClassifierMixin:
     def final_logits(self, hidden_states: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def init_operating_point_checks(self, config) -> None:
+        """For the family's `__init__`: the config fields the modules were built for (a later change is refused at
+        the next forward), and the stale flag on a load of other weights."""
+        self.fixed_config_fields = {"num_labels": config.num_labels, "num_hidden_layers": config.num_hidden_layers}
+        # S lives in the config: loaded weights were not the ones it was chosen for.
+        flag_operating_point_on_load(self, lambda model, keys: model.config.entropy_threshold is not None)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, after flagging the operating point stale if an optimiser step changed
+        the weights since S was chosen (Trainer checkpoints and `push_to_hub` save through here too)."""
+        check_config_unchanged(self, self.fixed_config_fields, {})
+        flag_operating_point_if_weights_changed(self)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def classify_at(
         self, layer_index: int, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -403,11 +504,13 @@ class DeeBertClassifierMixin:
         Early exit happens only in eval mode with `config.entropy_threshold` set and `config.adaptive` True; in
         training every sample runs every layer so that every off-ramp sees every sample.
         """
+        check_config_unchanged(self, self.fixed_config_fields, {})
         check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
+        flag_operating_point_if_weights_changed(self)
         threshold = None if self.training or not self.config.adaptive else self.config.entropy_threshold
         adaptive = threshold is not None
         if self.training and torch.is_grad_enabled() and self.config.entropy_threshold is not None:
-            self.config.operating_point_stale = True  # S was chosen for the weights this step is about to change
+            remember_weights_before_training(self)  # S was chosen for these weights: an optimiser step flags it
         if adaptive and self.config.operating_point_stale:
             warn_stale_operating_point(self, f"entropy threshold S = {threshold:.4g}", "entropy_threshold=None")
         keep_ramp_logits = self.training or bool(output_ramp_logits)
@@ -535,6 +638,7 @@ class DeeBertForSequenceClassification(DeeBertClassifierMixin, DeeBertPreTrained
         # Off-ramps after layers 1 .. L-1; after layer L the model's own pooler and classifier decide.
         self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
         add_auto_map(config, BACKBONE_AUTO_MAP)
+        self.init_operating_point_checks(config)
 
         self.post_init()
 
@@ -573,6 +677,7 @@ class DeeRobertaForSequenceClassification(DeeBertClassifierMixin, DeeRobertaPreT
         self.classifier = RobertaClassificationHead(config)
         self.off_ramps = nn.ModuleList(DeeBertOffRamp(config) for _ in range(config.num_hidden_layers - 1))
         add_auto_map(config, ROBERTA_BACKBONE_AUTO_MAP)
+        self.init_operating_point_checks(config)
 
         self.post_init()
 

@@ -63,10 +63,37 @@ def check_special_token_ids(value: list[int] | None) -> None:
         raise ValueError(f"`special_token_ids` must be non-negative token ids; got {bad} in {value}.")
 
 
+# Copied from adaptive_zoo.models.deebert.configuration_deebert.ValidatedOnEveryAssignment
+class ValidatedOnEveryAssignment:
+    """`@strict` runs a field's own validator when the field is assigned, but the class validators (`validate_*`,
+    which check fields against each other and against the backbone's, e.g. `problem_type` and `num_labels`) only
+    at construction. A config class names its own class validators in `assignment_validators` and the fields they
+    read in `fields_validated_on_assignment`; assigning one of those fields on a built config runs the validators
+    again and undoes an assignment they refuse, so that the zoo's fields are valid at every moment, not only when
+    built. (The backbone's own structural fields are left alone: transformers remaps them on config copies.)"""
+
+    assignment_validators: tuple[str, ...] = ()
+    fields_validated_on_assignment: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name not in self.fields_validated_on_assignment or not self.__dict__.get("_post_init_done", False):
+            super().__setattr__(name, value)  # another field, or the config is being built
+            return
+        before = dict(self.__dict__)
+        super().__setattr__(name, value)
+        try:
+            for validator in self.assignment_validators:
+                getattr(self, validator)()
+        except (ValueError, TypeError):
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+
 # Not a config class itself: a dataclass so that its fields join those of each configuration (after the backbone's),
 # with no generated `__eq__` or `__repr__` of its own to hide `PreTrainedConfig`'s.
 @dataclass(repr=False, eq=False)
-class HashEEConfigMixin:
+class HashEEConfigMixin(ValidatedOnEveryAssignment):
     """What the BERT and BART configurations of HashEE share: their fields (documented in `HASHEE_ARGS_DOC`), the
     bucket layout and its validation."""
 
@@ -93,8 +120,11 @@ class HashEEConfigMixin:
         """The exit layer of each bucket, `bucket_exit_layers(L, B)`, L being the number of encoder layers."""
         return bucket_exit_layers(self.num_hidden_layers, self.num_buckets)
 
+    assignment_validators = ("validate_hashee",)
+    fields_validated_on_assignment = ("num_buckets", "special_token_ids")
+
     def validate_hashee(self):
-        """Part of `@strict` validation: runs at construction."""
+        """Part of `@strict` validation: runs at construction, and on every assignment (`ValidatedOnEveryAssignment`)."""
         # `num_hidden_layers` is BART's `encoder_layers` through its attribute map.
         bucket_exit_layers(self.num_hidden_layers, self.num_buckets)
         if self.special_token_ids is not None:
@@ -167,9 +197,11 @@ class HashEEClassifierConfigMixin(HashEEConfigMixin):
 
     keys_to_ignore_at_inference = ["token_exit_layers", "mean_exit_layer", "hidden_states"]
     method_name = "HashEE"
+    assignment_validators = ("validate_hashee", "validate_encoder_only")
+    fields_validated_on_assignment = ("num_buckets", "special_token_ids", "is_decoder", "add_cross_attention")
 
     def validate_encoder_only(self):
-        """Part of `@strict` validation: runs at construction."""
+        """Part of `@strict` validation: runs at construction, and on every assignment (`ValidatedOnEveryAssignment`)."""
         if self.is_decoder or self.add_cross_attention:
             raise ValueError(f"{self.method_name} is an encoder: `is_decoder` and `add_cross_attention` must be False.")
 

@@ -44,8 +44,10 @@ This file is Hub code: it imports only torch, transformers and its sibling confi
 """
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
@@ -291,20 +293,47 @@ def check_attentions_available(model_class: type, config, adaptive: bool, full_d
         )
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.ATTENTIONS_BEING_RECORDED
+ATTENTIONS_BEING_RECORDED: ContextVar[tuple[frozenset[int], list[torch.Tensor]] | None] = ContextVar(
+    "attentions_being_recorded", default=None
+)
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.ATTENTION_HOOKS_LOCK
+ATTENTION_HOOKS_LOCK = threading.Lock()
+
+
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.record_attention_weights
+def record_attention_weights(module: nn.Module, args, output) -> None:
+    """Forward hook of every attention module: append its weights (the second output) to this context's recording,
+    if one is running and asked for this module."""
+    recording = ATTENTIONS_BEING_RECORDED.get()
+    if recording is not None and id(module) in recording[0]:
+        recording[1].append(output[1])
+
+
 # Copied from adaptive_zoo.models.deebert.modeling_deebert.recording_attentions
 @contextmanager
 def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
-    """Collect the attention weights (the second output) of `attention_modules`, in call order."""
+    """Collect the attention weights (the second output) of `attention_modules` during this forward, in call order.
+
+    Thread-safe: what is collected lives in a context variable, and the modules only carry one permanent hook
+    (`record_attention_weights`, installed on first use under a lock), which does nothing outside a recording."""
+    attention_modules = list(attention_modules)
+    if not attention_modules:
+        yield []
+        return
+    with ATTENTION_HOOKS_LOCK:
+        for module in attention_modules:
+            if not getattr(module, "records_attention_weights", False):
+                module.register_forward_hook(record_attention_weights)
+                module.records_attention_weights = True
     weights: list[torch.Tensor] = []
-    handles = [
-        module.register_forward_hook(lambda module, args, output: weights.append(output[1]))
-        for module in attention_modules
-    ]
+    token = ATTENTIONS_BEING_RECORDED.set((frozenset(id(module) for module in attention_modules), weights))
     try:
         yield weights
     finally:
-        for handle in handles:
-            handle.remove()
+        ATTENTIONS_BEING_RECORDED.reset(token)
 
 
 # -- token-level early exit -----------------------------------------------------------------------------------
@@ -572,6 +601,25 @@ def padding_mask(attention_mask: torch.Tensor | None, shape: torch.Size, device:
     return attention_mask.to(device=device, dtype=torch.bool)
 
 
+# Copied from adaptive_zoo.models.deebert.modeling_deebert.check_config_unchanged
+def check_config_unchanged(model: nn.Module, fixed_fields: dict[str, object], hints: dict[str, str]) -> None:
+    """Refuse to run a model whose config was changed, after the model was built, in a field that cannot take
+    effect without rebuilding it: `fixed_fields` maps each such field to the value the model was built with (or,
+    for a value held in the weights, the value the config was last kept in step with); `hints` says, per field,
+    how to change it properly (default: rebuild from the saved folder)."""
+    for name, built_with in fixed_fields.items():
+        value = getattr(model.config, name)
+        if value != built_with:
+            how = hints.get(name) or (
+                f"rebuild the model with it: `{type(model).__name__}.from_pretrained(folder, {name}=...)` (with "
+                "`ignore_mismatched_sizes=True` where weight shapes change), or build it anew from the config"
+            )
+            raise ValueError(
+                f"`config.{name}` was changed to {value!r} after this {type(model).__name__} was built with "
+                f"{built_with!r}, and the change cannot take effect on a built model. Set it back, or {how}."
+            )
+
+
 class HashTableMixin:
     """The token -> exit-layer table of a HashEE encoder (a persistent buffer `hash_table` of vocabulary size,
     saved in `model.safetensors`), the exit layers it gives a batch, and the encoder's layers run with them."""
@@ -579,6 +627,17 @@ class HashTableMixin:
     def init_hash_table(self, config) -> None:
         # 0 = "no exit layer": the value a checkpoint without a table leaves (see `_init_weights`).
         self.register_buffer("hash_table", torch.zeros(config.vocab_size, dtype=torch.long), persistent=True)
+        # The table holds exit layers of these buckets: a later change of B (or L) is refused at the next forward
+        # and at saving, since the table would not follow it.
+        self.fixed_config_fields = {"num_buckets": config.num_buckets, "num_hidden_layers": config.num_hidden_layers}
+
+    def check_table_matches_config(self) -> None:
+        """Refuse a config whose buckets changed after the table was attached (see `init_hash_table`)."""
+        how = (
+            "build a table for the new buckets (`adaptive-zoo hash build`), then rebuild the model with them: "
+            "`from_pretrained(folder, num_buckets=B)` followed by `model.set_hash_table(table)`"
+        )
+        check_config_unchanged(self, self.fixed_config_fields, {"num_buckets": how, "num_hidden_layers": how})
 
     @torch.no_grad()
     def set_hash_table(self, table, special_token_ids=None) -> None:
@@ -614,6 +673,7 @@ class HashTableMixin:
     ) -> torch.Tensor:
         """The exit layer of every token, (B, T) long, 0 at padding, once the token-exit path's inputs are checked
         (`check_token_exit_inputs`)."""
+        self.check_table_matches_config()
         check_token_exit_inputs(self.config, attention_mask)
         if input_ids is None:
             raise ValueError(
@@ -720,6 +780,14 @@ class HashEEPreTrainedMixin(StandardSwitchesMixin):
         super()._init_weights(module)
         if isinstance(module, HashTableMixin):
             init.zeros_(module.hash_table)  # skipped when the checkpoint has a table
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, refusing (before anything is written) a config whose buckets no longer
+        match the hash table: the saved folder's own table would be rejected when it is loaded."""
+        for module in self.modules():
+            if isinstance(module, HashTableMixin):
+                module.check_table_matches_config()
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
         """`PreTrainedModel.resize_token_embeddings`, and the hash table with them (see `resize_hash_table`)."""

@@ -226,6 +226,7 @@ class Served:
         inputs = self.encode(request.texts)
         with torch.inference_mode():
             if request.kind == "generate":
+                inputs.pop("token_type_ids", None)  # a BERT tokenizer's, which BART-like models do not take
                 return self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=1, do_sample=False)
             flags = {"attentions": {"output_attentions": True}, "hidden_states": {"output_hidden_states": True}}
             return self.model(**inputs, **flags.get(request.kind, {}))

@@ -503,7 +503,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Seq2seq: tokens each generate call adds (default: 8).")
     parser.add_argument("--dataset", default=None,
                         help="Texts from this bundled dataset or local file (default: decoded random token ids).")
-    parser.add_argument("--output", default=None, help="Also append the JSON line of the figures to this file.")
+    parser.add_argument("--output", default=None, help="Also append the JSON line of the figures to this file (default: stdout only).")
 
 
 def settings_from(args: argparse.Namespace) -> LoadTestSettings:

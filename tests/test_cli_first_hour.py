@@ -66,7 +66,8 @@ def assert_documented(parser, action) -> None:
         assert "(default: None)" not in rendered, flag
 
 
-@pytest.mark.parametrize("command", [["quickstart"], ["evaluate"], ["push"], ["explain"], ["hash", "build"]])
+@pytest.mark.parametrize("command", [["quickstart"], ["evaluate"], ["push"], ["explain"], ["hash", "build"],
+                                     ["loadtest"]])
 def test_other_commands_document_every_flag_with_its_default(command, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--help"])

@@ -34,7 +34,7 @@ LAYERS: dict[str, set[str]] = {
     "models": {"models"},
     "training": {"training"},
     "evaluation": {"evaluation"},
-    "recipes": {"recipes", "calibrate", "benchmark", "methods"},
+    "recipes": {"recipes", "calibrate", "benchmark", "methods", "loadtest"},
     "cli": {"cli"},
     "package": {"__init__"},  # adaptive_zoo/__init__.py: registers the methods (and their models) on import
 }

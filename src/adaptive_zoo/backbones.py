@@ -13,7 +13,7 @@ import re
 from importlib.resources import files
 from pathlib import Path
 
-from .hub.folder import check_weights_intact
+from .hub.folder import check_weights_intact, path_in_folder
 
 KNOWN_BASE_MODELS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 BERT encoder (6 layers, hidden 384, 22.7M params), "
@@ -84,16 +84,42 @@ def resolve_base_model(name_or_path: str | os.PathLike) -> str:
 
 def sentence_embedding_pooling(model_path: str | os.PathLike) -> str | None:
     """How a sentence-transformers backbone was trained to pool tokens ("mean" or "cls"), read from its
-    `modules.json` / Pooling config; None when the folder is not a sentence-transformers model."""
+    `modules.json` / Pooling config; None when the folder is not a sentence-transformers model.
+
+    The Pooling module's `path` comes from the folder's own modules.json: it must lead to a folder inside the model
+    folder (no absolute path, no '..' out, no symlink out; see `path_in_folder`), else a ValueError; a Pooling
+    config that is not there is a FileNotFoundError naming it."""
     folder = Path(model_path)
     modules_file = folder / "modules.json"
     if not modules_file.is_file():
         return None
-    for module in json.loads(modules_file.read_text()):
-        if module.get("type", "").endswith("Pooling"):
-            pooling = json.loads((folder / module["path"] / "config.json").read_text())
-            if pooling.get("pooling_mode_mean_tokens"):
-                return "mean"
-            if pooling.get("pooling_mode_cls_token"):
-                return "cls"
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{modules_file} is not valid JSON ({error}); restore it from the original model, or "
+                         "remove it to use the backbone's [CLS] pooling.") from error
+    if not isinstance(modules, list):
+        raise ValueError(f"{modules_file} must hold a list of modules, got {type(modules).__name__}.")
+    for number, module in enumerate(modules):
+        if not isinstance(module, dict) or not str(module.get("type", "")).endswith("Pooling"):
+            continue
+        entry = f"modules.json (module {number}, {module.get('type')})"
+        pooling_dir = path_in_folder(folder, module.get("path"), named_in=entry)
+        config_file = pooling_dir / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(
+                f"{entry} in {folder} names the Pooling module folder {module.get('path')!r}, but {config_file} is "
+                "missing; copy the model's Pooling folder (with its config.json) back, or remove modules.json to "
+                "use the backbone's [CLS] pooling.")
+        try:
+            pooling = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise ValueError(f"{config_file} (the Pooling config {entry} names) is not valid JSON ({error}).") \
+                from error
+        if not isinstance(pooling, dict):
+            raise ValueError(f"{config_file} (the Pooling config {entry} names) must hold a JSON object.")
+        if pooling.get("pooling_mode_mean_tokens"):
+            return "mean"
+        if pooling.get("pooling_mode_cls_token"):
+            return "cls"
     return None

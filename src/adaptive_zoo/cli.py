@@ -1,5 +1,5 @@
 """`adaptive-zoo` command line: train, evaluate, calibrate, benchmark, summarize-benchmarks, explain, hash build, push,
-quickstart.
+quickstart, loadtest.
 
 Progress goes to stderr as the work runs (one line per phase with its size; the Trainer's bars on a terminal, a
 compact line with an ETA otherwise); the report goes to stdout. A bad command line or bad input is one line on
@@ -46,6 +46,8 @@ from .evaluation.reports import EvaluationOptions, EvaluationReport
 from .hashing import build_hash_table, save_hash_table
 from .hub.folder import check_hub_folder
 from .hub.push import push_folder
+from .loadtest import add_arguments as add_loadtest_arguments
+from .loadtest import run_from_arguments as run_loadtest_from_arguments
 from .methods import METHODS, Method, method_for_model_type
 from .progress import announce, bars_enabled, duration
 from .recipes import RESULTS_FILE, run_recipe
@@ -338,6 +340,21 @@ def _add_benchmark_parsers(subparsers) -> None:
     summarize.add_argument("--plots-dir", default="benchmarks", help="Where the pareto_<dataset>.png files go.")
 
 
+def _add_loadtest_parser(subparsers) -> None:
+    loadtest = _subcommand(
+        subparsers, "loadtest", "Serve one saved model from many threads and check every answer against a "
+        "sequential reference.",
+        description="One model, many requests: load ONE model (and one text-classification pipeline) from a saved "
+        "folder, compute a seeded mix of requests sequentially (the reference), then call the shared model from "
+        "--threads threads for --seconds and compare every answer exactly with its reference (logits, exits, kept "
+        "tokens, attentions, hidden states, pipeline labels and scores; seq2seq folders: generated ids). Reports "
+        "requests and rows per second, mismatches and resident memory; exit status 1 on any mismatch, any error or "
+        "memory growth past warm-up beyond --max-rss-growth-mb. Torch's intra-op threads are process-wide and "
+        "shared by all request threads (left as they are). Also `python -m adaptive_zoo.loadtest`.",
+    )
+    add_loadtest_arguments(loadtest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="adaptive-zoo", description=__doc__)
     _verbosity_flags(parser, False)
@@ -347,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(subparsers)
     _add_calibrate_parser(subparsers)
     _add_benchmark_parsers(subparsers)
+    _add_loadtest_parser(subparsers)
 
     explain = _subcommand(subparsers, "explain",
                           "Show which tokens survive each layer of a token-dropping model (AdapLeR), as HTML and PNG.")
@@ -567,6 +585,14 @@ def run_push(args: argparse.Namespace) -> Outcome:
     return None, []
 
 
+def run_loadtest(args: argparse.Namespace) -> Outcome:
+    """The report and its final JSON line on stdout; a failed check (a mismatch, an error, memory growth) is exit
+    status 1."""
+    result, lines = run_loadtest_from_arguments(args)
+    args.exit_status = 0 if result["passed"] else 1
+    return None, lines
+
+
 def cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (the fresh-process load check)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -638,7 +664,7 @@ def _error_line(error: BaseException) -> str:
 
 COMMANDS = {"train": run_train, "evaluate": run_evaluate, "calibrate": run_calibrate, "explain": run_explain,
             "hash": run_hash_build, "push": run_push, "quickstart": run_quickstart, "benchmark": run_benchmark_command,
-            "summarize-benchmarks": run_summarize_benchmarks}
+            "summarize-benchmarks": run_summarize_benchmarks, "loadtest": run_loadtest}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -669,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(payload, indent=2, default=str))
     for line in summary:
         print(line)
-    return 0
+    return getattr(args, "exit_status", 0)  # 0 but for a command whose check failed (loadtest)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
   so a crash halfway through ``save_pretrained`` never leaves a half-written folder where a good one was.
 - :func:`check_hub_folder`: refuse a folder that could not be loaded from the Hub (no ``config.json``, no
   weights, a Python file named in ``auto_map`` missing, ...) before it is pushed or loaded.
+- :func:`path_in_folder`: a path read from a folder's own metadata (``modules.json``, an index's ``weight_map``,
+  ``auto_map``), checked to stay inside the folder.
+
+Nothing here changes process-wide state (the umask is read, never set): a server may call these from any thread.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -24,7 +30,9 @@ __all__ = [
     "atomic_output_dir",
     "check_hub_folder",
     "check_weights_intact",
+    "current_umask",
     "is_model_folder",
+    "path_in_folder",
 ]
 
 #: Single-file weights and sharded indexes, in the order transformers looks for them.
@@ -61,6 +69,53 @@ def is_model_folder(path: str | os.PathLike) -> bool:
     """True if ``path`` is a directory holding at least one of :data:`MODEL_FOLDER_MARKERS`."""
     path = Path(path)
     return path.is_dir() and any((path / name).is_file() for name in MODEL_FOLDER_MARKERS)
+
+
+def path_in_folder(folder: str | os.PathLike, entry: object, *, named_in: str) -> Path:
+    """``folder / entry`` for a relative path `entry` read from the folder's own metadata file `named_in`
+    (e.g. ``"modules.json (module 1)"``); a ValueError naming the file, the entry and the folder when the path
+    would lead outside the folder: an absolute path, one that climbs out with ``..``, or one that a symlink
+    (of the entry or of a folder on its way) points outside. The file need not exist.
+
+    One exception, for folders of the Hugging Face cache: a ``snapshots/<revision>`` folder holds symlinks into
+    the repo's ``blobs`` folder beside it; those are followed.
+    """
+    folder = Path(folder)
+    where = f"{named_in} in {folder}"
+    if not isinstance(entry, str) or not entry.strip():
+        raise ValueError(f"{where} names {entry!r} where a relative path inside the folder is expected.")
+    posix = entry.replace("\\", "/")
+    if posix.startswith("/") or os.path.isabs(entry) or re.match(r"^[A-Za-z]:", posix):
+        raise ValueError(f"{where} names the absolute path {entry!r}; only paths inside {folder} are read. "
+                         "Write it relative to the folder.")
+    normal = os.path.normpath(posix)
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{where} names {entry!r}, which climbs out of {folder} with '..'; only paths inside the "
+                         "folder are read.")
+    candidate = folder / normal
+    root = folder.resolve()
+    resolved = candidate.resolve()
+    blobs = root.parent.parent / "blobs" if root.parent.name == "snapshots" else None
+    if not (resolved.is_relative_to(root) or (blobs is not None and resolved.is_relative_to(blobs))):
+        raise ValueError(f"{where} names {entry!r}, which a symlink leads outside the folder (to {resolved}); only "
+                         f"files inside {folder} are read. Copy the file into the folder instead of linking it.")
+    return candidate
+
+
+def current_umask() -> int:
+    """The process umask, read without setting it (``os.umask`` can only be read by setting it, which changes the
+    mode of files other threads create in the meantime): the ``Umask:`` line of /proc/self/status (Linux), else
+    the mode a directory created with 0o777 gets."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = Path(scratch) / "probe"
+        probe.mkdir(mode=0o777)
+        return 0o777 & ~stat.S_IMODE(probe.stat().st_mode)
 
 
 def _check_replaceable(target: Path) -> None:
@@ -110,9 +165,7 @@ def atomic_output_dir(target: str | os.PathLike) -> Iterator[Path]:
 
     try:
         # mkdtemp makes the directory 0o700; give the result the permissions a plain mkdir would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        os.chmod(tmp, 0o777 & ~current_umask())
         _check_replaceable(target)  # it may have changed while the block ran
         if target.exists():
             old = parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
@@ -185,17 +238,20 @@ def check_weights_intact(path: str | os.PathLike) -> None:
     """Raise ValueError("model.safetensors in FOLDER is truncated or corrupt ...") when a safetensors weights file of
     the folder (or a shard its index names) does not have the size its header describes. Reads headers only."""
     path = Path(path)
-    names = {"model.safetensors"} if (path / "model.safetensors").is_file() else set()
+    files = {"model.safetensors": path / "model.safetensors"} if (path / "model.safetensors").is_file() else {}
     index = path / "model.safetensors.index.json"
-    if not names and index.is_file():
+    if not files and index.is_file():
         try:
             names = set((_read_json(index).get("weight_map") or {}).values())
-        except ValueError:
+        except (ValueError, AttributeError, TypeError):
             names = set()  # check_hub_folder reports a malformed index
-    for name in sorted(names):
-        if not (path / name).is_file():
+        # Shard names come from the folder's own index: a name leading outside the folder is a ValueError.
+        files = {name: path_in_folder(path, name, named_in="the weight_map of model.safetensors.index.json")
+                 for name in names}
+    for name, shard in sorted(files.items(), key=lambda item: str(item[0])):
+        if not shard.is_file():
             continue
-        problem = _safetensors_problem(path / name)
+        problem = _safetensors_problem(shard)
         if problem is not None:
             raise ValueError(f"{name} in {path} is truncated or corrupt ({problem}); download or save the model "
                              "again.")
@@ -256,7 +312,14 @@ def check_hub_folder(
         except ValueError as e:
             invalid.append(str(e))
             continue
-        auto_map_files += [f for f in _auto_map_files(cfg.get("auto_map") or {}) if f not in auto_map_files]
+        for name in _auto_map_files(cfg.get("auto_map") or {}):
+            try:
+                path_in_folder(path, name, named_in=f"the auto_map of {cfg_name}")
+            except ValueError as e:
+                invalid.append(str(e))
+                continue
+            if name not in auto_map_files:
+                auto_map_files.append(name)
 
     if require_weights:
         present = [name for name in WEIGHTS_FILES if (path / name).is_file()]
@@ -274,8 +337,13 @@ def check_hub_folder(
             if not isinstance(weight_map, dict) or not weight_map:
                 invalid.append(f"{path / index_name} has no 'weight_map'")
                 continue
-            for shard in sorted(set(weight_map.values())):
-                if not (path / shard).is_file():
+            for shard in sorted(set(weight_map.values()), key=str):
+                try:
+                    shard_path = path_in_folder(path, shard, named_in=f"the weight_map of {index_name}")
+                except ValueError as e:
+                    invalid.append(str(e))
+                    continue
+                if not shard_path.is_file():
                     missing.append(f"{shard} (shard named in {index_name})")
 
     for name in auto_map_files:

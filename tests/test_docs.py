@@ -92,3 +92,46 @@ def test_relative_links_of_the_readme_and_docs_resolve():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if not re.match(r"[a-z]+://", target):
                 assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+# -- model cards: the measured table first, then the zoo's Pareto plot of the dataset, then usage ------------------
+
+CARDS = ROOT / "src" / "adaptive_zoo" / "model_cards"
+
+
+@pytest.mark.parametrize("family", ["deebert", "adapler", "hashee", "dat"])
+def test_cards_open_with_the_measured_table_then_the_plot_then_usage(family):
+    text = (CARDS / f"{family}.md").read_text()
+    results, plot, usage = (text.index(part) for part in ("## Results (", "{% if pareto_image %}", "## How to use"))
+    assert text.index("# {{ model_name }}") < results < plot < usage < text.index("## Model details")
+    assert "measured on {{ hardware }}; runtime: {{ runtime }}" in text
+
+
+def test_a_bundled_dataset_s_pareto_plot_is_copied_into_the_folder(tmp_path):
+    from adaptive_zoo.recipes import BENCHMARKS_DIR, copy_pareto_plot
+
+    assert copy_pareto_plot("bbc_news", tmp_path) == "pareto_bbc_news.png"
+    assert (tmp_path / "pareto_bbc_news.png").read_bytes() == (BENCHMARKS_DIR / "pareto_bbc_news.png").read_bytes()
+    assert copy_pareto_plot("aclsum", tmp_path) is None  # bundled, never benchmarked: no plot
+    (tmp_path / "bbc_news.csv").write_text("text,label\n")
+    assert copy_pareto_plot(str(tmp_path / "bbc_news.csv"), tmp_path) is None  # a local file, not the bundled data
+
+
+def test_a_rendered_card_states_hardware_runtime_and_shows_the_plot():
+    from adaptive_zoo.hub.cards import hardware_description, render_model_card, runtime_description
+
+    results = {"num_samples": 210, "batch_size": 32, "vanilla_accuracy": 0.981, "accuracy": 0.9762,
+               "flops_speedup": 3.62, "wallclock_speedup": 3.33, "latency_speedup": 3.37,
+               "exit": {"mean_exit_layer": 1.7, "histogram": [150, 30, 10, 10, 5, 5]}}
+    card = render_model_card(
+        "deebert", model_name="deebert-minilm-bbc_news", base_model=None, dataset_name="bbc_news", eval_results=[],
+        tags=["deebert"], results=results, eval_split="test", num_layers=6, threshold_text="0.248",
+        vanilla_class="BertForSequenceClassification", repo_id="OWNER/deebert-minilm-bbc_news", label_names=["a"],
+        training={"max_length": 128}, sweep_image=None, pareto_image="pareto_bbc_news.png",
+        runtime=runtime_description())
+    text = card.text
+    assert text.index("## Results") < text.index("![Pareto plot: bbc_news](pareto_bbc_news.png)") < text.index(
+        "## How to use")
+    assert f"measured on {hardware_description()}; runtime: PyTorch " in text  # CPU model and instruction set
+    assert "runtime: PyTorch " in text and "eager, float32" in text
+    assert "97.62" in text and "3.62x" in text

@@ -251,7 +251,7 @@ def choice_table(rows: Sequence[dict[str, Any]], sections: str = "BENCHMARKS.md"
     batches = "/".join(str(size) for size in sorted({row["timing"]["batch_size"] for row in current}))
     legend = "; ".join(f"**{word}**: {rule}" for word, rule in VERDICTS.items())
     return "\n".join(lines) + (
-        "\n\nQuality is accuracy (%), or ROUGE-1 for a summarizer, on the test split; in brackets the full model's, "
+        "\n\nQuality is accuracy (%), or ROUGE-1 for a summarizer, on the test split; in parentheses the full model's, "
         "the vanilla transformers model the speed-ups are measured against in the same run. Throughput: batches of "
         f"{batches or '-'}; latency: one input at a time. Verdicts: {legend}. Measured with PyTorch eager float32 "
         f"on {' / '.join(machines) or 'no machine yet'} ({' / '.join(runtimes) or '-'}).")

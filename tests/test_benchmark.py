@@ -491,7 +491,7 @@ def test_seq2seq_summary_and_pareto_plot_name_rouge(seq2seq_benchmarks, tmp_path
     assert main(["summarize-benchmarks", "--results", str(seq2seq_benchmarks["results"]), "--markdown",
                  str(markdown), "--plots-dir", str(tmp_path / "plots")]) == 0
     table_rows = [line for line in markdown.read_text().splitlines() if line.startswith("| toy_sum.csv")
-                  or "| dat |" in line or "| hashee |" in line]
+                  or "| [dat](#dat-on-" in line or "| [hashee](#hashee-on-" in line]  # linked to the run's section
     assert len(table_rows) == 2 and all("ROUGE-1" in line for line in table_rows)
     assert [kwargs["ylabel"] for _, kwargs in calls] == ["test ROUGE-1"]
     (panels, *_), kwargs = calls[0]

@@ -31,7 +31,6 @@ import datetime
 import functools
 import json
 import os
-import platform
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from .evaluation.benchmark import (
 from .evaluation.benchmark_results import SCHEMA_VERSION, append_rows
 from .evaluation.classification import vanilla_counterpart
 from .evaluation.seq2seq import seq2seq_vanilla
+from .hub.cards import machine
 from .hub.folder import check_hub_folder
 from .methods import Method, method_for_model_type
 from .methods.base import RecipeRun
@@ -397,30 +397,6 @@ def git_commit(source: Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if changes else "")
-
-
-def machine() -> str:
-    """The platform, the CPU model, the vector instructions torch's CPU kernels use and the number of CPUs the
-    process may use, e.g. "Linux x86_64, AMD EPYC (family 25 model 1), AVX2, 2 CPUs".
-
-    The instruction set is recorded because int8's speed-up hangs on it: dynamic quantization's kernels gain far
-    more from AVX-512 (VNNI) than from AVX2, so two hosts that both report "AMD EPYC" can time int8 very
-    differently."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        fields: dict[str, str] = {}
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-            if not line.strip():  # the first processor's block is enough
-                break
-        if "model name" in fields:
-            cpu = fields["model name"]
-            if "cpu family" in fields and "model" in fields:
-                cpu += f" (family {fields['cpu family']} model {fields['model']})"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{platform.system()} {platform.machine()}, {cpu}, {torch.backends.cpu.get_cpu_capability()}, {usable} CPUs"
 
 
 def result_rows(points: list[BenchmarkPoint], loaded: BenchmarkedModel, settings: BenchmarkSettings, *,

@@ -33,13 +33,15 @@ from .benchmark import BenchmarkSettings, run_benchmark
 from .calibrate import CalibrationSettings, calibrate_folder
 from .data import KNOWN_DATASETS, check_label_count, load_task_data, select_first
 from .evaluation.benchmark_results import (
+    CHOICE_BLOCK,
+    generated_markers,
     pareto_plots,
     quality_metric,
     quality_text,
     read_rows,
-    summary_table,
-    update_markdown,
+    stale_blocks,
     verdict,
+    write_generated,
 )
 from .evaluation.explain import explain_text, render_html, render_png
 from .evaluation.reports import EvaluationOptions, EvaluationReport
@@ -328,16 +330,23 @@ def _add_benchmark_parsers(subparsers) -> None:
                            "Transformer or HashEE-BART summarizer).")
     _add_plain_settings_arguments(benchmark, BenchmarkSettings)
     summarize = _subcommand(
-        subparsers, "summarize-benchmarks", "Write BENCHMARKS.md's summary table and the Pareto plots from the "
-        "results file.",
+        subparsers, "summarize-benchmarks", "Write BENCHMARKS.md's summary table, README's model table and the "
+        "Pareto plots from the results file.",
         description="Read the benchmark results file, keep each (method, dataset)'s latest run, and write the summary "
         "table (the two targets read off the rows, the command of each row) between the markers of the Markdown "
-        "file, and one Pareto plot per dataset (accuracy, or ROUGE-1 for a summarization dataset, against measured "
-        "throughput speed-up).",
+        "file, README's \"which model for what\" table (one line per method and dataset, linking to its section) "
+        "between its markers, and one Pareto plot per dataset (accuracy, or ROUGE-1 for a summarization dataset, "
+        "against measured throughput speed-up). Every figure between the markers comes from the results file.",
     )
     summarize.add_argument("--results", default="benchmarks/results.jsonl", help="The results file.")
     summarize.add_argument("--markdown", default="BENCHMARKS.md", help="The Markdown file whose summary is replaced.")
+    summarize.add_argument("--readme", default=None,
+                           help="The README whose model table is replaced (default: README.md beside --markdown, "
+                           "where it has the table's markers).")
     summarize.add_argument("--plots-dir", default="benchmarks", help="Where the pareto_<dataset>.png files go.")
+    summarize.add_argument("--check", action="store_true",
+                           help="Write nothing; exit with status 1 if a generated table differs from what would be "
+                           "written now.")
 
 
 def _add_loadtest_parser(subparsers) -> None:
@@ -458,6 +467,10 @@ def clean_up_checkpoints(output_dir: str, *, keep: bool, keep_weights: bool = Fa
 
 
 Outcome = tuple[Any, list[str]]
+
+
+class CheckFailed(Exception):
+    """A `--check` found something to fix: one line on stderr, exit status 1."""
 """What a command printed: the report on stdout as JSON (None: nothing), then its summary lines."""
 
 
@@ -573,11 +586,27 @@ def run_benchmark_command(args: argparse.Namespace) -> Outcome:
     return None, lines
 
 
+def summary_readme(args: argparse.Namespace) -> Path | None:
+    """The README whose model table `summarize-benchmarks` writes: --readme, else README.md beside the Markdown file
+    where that one has the table's markers."""
+    if args.readme is not None:
+        return Path(args.readme)
+    beside = Path(args.markdown).parent / "README.md"
+    has_block = beside.is_file() and generated_markers(CHOICE_BLOCK)[0] in beside.read_text(encoding="utf-8")
+    return beside if has_block else None
+
+
 def run_summarize_benchmarks(args: argparse.Namespace) -> Outcome:
-    rows = read_rows(args.results)
+    rows, readme = read_rows(args.results), summary_readme(args)
+    if args.check:
+        stale = stale_blocks(rows, args.markdown, readme, args.plots_dir)
+        if stale:
+            raise CheckFailed(f"generated tables out of date in {', '.join(map(str, stale))}: run "
+                              "`adaptive-zoo summarize-benchmarks`")
+        return {"up_to_date": [str(path) for path in (args.markdown, readme) if path is not None]}, []
     plots = pareto_plots(rows, args.plots_dir)
-    update_markdown(args.markdown, summary_table(rows), plots)
-    return {"markdown": args.markdown, "plots": [str(plot) for plot in plots]}, []
+    written = write_generated(rows, args.markdown, readme, plots)
+    return {"markdown": [str(path) for path in written], "plots": [str(plot) for plot in plots]}, []
 
 
 def run_push(args: argparse.Namespace) -> Outcome:
@@ -681,6 +710,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"adaptive-zoo: error: {error}", file=sys.stderr)
         return 2
+    except CheckFailed as error:
+        print(f"adaptive-zoo: {error}", file=sys.stderr)
+        return 1
     except ConnectionError as error:  # the network, not the command line: exit status 1
         if args.verbose:
             traceback.print_exc()

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from .backbones import KNOWN_BASE_MODELS, resolve_base_model
-from .data import TaskData, load_task_data, select_first
+from .data import KNOWN_DATASETS, TaskData, load_task_data, select_first
+from .evaluation.benchmark_results import pareto_plot_path
 from .evaluation.reports import EvaluationReport
-from .hub.cards import render_model_card
+from .hub.cards import render_model_card, runtime_description
 from .hub.folder import atomic_output_dir, check_hub_folder
 from .hub.verify import verify_fresh_process_load
 from .methods import METHODS, Method, RecipeRun
@@ -40,6 +42,18 @@ RESULTS_FILE = "adaptive_zoo_results.json"
 LOAD_CHECK_TEXTS = 2
 """Test texts the fresh-process load check compares outputs on."""
 TASK_KINDS = {"classification": "a classification", "seq2seq": "a summarization"}
+BENCHMARKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+"""The repository's benchmark plots (`benchmarks/pareto_<dataset>.png`), where the package runs from a checkout."""
+
+
+def copy_pareto_plot(dataset: str, folder: Path, plots_dir: Path = BENCHMARKS_DIR) -> str | None:
+    """Copy the zoo's Pareto plot of a bundled dataset into a Hub folder, for its card to show; the file name, or None
+    where the dataset is not bundled or no plot exists (an installed package carries none)."""
+    source = pareto_plot_path(dataset, plots_dir)
+    if dataset not in KNOWN_DATASETS or not source.is_file():
+        return None
+    shutil.copyfile(source, folder / source.name)
+    return source.name
 
 
 def hub_base_model(base_model: str) -> str | None:
@@ -112,7 +126,8 @@ def write_hub_folder(method: Method, run: RecipeRun, model: PreTrainedModel, rep
                   "base_is_fine_tuned_classifier": run.base_is_classifier, "split": "test",
                   "test": report.to_dict(), **run.record}
         (folder / RESULTS_FILE).write_text(json.dumps(record, indent=2, default=str))
-        render_card(method, run, model, report, model_name).save(folder / "README.md")
+        pareto_image = copy_pareto_plot(run.dataset, folder)
+        render_card(method, run, model, report, model_name, pareto_image=pareto_image).save(folder / "README.md")
         check_hub_folder(folder, require_tokenizer=True)  # nothing incomplete is switched in
 
 
@@ -123,7 +138,8 @@ def vanilla_class_name(config) -> str:
     return mapping.get(config.vanilla_model_type, config.vanilla_model_type)
 
 
-def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: EvaluationReport, model_name: str):
+def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: EvaluationReport, model_name: str,
+                pareto_image: str | None = None):
     settings = run.settings
     return render_model_card(
         method.name,
@@ -148,6 +164,8 @@ def render_card(method: Method, run: RecipeRun, model: PreTrainedModel, report: 
         training=settings.to_dict(),
         fresh_load=run.record.get("fresh_process_load", {}),
         vanilla_class=vanilla_class_name(model.config),
+        runtime=runtime_description(model.dtype),
+        pareto_image=pareto_image,
         backbone_name={"bert": "BERT", "roberta": "RoBERTa", "bart": "BART"}.get(model.config.vanilla_model_type,
                                                                                  model.config.vanilla_model_type),
         **run.card,

@@ -346,6 +346,28 @@ def test_gradient_checkpointing_recomputes_layers_and_keeps_less(family, tokeniz
         torch.testing.assert_close(checkpointed_grads[name], grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("family", ["hashee_bert", "hashee_roberta", "hashee_bart"])
+def test_hooks_on_hashee_encoder_layers_fire_on_the_token_exit_path(family, tokenizer):
+    """Tools attach forward hooks to `encoder.layer[i]` (activation capture, interpretability, offloading): on the
+    token-exit path each layer is still called as a module, on the tokens still running, so its hooks fire."""
+    model = adaptive_model(family, tokenizer)
+    inputs = batch(family, tokenizer)
+    encoder = model.hash_encoder()
+    layers = encoder.layers if family == "hashee_bart" else encoder.layer
+    seen = []
+    handles = [layer.register_forward_hook(lambda module, args, output, index=index: seen.append((index, output.shape)))
+               for index, layer in enumerate(layers)]
+    with torch.inference_mode():
+        outputs = model(**inputs)
+    for handle in handles:
+        handle.remove()
+    exits = outputs.encoder_token_exit_layers if family == "hashee_bart" else outputs.token_exit_layers  # (B, T)
+    running = [int((exits > index).sum(dim=1).max()) for index in range(len(layers))]  # M per layer
+    assert min(running) < exits.shape[1], "some tokens must exit early, or this test checks nothing"
+    hidden = model.config.hidden_size if family != "hashee_bart" else model.config.d_model
+    assert seen == [(index, (len(exits), count, hidden)) for index, count in enumerate(running) if count > 0]
+
+
 # -- resize_token_embeddings ---------------------------------------------------------------------------------------
 
 

@@ -570,6 +570,36 @@ class AdapLeRClassifierMixin:
         }
         # A full AdapLeR state dict brings its own η and predictors; weights without them leave the point stale.
         flag_operating_point_on_load(self, lambda model, keys: "eta" in keys.missing_keys)
+        self.frozen_unused_parameters: set[str] = set()
+        self.freeze_unused_adaptive_parts()
+
+    def adaptive_part_names(self) -> list[str]:
+        """The parameters only token removal uses: η, θ and the contribution predictors'."""
+        predictors = [f"contribution_predictors.{name}" for name, _ in self.contribution_predictors.named_parameters()]
+        return ["eta", "theta", *predictors]
+
+    def freeze_unused_adaptive_parts(self) -> None:
+        """With `inference_mode="off"` or `adaptive=False` η, θ and the contribution predictors are unused: freeze them
+        (`requires_grad=False`), and unfreeze what this froze once the setting is back. A parameter that trains but
+        gets no gradient breaks DDP with `find_unused_parameters=False` (the Trainer's choice with gradient
+        checkpointing), and an optimiser with weight decay would still shrink it. Runs at construction and on every
+        `train()` / `eval()` (the Trainer calls `train()` before its steps)."""
+        parameters = dict(self.named_parameters())
+        if self.config.adaptive and self.config.inference_mode != "off":
+            for name in self.frozen_unused_parameters:
+                parameters[name].requires_grad_(True)
+            self.frozen_unused_parameters.clear()
+            return
+        for name in self.adaptive_part_names():
+            if parameters[name].requires_grad:
+                parameters[name].requires_grad_(False)
+                self.frozen_unused_parameters.add(name)
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, then the unused adaptive parts frozen or unfrozen (`freeze_unused_adaptive_parts`)."""
+        super().train(mode)
+        self.freeze_unused_adaptive_parts()
+        return self
 
     @property
     def soft_removal_lambda(self) -> float:

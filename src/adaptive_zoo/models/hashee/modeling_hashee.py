@@ -341,7 +341,6 @@ def recording_attentions(attention_modules) -> Iterator[list[torch.Tensor]]:
 
 def run_layers_with_token_exits(
     layers: nn.ModuleList,
-    layer_step: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor],
     hidden_states: torch.Tensor,
     exit_layers: torch.Tensor,
     make_mask: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None],
@@ -351,9 +350,10 @@ def run_layers_with_token_exits(
     """Run `layers` over `hidden_states` (B, T, H) where the token at (b, t) runs layers 1 .. exit_layers[b, t]
     (0: padding, runs none) and keeps its last state afterwards, still serving as key and value.
 
-    `layer_step(layer, query_states (B, M, H), states (B, T', H), mask)` computes one layer for the first M
-    tokens of each (sorted) row, with keys and values from all T' tokens; `make_mask(query_states, present,
-    states)` gives its key-padding attention mask. Returns the final states (B, T, H) in the input order and,
+    `layer(query_states (B, M, H), mask, states (B, T', H))` computes one layer for the first M tokens of each
+    (sorted) row, with keys and values from all T' tokens (`HashEEBertLayer`, `HashEEBartEncoderLayer`): the layer is
+    called as a module, so its forward hooks fire (seeing the M running tokens) and gradient checkpointing wraps
+    it as it wraps a stock layer. `make_mask(query_states, present, states)` gives its key-padding attention mask. Returns the final states (B, T, H) in the input order and,
     with `output_hidden_states`, the embeddings and the states after every layer.
 
     The widths T' and M depend on the input's ids. `torch.export` (and the ONNX exporter built on it) keeps them as
@@ -392,11 +392,7 @@ def run_layers_with_token_exits(
         if (exported_mask is not None or num_queries > 0) and not (skip_layer is not None and skip_layer()):
             query_states = states[:, :num_queries]  # (B, M, H)
             mask = exported_mask if exported_mask is not None else make_mask(query_states, present, states)
-            if layer.gradient_checkpointing and layer.training and torch.is_grad_enabled():
-                # what `GradientCheckpointingLayer` does for a layer called as a whole: keep the inputs only
-                updated = layer._gradient_checkpointing_func(partial(layer_step, layer), query_states, states, mask)
-            else:
-                updated = layer_step(layer, query_states, states, mask)  # (B, M, H)
+            updated = layer(query_states, mask, states)  # (B, M, H); positional, for reentrant checkpointing
             # Rows with fewer running tokens computed some exited ones too: those keep their frozen state.
             updated = torch.where(running[:, :num_queries, None], updated, query_states)  # (B, M, H)
             states = torch.cat([updated, states[:, num_queries:]], dim=1)  # (B, T', H)
@@ -501,6 +497,27 @@ def bart_layer_step(
         clamp_value = torch.finfo(hidden_states.dtype).max - 1000  # as BartEncoderLayer does
         hidden_states = torch.clamp(hidden_states, min=-clamp_value, max=clamp_value)
     return hidden_states
+
+
+class HashEEBertLayer(BertLayer):
+    """`BertLayer` that also takes the token-exit step: called with `key_value_states` (B, T', H), it computes only
+    its `hidden_states`, the M tokens still running (B, M, H), with keys and values from all T' tokens
+    (`bert_layer_step`); without, it is the stock layer. Either way it is called as a module, so forward hooks on
+    `encoder.layer[i]` fire (on a token-exit step they see the M running tokens: the exited ones are not computed)."""
+
+    def forward(self, hidden_states, attention_mask=None, key_value_states=None, **kwargs):
+        if key_value_states is None:
+            return super().forward(hidden_states, attention_mask, **kwargs)
+        return bert_layer_step(self, hidden_states, key_value_states, attention_mask)
+
+
+class HashEEBartEncoderLayer(BartEncoderLayer):
+    """`BartEncoderLayer` that also takes the token-exit step (`bart_layer_step`); see `HashEEBertLayer`."""
+
+    def forward(self, hidden_states, attention_mask=None, key_value_states=None, **kwargs):
+        if key_value_states is None:
+            return super().forward(hidden_states, attention_mask, **kwargs)
+        return bart_layer_step(self, hidden_states, key_value_states, attention_mask)
 
 
 def check_token_exit_inputs(config, attention_mask: torch.Tensor | None) -> None:
@@ -708,13 +725,13 @@ class HashTableMixin:
         return exit_layers.masked_fill(~present, 0)
 
     def run_encoder_layers(
-        self, layers: nn.ModuleList, layer_step: Callable, hidden_states: torch.Tensor, exit_layers: torch.Tensor,
+        self, layers: nn.ModuleList, hidden_states: torch.Tensor, exit_layers: torch.Tensor,
         output_hidden_states: bool, skip_layer: Callable[[], bool] | None = None,
     ) -> HashEEEncoderOutput:
         """The encoder's layers on its embeddings `hidden_states` with the tokens' `exit_layers` (see the function
-        `run_layers_with_token_exits`), each layer computed by `layer_step`."""
+        `run_layers_with_token_exits`), each layer called as a module on its running tokens."""
         hidden_states, all_states = run_layers_with_token_exits(
-            layers, layer_step, hidden_states, exit_layers, partial(key_padding_mask, self.config),
+            layers, hidden_states, exit_layers, partial(key_padding_mask, self.config),
             output_hidden_states=output_hidden_states, skip_layer=skip_layer,
         )
         return HashEEEncoderOutput(
@@ -824,6 +841,7 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
 
     def __init__(self, config: HashEEBertConfig):
         super().__init__(config)
+        self.layer = nn.ModuleList(HashEEBertLayer(config, layer_idx=i) for i in range(config.num_hidden_layers))
         self.init_hash_table(config)
 
     def forward(
@@ -863,7 +881,7 @@ class HashEEBertEncoder(HashTableMixin, BertEncoder):
 
         exit_layers = self.token_exit_layers(input_ids, present, attention_mask)  # (B, T)
         return self.run_encoder_layers(
-            self.layer, bert_layer_step, hidden_states, exit_layers, output_hidden_states
+            self.layer, hidden_states, exit_layers, output_hidden_states
         )
 
 
@@ -1067,6 +1085,7 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
 
     def __init__(self, config: HashEEBartConfig):
         super().__init__(config)
+        self.layers = nn.ModuleList(HashEEBartEncoderLayer(config, layer_idx=i) for i in range(config.encoder_layers))
         self.init_hash_table(config)
 
     def forward(
@@ -1107,7 +1126,7 @@ class HashEEBartEncoder(HashTableMixin, BartEncoder, HashEEBartPreTrainedModel):
             hidden_states = self.layernorm_embedding(hidden_states)  # (B, T, H)
             hidden_states = nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
             result = self.run_encoder_layers(
-                self.layers, bart_layer_step, hidden_states, exit_layers, output_hidden_states, self.layer_dropped
+                self.layers, hidden_states, exit_layers, output_hidden_states, self.layer_dropped
             )
         return result if return_dict is not False else result.to_tuple()
 

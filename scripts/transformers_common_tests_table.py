@@ -29,10 +29,10 @@ OUTPUT = ROOT / "docs" / "transformers-common-tests.md"
 CLASS_PATTERN = re.compile(r"Test(?P<model>\w+?)(?P<mode>Off|Adaptive|Stock)$")
 
 
-def run_tests(junitxml: Path) -> float:
+def run_tests(junitxml: Path, extra: list[str]) -> float:
     env = {**os.environ, "ADAPTIVE_ZOO_COMMON_TESTS_CONTROL": "1"}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_transformers_common.py",
-               f"--junitxml={junitxml}", "-o", "junit_family=xunit1"]
+               f"--junitxml={junitxml}", "-o", "junit_family=xunit1", *extra]
     print("running:", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=False)
     return float(ET.parse(junitxml).getroot().iter("testsuite").__next__().get("time", 0))
@@ -86,7 +86,7 @@ def render(results, seconds: float | None) -> str:
         "",
     ]
     if seconds is not None:
-        lines += [f"The run took {seconds:.0f} s in one process (control included).", ""]
+        lines += [f"The run took {seconds:.0f} s wall-clock (control included).", ""]
     lines += ["| class | mode | ran | passed | failed | skipped | skipped, though it passes for the stock class |",
               "|---|---|---|---|---|---|---|"]
     order = sorted(results, key=lambda key: (key[1] == "Stock", key[0], key[1] != "Off"))
@@ -121,12 +121,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--junitxml", type=Path, help="read this run's JUnit XML instead of running the tests")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--pytest-args", default="", help="extra pytest arguments, e.g. '-n 2'")
     args = parser.parse_args()
     seconds = None
     if args.junitxml is None:
         with tempfile.TemporaryDirectory() as folder:
             junitxml = Path(folder) / "common.xml"
-            seconds = run_tests(junitxml)
+            seconds = run_tests(junitxml, args.pytest_args.split())
             results = read_results(junitxml)
     else:
         results = read_results(args.junitxml)

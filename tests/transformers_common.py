@@ -9,13 +9,13 @@ so an upgrade fetches the matching tests. A file lock keeps two pytest-xdist wor
 
 The sdist ships the top-level `tests/*.py` files only. `test_modeling_common.py` and `test_configuration_common.py`
 import three modules from subfolders that the sdist does not ship; where the sdist lacks one, a stand-in is written
-beside the extracted files, and the tests that depend on it are skipped with that reason (see `MISSING_FROM_SDIST`):
+beside the extracted files (listed in the version folder's missing.txt):
 
 - `tests/generation/test_utils.py` (`GenerationTesterMixin`): an empty class; the generation tests do not run.
 - `tests/exporters/test_export.py` (`ExportTesterMixin`, the base class of `ModelTesterMixin`): an empty class; the
   export tests do not run (the zoo's exports are tested by tests/test_switches.py).
-- `tests/utils/test_configuration_utils.py` (`config_common_kwargs`): an empty dict; `check_config_arguments_init`
-  does not run.
+- `tests/utils/test_configuration_utils.py` (`config_common_kwargs`): an empty dict, so `ConfigTester`'s
+  `check_config_arguments_init` (part of `test_config`) checks nothing.
 
 Run `python tests/transformers_common.py` to fetch ahead of the tests (scripts/test.sh does, so CI fetches once, before
 the workers start, and fails loudly if PyPI cannot be reached).

@@ -124,3 +124,15 @@ def test_loading_serving_and_evaluating_leave_process_state_alone(deebert_folder
     assert before[1:] == after[1:]
     pipeline("text-classification", model=model, tokenizer=tokenizer)(list(TEXTS[:2]), top_k=None)
     assert (torch.get_default_dtype(), torch.get_num_threads(), proc_umask()) == before[1:]
+
+
+def test_the_serving_doc_table_is_the_recorded_results():
+    """docs/serving.md's table is generated from benchmarks/loadtest.jsonl: a hand-edited or stale figure fails."""
+    from adaptive_zoo.loadtest import TABLE_MARKERS, results_table
+
+    root = Path(__file__).resolve().parents[1]
+    rows = [json.loads(line) for line in (root / "benchmarks" / "loadtest.jsonl").read_text().splitlines() if line]
+    assert rows and all(row["passed"] for row in rows)
+    text = (root / "docs" / "serving.md").read_text()
+    block = text.split(TABLE_MARKERS[0], 1)[1].split(TABLE_MARKERS[1], 1)[0]
+    assert block.strip() == results_table(rows)

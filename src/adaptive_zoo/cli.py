@@ -50,6 +50,7 @@ from .hub.folder import check_hub_folder
 from .hub.push import push_folder
 from .loadtest import add_arguments as add_loadtest_arguments
 from .loadtest import run_from_arguments as run_loadtest_from_arguments
+from .loadtest import table_from_arguments as loadtest_table_from_arguments
 from .methods import METHODS, Method, method_for_model_type
 from .progress import announce, bars_enabled, duration
 from .recipes import RESULTS_FILE, run_recipe
@@ -617,6 +618,8 @@ def run_push(args: argparse.Namespace) -> Outcome:
 def run_loadtest(args: argparse.Namespace) -> Outcome:
     """The report and its final JSON line on stdout; a failed check (a mismatch, an error, memory growth) is exit
     status 1."""
+    if args.table:
+        return None, loadtest_table_from_arguments(args)
     result, lines = run_loadtest_from_arguments(args)
     args.exit_status = 0 if result["passed"] else 1
     return None, lines

@@ -166,8 +166,11 @@ class AdapLeRConfig(AdapLeRConfigMixin, BertConfig):
             δ^ℓ = η^ℓ / n, with n the number of tokens present in that row: a token is kept iff S̃^ℓ >= δ^ℓ;
             [CLS] is always kept. A larger η drops more tokens. `None` means 1.0 (the uniform level) for every
             layer. η is a trainable parameter of the model (`model.eta`), initialised from this field; the
-            trained values live in the weights, which win on loading, and training code writes them back here
-            with `model.sync_config_from_parameters()` before saving, so the config documents what was trained.
+            trained values live in the weights, which win on loading (the config is then set to them), and
+            `model.sync_config_from_parameters()` (run by `save_pretrained`) writes them back here, so the config
+            documents what was trained. On a built model, change η through the weights
+            (`model.eta.copy_(...)`, then `sync_config_from_parameters()`): assigning this field alone is refused
+            by the next forward and by `save_pretrained`.
         theta (`list[float]`, *optional*, defaults to `None`):
             Initial per-layer θ^ℓ > 0, the amplification of the [CLS] saliency in the CP targets (eq. 7): larger θ
             trains the CPs to pool contribution into [CLS], which drops more tokens. `None` means 1.0 for every
@@ -178,6 +181,8 @@ class AdapLeRConfig(AdapLeRConfigMixin, BertConfig):
         lambda_init (`float`, *optional*, defaults to 10.0):
             λ of the soft-removal function (eq. 4) in the first epoch; > 0. Training multiplies it by
             `lambda_growth` after every epoch: λ = lambda_init * lambda_growth ** epoch (see `lambda_at_epoch`).
+            The λ reached is saved with the weights (`soft_removal_lambda_value`), so `inference_mode="mask"`
+            after loading uses it, not this initial value.
         lambda_growth (`float`, *optional*, defaults to 10.0):
             Per-epoch growth factor of λ; >= 1. Table 4's schedules: "10^epoch" is (10, 10), "50^epoch" is
             (50, 50), "10 x 3^epoch" is (10, 3).

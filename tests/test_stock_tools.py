@@ -4,6 +4,7 @@ weights change (flagged stale, warned about, re-tuned by `adaptive-zoo calibrate
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_deebert_training_loss_is_the_joint_objective(tiny_tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     model = tester.create_model().train()
     torch.nn.Module.train(model.bert, False)  # no dropout, so the loss can be recomputed from the outputs
-    model.dropout.eval(), [ramp.dropout.eval() for ramp in model.off_ramps]
+    model.dropout.eval(), [ramp.eval() for ramp in model.off_ramps]  # off-ramp dropout follows the ramp's mode
     inputs = dict(tokenizer(list(tester.texts), padding=True, return_tensors="pt"))
     labels = torch.arange(len(tester.texts)) % model.config.num_labels
     outputs = model(**inputs, labels=labels)
@@ -228,12 +229,21 @@ def test_adapler_bounds_hold_whatever_the_optimizer_did_and_the_saved_config_has
         model.eta.copy_(out_of_bounds[0])
         model.theta.copy_(out_of_bounds[1])
     stock_trainer(model, tester, tokenizer, tmp_path / "run", optim="sgd", learning_rate=0.0).train()
-    torch.testing.assert_close(model.eta.detach(), torch.tensor([1.0, ETA_MIN, 0.5, 1.0]))
-    torch.testing.assert_close(model.theta.detach(), torch.tensor([THETA_MIN, 0.5, 2.0, THETA_MIN]))
-
+    # the forward computes with η, θ in their bounds (the soft removal of training, the hard removal of inference)
+    # and writes nothing to them: the same outputs as with the projected values
+    projected = copy.deepcopy(model)
     with torch.no_grad():
-        model.eta.copy_(out_of_bounds[0])  # the last step's update is projected when saving
-    folder = save_folder(model, tokenizer, tmp_path / "folder")
+        projected.eta.copy_(torch.tensor([1.0, ETA_MIN, 0.5, 1.0]))
+        projected.theta.copy_(torch.tensor([THETA_MIN, 0.5, 2.0, THETA_MIN]))
+    inputs = dict(tokenizer(list(tester.texts), padding=True, return_tensors="pt"))
+    for mode in ("mask", "remove"):
+        model.config.inference_mode = projected.config.inference_mode = mode
+        with torch.inference_mode():
+            torch.testing.assert_close(model.eval()(**inputs).logits, projected.eval()(**inputs).logits)
+    model.config.inference_mode = "remove"
+    torch.testing.assert_close(model.eta.detach(), out_of_bounds[0])
+
+    folder = save_folder(model, tokenizer, tmp_path / "folder")  # saving projects them
     saved = json.loads((folder / "config.json").read_text())
     assert saved["eta"] == pytest.approx([1.0, ETA_MIN, 0.5, 1.0])
     reloaded = AutoModelForSequenceClassification.from_pretrained(folder)

@@ -938,7 +938,10 @@ class AdapLeRClassifierMixin:
         for layer_index, (layer, predictor) in enumerate(zip(self.base_model.encoder.layer, self.contribution_predictors)):
             log_scores = predictor.log_scores(hidden_states, present)  # (B, T) log S̃
             scores = log_scores.exp()  # (B, T) S̃
-            delta = (self.eta[layer_index].float() / tokens_present).unsqueeze(-1)  # (B, 1) δ = η / n
+            # η and θ within their bounds whatever an optimiser did, without writing to them (the zoo's training loop
+            # projects the parameters after each step, `save_pretrained` before saving)
+            eta = self.eta[layer_index].float().clamp(ETA_MIN, 1.0)  # ()
+            delta = (eta / tokens_present).unsqueeze(-1)  # (B, 1) δ = η / n
             theta_d = dummy_variable(self.theta[layer_index].float())  # () θ_d == 1
             step = soft_removal(amplify_cls(scores, theta_d), delta, lam, beta)  # (B, T) m^-
             accumulated_mask = accumulated_mask + torch.where(removable, step, zeros)  # (B, T)
@@ -947,7 +950,8 @@ class AdapLeRClassifierMixin:
                 length_mask = length_mask + torch.where(removable, length_step, zeros)  # (B, T)
                 retained.append(torch.where(present, length_mask.exp(), zeros).sum())
             if with_cp_loss:
-                target = amplify_cls(salient, self.theta[layer_index].detach().float())  # (B, T) Ŝ^ℓ, eq. 7
+                theta = self.theta[layer_index].detach().float().clamp(min=THETA_MIN)  # ()
+                target = amplify_cls(salient, theta)  # (B, T) Ŝ^ℓ, eq. 7
                 cp_loss = cp_loss + (num_layers - layer_index) * inclusive_kl(target, log_scores).mean()
             additive = torch.where(present, accumulated_mask, mask_floor).clamp_min(mask_floor)  # (B, T)
             additive = additive.to(hidden_states.dtype)[:, None, None, :]  # (B, 1, 1, T)
@@ -970,9 +974,9 @@ class AdapLeRBertForSequenceClassification(AdapLeRClassifierMixin, AdapLeRPreTra
     Training outside the zoo (a stock `Trainer`, `run_classification.py`): the contribution predictors learn
     against per-token saliencies that such scripts cannot supply, so a training step with labels and soft removal
     but no `saliency` raises, naming what to run instead. With `inference_mode="off"` the model trains as a plain
-    BERT classifier and marks its operating point stale. Whatever the optimiser, η and θ are projected back into
-    their bounds before every training step and before saving, and `save_pretrained` writes the trained values into
-    `config.eta` / `config.theta`.
+    BERT classifier and marks its operating point stale after an optimiser step. Whatever the optimiser, the forward
+    computes with η and θ inside their bounds (without writing to them), the zoo's training loop projects them after
+    every step, and `save_pretrained` projects them and writes the trained values into `config.eta` / `config.theta`.
     """
 
     def __init__(self, config: AdapLeRConfig):

@@ -148,6 +148,14 @@ def test_a_change_that_cannot_take_effect_is_refused_by_forward_and_save(family,
     model.save_pretrained(tmp_path / "saved")
 
 
+@pytest.mark.parametrize("family", ["hashee_bert", "hashee_roberta"])
+def test_hashee_classifier_refuses_a_changed_label_count(family, tokenizer):
+    model = adaptive_model(family, tokenizer)
+    model.config.num_labels = model.num_labels + 2
+    with pytest.raises(ValueError, match=r"`config.num_labels` was changed to"):
+        model(**batch(family, tokenizer))
+
+
 @pytest.mark.parametrize("family", ["deebert", "deeroberta"])
 def test_deebert_off_ramp_pooling_and_dropout_take_effect_on_the_next_forward(family, tokenizer):
     model = adaptive_model(family, tokenizer)

@@ -987,6 +987,8 @@ class HashEEClassifierMixin(HashTableHolderMixin):
         Tokens exit at their hash-table layer in training as in inference (the paper trains with the same hash),
         unless `config.token_early_exit` or `config.adaptive` is False.
         """
+        # the head was built with `self.num_labels` outputs: a later change of `config.num_labels` cannot follow
+        check_config_unchanged(self, {"num_labels": self.num_labels}, {})
         check_classifier_inputs(self.config, input_ids, inputs_embeds, attention_mask, labels)
 
         outputs = self.base_model(

@@ -115,6 +115,13 @@ def render(results, seconds: float | None) -> str:
         if failed:
             lines.append(f"| **FAILED** (not skipped) | {len(failed)}: {', '.join(f'`{n}`' for n in failed)} |")
         lines.append("")
+        stock = results.get((stock_of(model), "Stock"), {})
+        passes_for_stock = sorted(name for name, (outcome, _) in results[(model, mode)].items()
+                                  if mode != "Stock" and outcome == "skipped" and stock.get(name, ("",))[0] == "passed")
+        if passes_for_stock:
+            lines += [f"Skipped here though `{stock_of(model)}` passes them (each for the reason above):", ""]
+            lines += [f"- `{name}`: {clean(results[(model, mode)][name][1])}" for name in passes_for_stock]
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import test_deebert as deebert_tests  # a module name pytest does not collect again
 import torch
+from test_backbones_paths import proc_umask
 from tiny import TEXTS, save_tiny_tokenizer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
@@ -94,14 +95,6 @@ def test_large_tensors_are_compared_by_digest(monkeypatch):
     assert reference.tensor is None
     assert loadtest.compare(reference, torch.tensor([1.0, 0.0, math.nan])) == []
     assert loadtest.compare(reference, torch.tensor([1.0, 1e-30, math.nan])) != []
-
-
-def proc_umask() -> int | None:
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return None
-    return next((int(line.split()[1], 8) for line in lines if line.startswith("Umask:")), None)
 
 
 def test_loading_serving_and_evaluating_leave_process_state_alone(deebert_folder):
